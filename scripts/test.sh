@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: install what the tests need, start the real local
+# parts (container engine, registry, test VM, monitoring binaries), then run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci
+bash scripts/test-env/setup.sh
+npx vitest run "$@"
