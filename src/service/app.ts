@@ -1,0 +1,57 @@
+// createApp(config): the whole HTTP surface, with no listening socket and no signal handling,
+// so tests drive it in-process and the server entry stays small.
+import express, { Router } from 'express';
+import helmet from 'helmet';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { errorHandler, methodNotAllowed, notFound } from './errors.js';
+import { createLogger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { observeRequests } from './observe.js';
+import { healthRoutes, type Readiness } from './routes/health.js';
+import { itemRoutes } from './routes/items.js';
+import { workRoutes } from './routes/work.js';
+
+// Small on purpose: no endpoint takes a body, so anything large is a mistake or an attack.
+export const BODY_LIMIT = '16kb';
+
+export type AppDeps = { logger?: Logger; metrics?: Metrics; readiness?: Readiness };
+
+export function createApp(config: Config, deps: AppDeps = {}): express.Express {
+  const logger = deps.logger ?? createLogger(config);
+  const metrics = deps.metrics ?? createMetrics(config);
+  const readiness = deps.readiness ?? { ready: true };
+  const metricsPath = `${config.basePath}/metrics`;
+
+  const app = express();
+  app.disable('x-powered-by');
+  // Behind the VM's proxy, so req.ip and req.protocol come from X-Forwarded-* of one hop.
+  app.set('trust proxy', 1);
+
+  app.use(observeRequests(logger, metrics, metricsPath));
+  app.use(helmet());
+  app.use(express.json({ limit: BODY_LIMIT }));
+
+  const routes = Router();
+  routes
+    .route('/')
+    .get((_req, res) => {
+      res.json({ message: 'Welcome to the Berth API', version: config.appVersion });
+    })
+    .all(methodNotAllowed('GET, HEAD'));
+  routes.use(healthRoutes(config, readiness));
+  routes.use(itemRoutes());
+  routes.use(workRoutes());
+  routes
+    .route('/metrics')
+    .get(async (_req, res) => {
+      res.setHeader('Content-Type', metrics.registry.contentType);
+      res.send(await metrics.registry.metrics());
+    })
+    .all(methodNotAllowed('GET, HEAD'));
+
+  app.use(config.basePath || '/', routes);
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}

@@ -1,0 +1,67 @@
+// The one place the service reads its environment. Everything else receives a typed Config.
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a whole number between ${min} and ${max}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be a whole number between ${min} and ${max}`);
+
+const schema = z.object({
+  PORT: integer(1, 65535).default(8000),
+  HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  // A prefix such as /api for VMs behind a shared proxy: leading slash, no trailing slash.
+  BASE_PATH: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9._~-]+)*$/, 'must be empty or look like /api or /team/api (no trailing slash)')
+    .default(''),
+  APP_VERSION: z.string().min(1, 'must not be empty').max(128).default('0.0.0-dev'),
+  GIT_COMMIT: z.string().min(1, 'must not be empty').max(64).default('unknown'),
+  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  basePath: string;
+  appVersion: string;
+  gitCommit: string;
+  shutdownTimeoutMs: number;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates the environment; throws a ConfigError that names every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty value in .env means "not set", as users expect from `PORT=` lines.
+  const present = Object.fromEntries(
+    Object.keys(schema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const result = schema.safeParse(present);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name} ${issue.message} (got ${JSON.stringify(env[name])})`;
+    });
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  const c = result.data;
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    logLevel: c.LOG_LEVEL,
+    basePath: c.BASE_PATH,
+    appVersion: c.APP_VERSION,
+    gitCommit: c.GIT_COMMIT,
+    shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,32 @@
+import { Router, type RequestHandler } from 'express';
+import type { Config } from '../config.js';
+import { methodNotAllowed } from '../errors.js';
+
+/** Flipped by the server on SIGTERM so proxies stop sending traffic before the process exits. */
+export type Readiness = { ready: boolean };
+
+export function healthRoutes(config: Config, readiness: Readiness): Router {
+  const router = Router();
+  const startedAt = Date.now();
+
+  const health: RequestHandler = (_req, res) => {
+    res.json({
+      status: 'ok',
+      version: config.appVersion,
+      commit: config.gitCommit,
+      uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+    });
+  };
+  router.route('/health').get(health).all(methodNotAllowed('GET, HEAD'));
+  router.route('/healthz').get(health).all(methodNotAllowed('GET, HEAD'));
+
+  router
+    .route('/ready')
+    .get((_req, res) => {
+      if (readiness.ready) res.json({ status: 'ready' });
+      else res.status(503).json({ status: 'shutting_down' });
+    })
+    .all(methodNotAllowed('GET, HEAD'));
+
+  return router;
+}

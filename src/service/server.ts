@@ -1,0 +1,53 @@
+// Entry point: read the configuration, listen, and shut down gracefully on SIGTERM/SIGINT.
+import http from 'node:http';
+import dotenv from 'dotenv';
+import { createHttpTerminator } from 'http-terminator';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import type { Readiness } from './routes/health.js';
+
+dotenv.config({ quiet: true });
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+}
+
+const logger = createLogger(config);
+const readiness: Readiness = { ready: true };
+const server = http.createServer(createApp(config, { logger, readiness }));
+// Longer than the proxy's upstream keep-alive, so the proxy closes idle connections first and
+// never sends a request down a socket this side is closing.
+server.keepAliveTimeout = 65_000;
+const terminator = createHttpTerminator({ server, gracefulTerminationTimeout: config.shutdownTimeoutMs });
+
+server.on('error', (err) => {
+  logger.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
+  process.exit(1);
+});
+server.listen(config.port, config.host, () => {
+  logger.info({ host: config.host, port: config.port, basePath: config.basePath || '/' }, 'listening');
+});
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  readiness.ready = false;
+  logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: draining requests');
+  // Hard stop if draining hangs, so `docker stop` never has to fall back to SIGKILL.
+  setTimeout(() => {
+    logger.error('shutdown timeout reached; exiting with requests still open');
+    process.exit(1);
+  }, config.shutdownTimeoutMs + 1_000).unref();
+  await terminator.terminate();
+  logger.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', (s) => void shutdown(s));
+process.on('SIGINT', (s) => void shutdown(s));
