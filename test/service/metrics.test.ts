@@ -1,0 +1,93 @@
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { testApp } from './helpers.js';
+
+/** Reads one sample's value from Prometheus text, or undefined when the series is absent. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const body = line.slice(name.length + 1, line.lastIndexOf('}'));
+    const got = Object.fromEntries([...body.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const wanted = Object.entries(labels).every(([k, v]) => got[k] === v);
+    if (wanted && Object.keys(got).length === Object.keys(labels).length) {
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return undefined;
+}
+
+describe('GET /metrics', () => {
+  it('serves Prometheus text with default process metrics and app_info', async () => {
+    const res = await request(testApp().app).get('/metrics').expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.text).toMatch(/^process_cpu_seconds_total /m);
+    expect(res.text).toMatch(/^process_resident_memory_bytes /m);
+    expect(res.text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    expect(sample(res.text, 'app_info', { version: '1.2.3', commit: 'abc1234' })).toBe(1);
+  });
+
+  it('counts requests by method, route template and status', async () => {
+    const { app } = testApp();
+    await request(app).get('/items/1');
+    await request(app).get('/items/2?q=x');
+    await request(app).get('/items/nope');
+    await request(app).get('/health');
+    const text = (await request(app).get('/metrics')).text;
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items/:item_id', status: '200' })).toBe(2);
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items/:item_id', status: '422' })).toBe(1);
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/health', status: '200' })).toBe(1);
+    expect(text).not.toContain('route="/items/1"');
+    expect(
+      sample(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/items/:item_id', status: '200' }),
+    ).toBe(2);
+    expect(
+      sample(text, 'http_request_duration_seconds_bucket', { le: '+Inf', method: 'GET', route: '/health', status: '200' }),
+    ).toBe(1);
+  });
+
+  it('counts 5xx in http_errors_total and nothing else there', async () => {
+    const { app } = testApp();
+    await request(app).get('/work?fail=true');
+    await request(app).get('/work?fail=true');
+    await request(app).get('/work');
+    await request(app).get('/items/x');
+    const text = (await request(app).get('/metrics')).text;
+    expect(sample(text, 'http_errors_total', { method: 'GET', route: '/work', status: '500' })).toBe(2);
+    expect(text).not.toMatch(/^http_errors_total\{[^}]*status="(200|422)"/m);
+  });
+
+  it('puts every unknown path under one label value', async () => {
+    const { app } = testApp();
+    for (let i = 0; i < 20; i++) await request(app).get(`/random-${i}/${i * 7}`);
+    const text = (await request(app).get('/metrics')).text;
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).toBe(20);
+    expect(text).not.toContain('random-');
+  });
+
+  it('does not count /metrics itself', async () => {
+    const { app } = testApp();
+    await request(app).get('/metrics');
+    await request(app).get('/metrics');
+    const text = (await request(app).get('/metrics')).text;
+    expect(text).not.toContain('route="/metrics"');
+  });
+
+  it('keeps the route template under BASE_PATH', async () => {
+    const { app } = testApp({ BASE_PATH: '/api' });
+    await request(app).get('/api/items/4');
+    await request(app).get('/api/metrics');
+    const text = (await request(app).get('/api/metrics')).text;
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items/:item_id', status: '200' })).toBe(1);
+    expect(text).not.toContain('route="/metrics"');
+  });
+
+  it('uses histogram buckets suited to a web API', async () => {
+    const { app } = testApp();
+    await request(app).get('/health');
+    const text = (await request(app).get('/metrics')).text;
+    const buckets = [...text.matchAll(/^http_request_duration_seconds_bucket\{le="([^"]+)",[^}]*route="\/health"/gm)].map(
+      (m) => m[1],
+    );
+    expect(buckets).toEqual(['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf']);
+  });
+});
