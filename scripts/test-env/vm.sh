@@ -170,8 +170,7 @@ start_sshd() {
   # Without -D sshd daemonizes once its socket listens and writes the PID file: nothing of it
   # stays attached to this script's shell.
   /usr/sbin/sshd -f "$config" -E "$log_file"
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     sshd_running && break
     sleep 0.1
   done
@@ -184,8 +183,7 @@ stop_sshd() {
   pid="$(cat "$pid_file")"
   # Only the listener (our PID file); open sessions end when their client disconnects.
   kill "$pid"
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -223,8 +221,7 @@ up() {
   ensure_compose_for_user
   write_config
   start_sshd
-  local i
-  for i in $(seq 1 30); do
+  for _ in $(seq 1 30); do
     ssh_cmd true 2>/dev/null && break
     sleep 0.2
   done
