@@ -83,28 +83,11 @@ grant_engine_access() {
   fi
 }
 
-# `docker compose` (v2 syntax) is what the product runs on the VM. The test machine only has
-# docker-compose v1; when containers.sh has not installed a shim, give the deploy user one.
-ensure_compose_for_user() {
-  local home plugin_dir
-  home="$(getent passwd "$user" | cut -d: -f6)"
-  if su -s /bin/sh "$user" -c 'docker compose version' >/dev/null 2>&1; then return; fi
-  command -v docker-compose >/dev/null || { log "warning: docker-compose is not installed (containers.sh installs it)"; return; }
-  plugin_dir="$home/.docker/cli-plugins"
-  log "installing a test-only 'docker compose' shim for $user"
-  install -d -o "$user" -g "$user" "$home/.docker" "$plugin_dir"
-  cat > "$plugin_dir/docker-compose" <<'SHIM'
-#!/bin/sh
-# TEST MACHINE ONLY: lets `docker compose ...` (v2 syntax) run docker-compose v1.
-if [ "$1" = docker-cli-plugin-metadata ]; then
-  printf '{"SchemaVersion":"0.1.0","Vendor":"Berth test VM","Version":"v1-shim","ShortDescription":"docker-compose v1 behind the v2 syntax"}\n'
-  exit 0
-fi
-[ "$1" = compose ] && shift
-exec docker-compose "$@"
-SHIM
-  chown "$user:$user" "$plugin_dir/docker-compose"
-  chmod 755 "$plugin_dir/docker-compose"
+# `docker compose` (v2 syntax) is what the product runs on the VM; on this machine it is the
+# test-only shim containers.sh installs in front of docker-compose v1.
+check_compose_for_user() {
+  su -s /bin/sh "$user" -c 'docker compose version' >/dev/null 2>&1 \
+    || log "warning: 'docker compose' does not work for $user (scripts/test-env/containers.sh up installs it)"
 }
 
 make_keys() {
@@ -218,7 +201,7 @@ up() {
   create_user
   make_keys
   grant_engine_access
-  ensure_compose_for_user
+  check_compose_for_user
   write_config
   start_sshd
   for _ in $(seq 1 30); do
