@@ -52,7 +52,9 @@ up() {
 
 case "${1:-up}" in
   up) up ;;
-  status) helm_works && "$HELM" version --short || { echo "helm not installed"; exit 1; } ;;
+  status)
+    if helm_works; then "$HELM" version --short; else echo "helm not installed"; exit 1; fi
+    ;;
   down) : ;;
   *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
 esac
