@@ -203,8 +203,8 @@ describe('least privilege', () => {
       const perms = job.permissions;
       expect(perms, `${file}:${id} must declare permissions`).toBeDefined();
       expect(typeof perms).toBe('object');
-      // GitOps mode writes the digest into git: the one job that may push and open a pull request.
-      const allowed = `${file}:${id}` === 'deploy.yml:gitops' ? ['contents=write', 'pull-requests=write'] : ['contents=read'];
+      // GitOps mode writes the digest into git: the jobs named gitops may push and open a pull request.
+      const allowed = id === 'gitops' ? ['contents=write', 'pull-requests=write'] : ['contents=read'];
       for (const [scope, level] of Object.entries(perms ?? {})) {
         expect(allowed, `${file}:${id} ${scope}=${level}`).toContain(`${scope}=${level}`);
       }

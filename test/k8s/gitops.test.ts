@@ -89,9 +89,12 @@ describe('gitops/ Argo CD objects', () => {
   });
 });
 
+type Job = { if?: string; needs?: string | string[]; permissions?: Record<string, string>; concurrency?: { group: string }; steps?: { id?: string; run?: string; env?: Record<string, string>; if?: string }[] };
+const workflowJobs = (file: string) =>
+  (parseAllDocuments(readFileSync(path.join(repoRoot, '.github', 'workflows', file), 'utf8'))[0]!.toJS() as { jobs: Record<string, Job> }).jobs;
+
 describe('deploy.yml GitOps mode', () => {
-  type Job = { if?: string; needs?: string[]; permissions?: Record<string, string>; concurrency?: { group: string }; steps?: { id?: string; run?: string; env?: Record<string, string>; if?: string }[] };
-  const jobs = (parseAllDocuments(readFileSync(path.join(repoRoot, '.github', 'workflows', 'deploy.yml'), 'utf8'))[0]!.toJS() as { jobs: Record<string, Job> }).jobs;
+  const jobs = workflowJobs('deploy.yml');
 
   it('DEPLOY_MODE=gitops runs the gitops job instead of the VM deploy, never both', () => {
     expect(jobs.deploy?.if).toBe("vars.DEPLOY_MODE != 'gitops'");
@@ -114,6 +117,22 @@ describe('deploy.yml GitOps mode', () => {
   });
 
   it('may write contents and pull requests, nothing more', () => {
+    expect(jobs.gitops?.permissions).toEqual({ contents: 'write', 'pull-requests': 'write' });
+  });
+});
+
+describe('promote.yml GitOps mode', () => {
+  const jobs = workflowJobs('promote.yml');
+
+  it('skips the VM jobs and copies the digest between values files, with no build', () => {
+    expect(jobs.resolve?.if).toBe("vars.DEPLOY_MODE != 'gitops'");
+    expect([jobs.promote?.needs].flat()).toEqual(['resolve']); // so it is skipped with resolve
+    expect(jobs.gitops?.if).toBe("vars.DEPLOY_MODE == 'gitops'");
+    const publish = jobs.gitops?.steps?.find((s) => s.id === 'publish');
+    expect(publish?.run).toContain('scripts/gitops-publish.sh --promote "$FROM" "$TO"');
+    expect(JSON.stringify(jobs.gitops)).not.toContain('build-push-action');
+    const pr = jobs.gitops?.steps?.find((s) => s.run?.includes('gh pr create'));
+    expect(pr?.env?.GH_TOKEN).toBe('${{ github.token }}');
     expect(jobs.gitops?.permissions).toEqual({ contents: 'write', 'pull-requests': 'write' });
   });
 });
