@@ -188,9 +188,10 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       const c = container(objects);
       expect(c.envFrom).toEqual([{ configMapRef: { name: 'berth' } }, { secretRef: { name: 'berth-secrets' } }]);
       expect(objects.map((o) => o.kind)).not.toContain('Secret');
-      expect(Object.keys(one(objects, 'ConfigMap').data as object).sort()).toEqual(
-        ['APP_VERSION', 'BASE_PATH', 'HOST', 'LOG_LEVEL', 'PORT', 'SHUTDOWN_TIMEOUT_MS'],
-      );
+      // No APP_VERSION unless asked for: the image carries the version CI built it with.
+      expect(Object.keys(one(objects, 'ConfigMap').data as object).sort()).toEqual(['BASE_PATH', 'HOST', 'LOG_LEVEL', 'PORT', 'SHUTDOWN_TIMEOUT_MS']);
+      const pinned = render({ set: ['config.appVersion=1.4.2', 'config.extraEnv.FEATURE_X=on'] });
+      expect(one(pinned, 'ConfigMap').data).toMatchObject({ APP_VERSION: '1.4.2', FEATURE_X: 'on' });
       expect(container(render()).envFrom).toEqual([{ configMapRef: { name: 'berth' } }]);
     });
 

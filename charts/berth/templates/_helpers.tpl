@@ -48,7 +48,7 @@ berth.dev/env: {{ .Values.environment }}
 {{- end }}
 {{- end }}
 
-{{/* APP_VERSION: explicit, else the tag, else the chart's appVersion (a digest names no version). */}}
+{{/* The version label: explicit, else the tag, else the chart's appVersion (a digest is no valid label value). */}}
 {{- define "berth.appVersion" -}}
 {{- .Values.config.appVersion | default .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
