@@ -8,9 +8,9 @@ import { errorHandler, methodNotAllowed, notFound } from './errors.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { observeRequests } from './observe.js';
-import { healthRoutes, type Readiness } from './routes/health.js';
-import { itemRoutes } from './routes/items.js';
-import { workRoutes } from './routes/work.js';
+import { addHealthRoutes, type Readiness } from './routes/health.js';
+import { addItemRoutes } from './routes/items.js';
+import { addWorkRoutes } from './routes/work.js';
 
 // Small on purpose: no endpoint takes a body, so anything large is a mistake or an attack.
 export const BODY_LIMIT = '16kb';
@@ -25,6 +25,9 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
 
   const app = express();
   app.disable('x-powered-by');
+  // Answers are small and dynamic (uptime, durations): a conditional GET would never match, so
+  // hashing every body for an ETag is wasted work.
+  app.set('etag', false);
   // Behind the VM's proxy, so req.ip and req.protocol come from X-Forwarded-* of one hop.
   app.set('trust proxy', 1);
 
@@ -39,9 +42,10 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
       res.json({ message: 'Welcome to the Berth API', version: config.appVersion });
     })
     .all(methodNotAllowed('GET, HEAD'));
-  routes.use(healthRoutes(config, readiness));
-  routes.use(itemRoutes());
-  routes.use(workRoutes());
+  // One flat router: nested routers cost a matching pass each on every request.
+  addHealthRoutes(routes, config, readiness);
+  addItemRoutes(routes);
+  addWorkRoutes(routes);
   routes
     .route('/metrics')
     .get(async (_req, res) => {

@@ -25,7 +25,8 @@ export function observeRequests(logger: Logger, metrics: Metrics, metricsPath: s
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     res.on('finish', () => {
-      if (req.originalUrl.split('?')[0] === metricsPath) return;
+      const url = req.originalUrl;
+      if (url === metricsPath || url.startsWith(`${metricsPath}?`)) return;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeTemplate(req);
       metrics.observe({ method: req.method, route, status: res.statusCode, seconds });

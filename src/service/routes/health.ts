@@ -1,12 +1,11 @@
-import { Router, type RequestHandler } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Config } from '../config.js';
 import { methodNotAllowed } from '../errors.js';
 
 /** Flipped by the server on SIGTERM so proxies stop sending traffic before the process exits. */
 export type Readiness = { ready: boolean };
 
-export function healthRoutes(config: Config, readiness: Readiness): Router {
-  const router = Router();
+export function addHealthRoutes(router: Router, config: Config, readiness: Readiness): void {
   const startedAt = Date.now();
 
   const health: RequestHandler = (_req, res) => {
@@ -27,6 +26,4 @@ export function healthRoutes(config: Config, readiness: Readiness): Router {
       else res.status(503).json({ status: 'shutting_down' });
     })
     .all(methodNotAllowed('GET, HEAD'));
-
-  return router;
 }

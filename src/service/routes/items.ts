@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { methodNotAllowed, validationError } from '../errors.js';
 
 // Plain decimal integers only: "+5", "5.0", "1e3" and "0x10" are rejected, as FastAPI's int does
@@ -34,8 +34,7 @@ export function parseQuery(raw: unknown): string | null {
   return raw;
 }
 
-export function itemRoutes(): Router {
-  const router = Router();
+export function addItemRoutes(router: Router): void {
   router
     .route('/items/:item_id')
     .get((req, res) => {
@@ -46,5 +45,4 @@ export function itemRoutes(): Router {
   router.get(['/items', '/items/'], () => {
     throw validationError(['path', 'item_id'], 'missing', 'Field required', '');
   });
-  return router;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { HttpError, methodNotAllowed, validationError } from '../errors.js';
 
 // A fixed, small amount of CPU (about a millisecond): enough to show on dashboards, too little to
@@ -32,8 +32,7 @@ export function burnCpu(rounds = HASH_ROUNDS): string {
   return digest;
 }
 
-export function workRoutes(): Router {
-  const router = Router();
+export function addWorkRoutes(router: Router): void {
   router
     .route('/work')
     .get(async (req, res) => {
@@ -46,5 +45,4 @@ export function workRoutes(): Router {
       res.json({ status: 'ok', duration_ms: Math.round((performance.now() - started) * 1000) / 1000 });
     })
     .all(methodNotAllowed('GET, HEAD'));
-  return router;
 }
