@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Brings up every real part the integration tests use. Each script is idempotent: on a machine
-# where the parts already run, this takes seconds.
+# Brings up every real part the integration tests use, in dependency order: the container engine
+# and registry first (the test VM's docker talks to it), then the test VM, the monitoring
+# binaries, helm, and the throwaway Debian root for init_setup.sh. Each script is idempotent: on a
+# machine where the parts already run, this takes seconds.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-for part in containers vm monitoring k8s-tools; do
-  if [ -f "$here/$part.sh" ]; then
-    echo "== test-env: $part"
-    bash "$here/$part.sh" up
-  fi
+for part in containers vm monitoring k8s-tools cicd; do
+  echo "== test-env: $part"
+  started=$SECONDS
+  bash "$here/$part.sh" up
+  echo "== test-env: $part ready in $((SECONDS - started)) s"
 done
