@@ -1,4 +1,5 @@
 // Every error leaves the service as a small JSON body; stacks go to the log, never to clients.
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 
@@ -32,27 +33,29 @@ export function methodNotAllowed(allowed: string): RequestHandler {
   };
 }
 
-// body-parser marks its errors with `type` and an HTTP status; map the ones clients cause.
-const BODY_ERRORS: Record<string, { status: number; error: string }> = {
-  'entity.parse.failed': { status: 400, error: 'malformed JSON body' },
-  'entity.too.large': { status: 413, error: 'request body too large' },
-  'encoding.unsupported': { status: 415, error: 'unsupported content encoding' },
-  'charset.unsupported': { status: 415, error: 'unsupported charset' },
-  'request.aborted': { status: 400, error: 'request aborted' },
-  'entity.verify.failed': { status: 400, error: 'request body rejected' },
+// body-parser marks its errors with `type`; name the common ones in words clients can act on.
+const BODY_ERRORS: Record<string, string> = {
+  'entity.parse.failed': 'malformed JSON body',
+  'entity.too.large': 'request body too large',
+  'encoding.unsupported': 'unsupported content encoding',
+  'charset.unsupported': 'unsupported charset',
 };
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     let status = 500;
     let body: Record<string, unknown> = { error: 'internal server error' };
+    const clientStatus = clientErrorStatus(err);
     if (err instanceof HttpError) {
       status = err.status;
       body = err.body;
-    } else if (isBodyParserError(err)) {
-      const known = BODY_ERRORS[err.type];
-      status = known?.status ?? (err.status >= 400 && err.status < 500 ? err.status : 400);
-      body = { error: known?.error ?? 'bad request' };
+    } else if (clientStatus !== undefined) {
+      // Express, its router and body-parser raise http-errors with a 4xx status for bad input
+      // (malformed JSON, a body too large, a path that cannot be percent-decoded).
+      status = clientStatus;
+      const type = (err as { type?: unknown }).type;
+      const known = typeof type === 'string' ? BODY_ERRORS[type] : undefined;
+      body = { error: known ?? (STATUS_CODES[status] ?? 'bad request').toLowerCase() };
     } else {
       logger.error({ err, requestId: res.locals.requestId, path: req.path }, 'unhandled error');
     }
@@ -64,11 +67,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
-function isBodyParserError(err: unknown): err is { type: string; status: number } {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    typeof (err as { type?: unknown }).type === 'string' &&
-    typeof (err as { status?: unknown }).status === 'number'
-  );
+function clientErrorStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { status, statusCode } = err as { status?: unknown; statusCode?: unknown };
+  const code = typeof status === 'number' ? status : statusCode;
+  return typeof code === 'number' && code >= 400 && code < 500 ? code : undefined;
 }

@@ -111,6 +111,21 @@ describe('errors', () => {
     expect(res.text).not.toMatch(/at .*\.js|SyntaxError/);
   });
 
+  it('answers a path that cannot be percent-decoded with a 400', async () => {
+    const res = await request(testApp().app).get('/items/%E0%A4%A').expect(400);
+    expect(res.body).toEqual({ error: 'bad request' });
+  });
+
+  it.each([
+    ['charset', 'application/json; charset=latin9', undefined, 'unsupported charset'],
+    ['encoding', 'application/json', 'br2', 'unsupported content encoding'],
+  ])('answers an unsupported %s with a 415', async (_what, type, encoding, error) => {
+    const req = request(testApp().app).post('/items/1').set('content-type', type);
+    if (encoding) req.set('content-encoding', encoding);
+    const res = await req.send('{}').expect(415);
+    expect(res.body).toEqual({ error });
+  });
+
   it('answers a body over the limit with a 413', async () => {
     const res = await request(testApp().app)
       .post('/items/1')
@@ -156,5 +171,24 @@ describe('BASE_PATH', () => {
     await request(app).get('/api/metrics').expect(200);
     await request(app).get('/api').expect(200);
     await request(app).get('/health').expect(404);
+  });
+});
+
+describe('errorHandler', () => {
+  it('turns an unexpected exception into a generic 500 and logs the stack instead', async () => {
+    const { default: express } = await import('express');
+    const { pino } = await import('pino');
+    const { errorHandler } = await import('../../src/service/errors.js');
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({}, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const app = express();
+    app.get('/boom', () => {
+      throw new Error('database password is hunter2');
+    });
+    app.use(errorHandler(logger));
+    const res = await request(app).get('/boom').expect(500);
+    expect(res.body).toEqual({ error: 'internal server error' });
+    expect(res.text).not.toContain('hunter2');
+    expect(JSON.stringify(lines)).toContain('hunter2');
   });
 });
