@@ -66,9 +66,12 @@ if git diff --quiet -- "$file"; then
   exit 0
 fi
 
+# The bot is author and committer (a rebase below commits again); runners have no git identity.
+export GIT_AUTHOR_NAME="github-actions[bot]" GIT_COMMITTER_NAME="github-actions[bot]"
+export GIT_AUTHOR_EMAIL="41898282+github-actions[bot]@users.noreply.github.com"
+export GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 git add -- "$file"
-git -c user.name="github-actions[bot]" -c user.email="41898282+github-actions[bot]@users.noreply.github.com" \
-  commit --quiet -m "gitops($env): pin ${digest:0:19}" -m "$why: image.digest $digest in $file"
+git commit --quiet -m "gitops($env): pin ${digest:0:19}" -m "$why: image.digest $digest in $file"
 
 target="$(branch_of "$env")"
 if [ "$env" = production ]; then

@@ -24,7 +24,8 @@ function publish(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync('bash', [path.join(work, 'scripts', 'gitops-publish.sh'), ...args], {
     cwd: work,
     encoding: 'utf8',
-    env: { ...process.env, GIT_TERMINAL_PROMPT: '0', ...env },
+    // No global git config, as on a CI runner: the script must bring its own identity.
+    env: { ...process.env, HOME: dir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', ...env },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
