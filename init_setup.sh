@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# Prepares a fresh Ubuntu 22.04/24.04 or Debian 12 VM for Berth, once, as a sudo user:
+#
+#   sudo ./init_setup.sh [--dry-run] [--env-file PATH]
+#
+# Run it from a checkout (or a copy) of the repository: it reads its settings from .env next to
+# it (see the "setup" section of .env.example) and copies .env.example, the monitoring compose
+# file and prometheus/, alertmanager/, grafana/ from there. Every step first checks what is
+# already true and changes only what is not, so a second run changes nothing and says so.
+# --dry-run prints every command and file it would change, and changes none.
+set -euo pipefail
+
+readonly SUPPORTED="Ubuntu 22.04, Ubuntu 24.04, Debian 12"
+readonly DOCKER_PACKAGES=(docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin)
+readonly SSHD_DROPIN=/etc/ssh/sshd_config.d/10-berth-hardening.conf
+readonly GRAFANA_PORT=8950
+# Public app port per environment (the proxy container publishes it; see docker-compose.yml).
+declare -A APP_PORTS=([production]=8000 [staging]=8001 [testing]=8002)
+# Monitoring variables that are secrets: generated once when empty, never overwritten.
+readonly GENERATED_SECRETS=(GRAFANA_ADMIN_PASSWORD)
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DRY_RUN=0
+ENV_FILE="$HERE/.env"
+CHANGED=0
+UNCHANGED=0
+
+usage() {
+  cat <<EOF
+Usage: sudo $0 [--dry-run] [--env-file PATH]
+
+Installs Docker Engine and the compose plugin, creates the deploy user with the CI public key,
+hardens SSH, opens the firewall for SSH, the app ports and Grafana, logs in to the registry,
+creates the environments' directories and .env files, and starts the monitoring stack.
+Supported: $SUPPORTED. Settings: the "setup" section of .env.example, copied into .env.
+
+  --dry-run        print what would change, change nothing
+  --env-file PATH  settings file (default: .env next to this script)
+EOF
+}
+
+join() { local IFS=,; local all="$*"; echo "${all//,/, }"; }
+die() { printf 'init_setup: error: %s\n' "$*" >&2; exit 1; }
+note() { printf '  %s\n' "$*"; }
+changed() { CHANGED=$((CHANGED + 1)); printf '✓ %-18s %s\n' "$1" "$2"; }
+unchanged() { UNCHANGED=$((UNCHANGED + 1)); printf '· %-18s nothing to change%s\n' "$1" "${2:+ ($2)}"; }
+
+# Every change goes through run or put_file, so --dry-run is honest by construction.
+run() {
+  if [ "$DRY_RUN" = 1 ]; then
+    note "would run: $*"
+  else
+    "$@"
+  fi
+}
+
+# run, with the command's own chatter (ids, "Rules updated") dropped.
+run_quiet() {
+  if [ "$DRY_RUN" = 1 ]; then
+    note "would run: $*"
+  else
+    "$@" >/dev/null
+  fi
+}
+
+# put_file DEST MODE OWNER:GROUP < content. Returns 1 when DEST already is exactly that.
+put_file() {
+  local dest="$1" mode="$2" owner="$3" tmp
+  tmp="$(mktemp)"
+  cat >"$tmp"
+  if [ -f "$dest" ] && cmp -s "$tmp" "$dest" \
+    && [ "$(stat -c '%a %U:%G' "$dest")" = "${mode#0} $owner" ]; then
+    rm -f "$tmp"
+    return 1
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    note "would write $dest (mode $mode, $owner)"
+  else
+    [ -d "$(dirname "$dest")" ] || install -d -m 0755 "$(dirname "$dest")"
+    install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$tmp" "$dest"
+  fi
+  rm -f "$tmp"
+}
+
+# A user's home directory, or nothing when the user does not exist (yet).
+home_of() { getent passwd "$1" | cut -d: -f6 || true; }
+
+# ---------------------------------------------------------------------------------------------
+# settings
+
+# Reads KEY=VALUE lines without executing the file (it holds secrets and is not a script).
+# A variable already set in the environment wins, as with dotenv.
+load_env_file() {
+  local file="$1" line key value
+  [ -f "$file" ] || die "$file not found: copy .env.example to .env and fill in the setup section (CI_PUBLIC_KEY at least)"
+  while IFS= read -r line || [ -n "$line" ]; do
+    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key="${BASH_REMATCH[1]}"
+    value="${BASH_REMATCH[2]}"
+    value="${value%$'\r'}"
+    if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
+    [ -n "${!key+set}" ] || printf -v "$key" '%s' "$value"
+  done <"$file"
+}
+
+check_settings() {
+  DEPLOY_USER="${DEPLOY_USER:-deploy}"
+  REGISTRY="${REGISTRY:-docker.io}"
+  REGISTRY_USERNAME="${REGISTRY_USERNAME:-}"
+  REGISTRY_TOKEN="${REGISTRY_TOKEN:-}"
+  BERTH_REMOTE_DIR="${BERTH_REMOTE_DIR:-/opt/berth}"
+  BERTH_ENVIRONMENTS="${BERTH_ENVIRONMENTS:-production staging testing}"
+  CI_PUBLIC_KEY="${CI_PUBLIC_KEY:-}"
+
+  [ -n "$CI_PUBLIC_KEY" ] || die "CI_PUBLIC_KEY is not set in $ENV_FILE: the public half of the key GitHub Actions deploys with (ssh-keygen -t ed25519 -f berth-ci; paste berth-ci.pub)"
+  [[ "$CI_PUBLIC_KEY" =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com)\ [A-Za-z0-9+/]+=*(\ .*)?$ ]] \
+    || die "CI_PUBLIC_KEY does not look like an OpenSSH public key line ('ssh-ed25519 AAAA... comment'); did you paste the private key?"
+  [[ "$DEPLOY_USER" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "DEPLOY_USER '$DEPLOY_USER' is not a valid user name"
+  [[ "$BERTH_REMOTE_DIR" = /* ]] || die "BERTH_REMOTE_DIR must be an absolute path, got '$BERTH_REMOTE_DIR'"
+  if [ -n "$REGISTRY_USERNAME" ] && [ -z "$REGISTRY_TOKEN" ]; then
+    die "REGISTRY_USERNAME is set but REGISTRY_TOKEN is not: set both (a read-only access token) or neither (public images)"
+  fi
+  local env
+  for env in $BERTH_ENVIRONMENTS; do
+    [ -n "${APP_PORTS[$env]:-}" ] || die "BERTH_ENVIRONMENTS: unknown environment '$env' (production, staging, testing)"
+  done
+}
+
+check_os() {
+  [ -r /etc/os-release ] || die "cannot read /etc/os-release; supported: $SUPPORTED"
+  local id version name
+  # Read in subshells: os-release is a shell fragment whose names must not leak in here.
+  # shellcheck source=/dev/null
+  id="$(. /etc/os-release && echo "${ID:-}")"
+  # shellcheck source=/dev/null
+  version="$(. /etc/os-release && echo "${VERSION_ID:-}")"
+  # shellcheck source=/dev/null
+  name="$(. /etc/os-release && echo "${PRETTY_NAME:-$id $version}")"
+  case "$id $version" in
+    "ubuntu 22.04" | "ubuntu 24.04" | "debian 12") ;;
+    *) die "unsupported OS: $name. Supported: $SUPPORTED" ;;
+  esac
+  OS_ID="$id"
+  # shellcheck source=/dev/null
+  OS_CODENAME="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  [ -n "$OS_CODENAME" ] || die "/etc/os-release has no VERSION_CODENAME"
+  OS_NAME="$name"
+}
+
+# Disabling password and root login must not lock out the person running this.
+check_not_locking_out() {
+  local user="${SUDO_USER:-}" home
+  if [ -z "$user" ] || [ "$user" = root ]; then
+    die "run this as a sudo user, not as root: it disables root SSH login. Create one first (adduser NAME && usermod -aG sudo NAME, copy your key to /home/NAME/.ssh/authorized_keys), log in as NAME and run sudo $0"
+  fi
+  home="$(home_of "$user")"
+  [ -s "$home/.ssh/authorized_keys" ] \
+    || die "$user has no SSH key in $home/.ssh/authorized_keys: password login is about to be disabled and you would be locked out. Add your public key there first"
+}
+
+# ---------------------------------------------------------------------------------------------
+# steps
+
+step_packages() {
+  local missing=()
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v ufw >/dev/null 2>&1 || missing+=(ufw)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+  if [ "${#missing[@]}" = 0 ]; then unchanged packages; return; fi
+  run apt-get update -qq
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  changed packages "installed ${missing[*]}"
+}
+
+step_docker() {
+  if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    unchanged docker "$(docker compose version 2>/dev/null | head -n1)"
+    return
+  fi
+  # A distribution docker without the compose v2 plugin: replacing it is the operator's call.
+  if command -v docker >/dev/null 2>&1; then
+    die "docker is installed but 'docker compose' (the v2 plugin) is not. Remove the distribution's docker (apt-get remove docker.io docker-compose) and run again, or install docker-compose-plugin from Docker's repository"
+  fi
+  local arch list
+  arch="$(dpkg --print-architecture)"
+  list="deb [arch=$arch signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$OS_ID $OS_CODENAME stable"
+  run install -d -m 0755 /etc/apt/keyrings
+  run curl -fsSL "https://download.docker.com/linux/$OS_ID/gpg" -o /etc/apt/keyrings/docker.asc
+  run chmod a+r /etc/apt/keyrings/docker.asc
+  printf '%s\n' "$list" | put_file /etc/apt/sources.list.d/docker.list 0644 root:root || true
+  run apt-get update -qq
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DOCKER_PACKAGES[@]}"
+  changed docker "installed ${DOCKER_PACKAGES[*]} from Docker's apt repository"
+}
+
+step_docker_service() {
+  if systemctl is-enabled --quiet docker 2>/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
+    unchanged "docker service"
+    return
+  fi
+  run systemctl enable --now docker
+  changed "docker service" "enabled and started"
+}
+
+step_deploy_user() {
+  local user="$DEPLOY_USER" home did=()
+  if ! getent group docker >/dev/null; then
+    run groupadd --system docker
+    did+=("group docker")
+  fi
+  if ! id -u "$user" >/dev/null 2>&1; then
+    run useradd --create-home --shell /bin/bash --groups docker "$user"
+    did+=("created")
+  elif [[ " $(id -nG "$user") " != *" docker "* ]]; then
+    run usermod --append --groups docker "$user"
+    did+=("added to group docker")
+  fi
+  # useradd leaves the password field '!' (locked); sshd with UsePAM=no then refuses even keys.
+  # '*' means "no password can ever match" without locking the account.
+  if [ "$(getent shadow "$user" | cut -d: -f2 || true)" != "*" ]; then
+    run usermod --password '*' "$user"
+    did+=("no password")
+  fi
+  home="$(home_of "$user")"
+  home="${home:-/home/$user}"
+  if [ "$(stat -c '%a %U' "$home/.ssh" 2>/dev/null)" != "700 $user" ]; then
+    run install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
+    did+=("$home/.ssh")
+  fi
+  local keys="$home/.ssh/authorized_keys" current=""
+  [ -f "$keys" ] && current="$(cat "$keys")"
+  if ! grep -qxF -- "$CI_PUBLIC_KEY" <<<"$current"; then
+    { [ -n "$current" ] && printf '%s\n' "$current"; printf '%s\n' "$CI_PUBLIC_KEY"; } \
+      | put_file "$keys" 0600 "$user:$user" || true
+    did+=("CI key")
+  elif [ "$(stat -c '%a %U' "$keys")" != "600 $user" ]; then
+    run chown "$user:$user" "$keys"
+    run chmod 0600 "$keys"
+    did+=("key file mode")
+  fi
+  if [ "${#did[@]}" = 0 ]; then unchanged "deploy user" "$user"; else changed "deploy user" "$user: $(join "${did[@]}")"; fi
+}
+
+step_sshd() {
+  grep -Eqi '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/\*\.conf' /etc/ssh/sshd_config \
+    || die "/etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d/*.conf; add 'Include /etc/ssh/sshd_config.d/*.conf' at its top and run again"
+  # sshd keeps the FIRST value it reads, and drop-ins are read in name order: 10- sorts before
+  # cloud-init's 50-cloud-init.conf, which turns password login back on on some images.
+  if put_file "$SSHD_DROPIN" 0644 root:root <<'EOF'; then
+# Written by Berth's init_setup.sh: keys only, no root login.
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+PermitRootLogin no
+PubkeyAuthentication yes
+MaxAuthTries 3
+X11Forwarding no
+EOF
+    if [ "$DRY_RUN" = 1 ]; then
+      note "would run: sshd -t && systemctl reload ssh"
+      changed sshd "would harden via $SSHD_DROPIN"
+      return
+    fi
+    if ! sshd -t; then
+      rm -f "$SSHD_DROPIN"
+      die "sshd -t rejected the configuration with $SSHD_DROPIN; removed it again, sshd left as it was"
+    fi
+    check_sshd_effective
+    run systemctl reload ssh
+    changed sshd "hardened via $SSHD_DROPIN and reloaded"
+  else
+    check_sshd_effective
+    unchanged sshd
+  fi
+}
+
+# What sshd will really do, after every drop-in and default: fail if something still wins.
+check_sshd_effective() {
+  local effective
+  effective="$(sshd -T 2>/dev/null)" || die "sshd -T failed: run 'sshd -t' to see why"
+  grep -qx 'passwordauthentication no' <<<"$effective" \
+    || die "sshd still allows password login: another file in /etc/ssh/sshd_config or sshd_config.d sets PasswordAuthentication earlier"
+  grep -qx 'permitrootlogin no' <<<"$effective" \
+    || die "sshd still allows root login: another file in /etc/ssh/sshd_config or sshd_config.d sets PermitRootLogin earlier"
+}
+
+step_firewall() {
+  local rules=() rule added missing=() env ssh_port
+  # The port(s) sshd really listens on, so a wrong setting can never close SSH.
+  for ssh_port in $(sshd -T 2>/dev/null | awk '$1 == "port" { print $2 }'); do rules+=("$ssh_port/tcp"); done
+  [ "${#rules[@]}" -gt 0 ] || rules+=("22/tcp")
+  for env in $BERTH_ENVIRONMENTS; do rules+=("${APP_PORTS[$env]}/tcp"); done
+  rules+=("$GRAFANA_PORT/tcp")
+  added="$(ufw show added 2>/dev/null || true)"
+  for rule in "${rules[@]}"; do
+    grep -qx "ufw allow $rule" <<<"$added" || missing+=("$rule")
+  done
+  local active=0 status
+  status="$(ufw status 2>/dev/null || true)"
+  grep -qx 'Status: active' <<<"$status" && active=1
+  if [ "${#missing[@]}" = 0 ] && [ "$active" = 1 ]; then
+    unchanged firewall "allows ${rules[*]}"
+    return
+  fi
+  if [ "$active" = 0 ]; then
+    run ufw default deny incoming
+    run ufw default allow outgoing
+  fi
+  for rule in "${missing[@]}"; do run_quiet ufw allow "$rule"; done
+  # SSH is allowed above before this, so enabling never cuts the session running this script.
+  [ "$active" = 1 ] || run_quiet ufw --force enable
+  changed firewall "allows ${rules[*]}; everything else inbound is denied"
+  note "Docker publishes container ports past ufw: keep internal services bound to 127.0.0.1"
+}
+
+step_registry_login() {
+  if [ -z "$REGISTRY_USERNAME" ]; then
+    unchanged "registry login" "REGISTRY_USERNAME not set: public images"
+    return
+  fi
+  local home key config
+  home="$(home_of "$DEPLOY_USER")"
+  home="${home:-/home/$DEPLOY_USER}"
+  config="$home/.docker/config.json"
+  # docker stores Docker Hub credentials under its legacy index URL.
+  key="$REGISTRY"
+  [ "$REGISTRY" = docker.io ] && key="https://index.docker.io/v1/"
+  if [ -f "$config" ] && grep -qF "\"$key\"" "$config"; then
+    unchanged "registry login" "$DEPLOY_USER is logged in to $REGISTRY"
+    return
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    note "would run: docker login --username $REGISTRY_USERNAME --password-stdin $REGISTRY (as $DEPLOY_USER, token on stdin)"
+  else
+    # printf is a shell builtin: the token never appears in a process's arguments.
+    printf '%s\n' "$REGISTRY_TOKEN" \
+      | runuser -u "$DEPLOY_USER" -- env HOME="$home" docker login --username "$REGISTRY_USERNAME" --password-stdin "$REGISTRY" >/dev/null \
+      || die "docker login to $REGISTRY as $REGISTRY_USERNAME failed: check REGISTRY_USERNAME and REGISTRY_TOKEN"
+  fi
+  changed "registry login" "$DEPLOY_USER logged in to $REGISTRY"
+}
+
+# The lines of one "# --- section:NAME" block of .env.example.
+example_section() {
+  awk -v name="$1" '
+    $0 ~ "^# --- section:" name "( |$)" { inside = 1; next }
+    $0 ~ "^# --- /section:" name "( |$)" { inside = 0 }
+    inside' "$HERE/.env.example"
+}
+
+# Prints .env.example's sections with KEY=VALUE overrides applied (added when absent).
+env_from_example() {
+  local sections="$1"; shift
+  local section
+  for section in $sections; do example_section "$section"; done \
+    | awk -v overrides="$*" '
+      BEGIN { n = split(overrides, pairs, " "); for (i = 1; i <= n; i++) { split(pairs[i], kv, "="); want[kv[1]] = pairs[i] } }
+      match($0, /^[A-Za-z_][A-Za-z0-9_]*=/) { key = substr($0, 1, RLENGTH - 1); if (key in want) { print want[key]; done[key] = 1; next } }
+      { print }
+      END { for (k in want) if (!(k in done)) print want[k] }'
+}
+
+step_env_dirs() {
+  [ -f "$HERE/.env.example" ] || die "$HERE/.env.example not found: run init_setup.sh from a checkout of the repository"
+  local did=() env dir
+  if [ "$(stat -c '%a %U' "$BERTH_REMOTE_DIR" 2>/dev/null)" != "755 root" ]; then
+    run install -d -m 0755 -o root -g root "$BERTH_REMOTE_DIR"
+    did+=("$BERTH_REMOTE_DIR")
+  fi
+  for env in $BERTH_ENVIRONMENTS; do
+    dir="$BERTH_REMOTE_DIR/$env"
+    if [ "$(stat -c '%a %U' "$dir" 2>/dev/null)" != "750 $DEPLOY_USER" ]; then
+      run install -d -m 0750 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$dir"
+      did+=("$dir")
+    fi
+    # The operator's file from then on: created once, never overwritten.
+    if [ ! -f "$dir/.env" ]; then
+      {
+        printf '# %s environment: created by init_setup.sh from .env.example; yours to edit.\n' "$env"
+        env_from_example "service image" "BERTH_ENV=$env" "APP_PORT=${APP_PORTS[$env]}"
+      } | put_file "$dir/.env" 0600 "$DEPLOY_USER:$DEPLOY_USER" || true
+      did+=("$dir/.env")
+    fi
+  done
+  if [ "${#did[@]}" = 0 ]; then unchanged environments "$BERTH_ENVIRONMENTS"; else changed environments "created $(join "${did[@]}")"; fi
+}
+
+step_network() {
+  if docker network inspect berth >/dev/null 2>&1; then
+    unchanged network berth
+    return
+  fi
+  run_quiet docker network create berth
+  changed network "created docker network berth"
+}
+
+# The monitoring .env: .env.example's monitoring section, values from the settings file for
+# every variable the monitoring compose file reads, and secrets generated once. An existing file
+# is kept; only empty secrets are filled.
+monitoring_env() {
+  local file="$1" out key value line
+  if [ -f "$file" ]; then out="$(cat "$file")"; else
+    out="# Monitoring stack: created by init_setup.sh from .env.example; yours to edit."$'\n'
+    while IFS= read -r line; do
+      if [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+        key="${BASH_REMATCH[1]}"
+        [ -z "${!key:-}" ] || line="$key=${!key}"
+      fi
+      out+="$line"$'\n'
+    done < <(example_section monitoring)
+    while IFS= read -r key; do
+      grep -qE "^$key=" <<<"$out" || [ -z "${!key:-}" ] || out+="$key=${!key}"$'\n'
+    done < <(grep -oE '[$][{][A-Za-z_][A-Za-z0-9_]*' "$HERE/docker-compose.monitoring.yml" | cut -c3- | sort -u)
+  fi
+  for key in "${GENERATED_SECRETS[@]}"; do
+    value="$(grep -E "^$key=" <<<"$out" | tail -n1 | cut -d= -f2-)"
+    [ -z "$value" ] || continue
+    value="$(openssl rand -base64 33 | tr -d '/+=\n' | cut -c1-32)"
+    if grep -qE "^$key=" <<<"$out"; then
+      # Fill the empty KEY= line in place, next to its comment.
+      out="$(awk -v k="$key" -v v="$value" 'index($0, k "=") == 1 { print k "=" v; next } { print }' <<<"$out")"
+    else
+      out+="$key=$value"
+    fi
+  done
+  printf '%s\n' "${out%$'\n'}"
+}
+
+step_monitoring() {
+  local dir="$BERTH_REMOTE_DIR/monitoring" src did=() compose
+  compose="$HERE/docker-compose.monitoring.yml"
+  [ -f "$compose" ] || die "$compose not found: run init_setup.sh from a checkout of the repository"
+  if [ "$(stat -c '%a %U' "$dir" 2>/dev/null)" != "755 root" ]; then
+    run install -d -m 0755 -o root -g root "$dir"
+    did+=("$dir")
+  fi
+  # Config files are read by non-root containers: world-readable, root-owned. The promtool
+  # tests stay in the repository.
+  local files=0
+  while IFS= read -r src; do
+    put_file "$dir/$src" 0644 root:root <"$HERE/$src" && files=$((files + 1))
+  done < <(cd "$HERE" && find docker-compose.monitoring.yml prometheus alertmanager grafana -type f \
+    ! -path '*/tests/*' ! -name '.*' 2>/dev/null | sort)
+  [ "$files" = 0 ] || did+=("$files config files")
+  if monitoring_env "$dir/.env" | put_file "$dir/.env" 0600 root:root; then
+    did+=(".env")
+    note "Grafana admin password: in $dir/.env (never printed)"
+  fi
+  local running=""
+  running="$(docker compose --project-name berth-monitoring --project-directory "$dir" -f "$dir/docker-compose.monitoring.yml" ps --status running --quiet 2>/dev/null || true)"
+  if [ "${#did[@]}" = 0 ] && [ -n "$running" ]; then
+    unchanged monitoring "running in $dir"
+    return
+  fi
+  local compose_cmd=(docker compose --project-name berth-monitoring --project-directory "$dir" -f "$dir/docker-compose.monitoring.yml")
+  run "${compose_cmd[@]}" up -d --remove-orphans
+  # Running containers keep the config they read at start; new files need a restart.
+  [ -z "$running" ] || [ "${#did[@]}" = 0 ] || run "${compose_cmd[@]}" restart
+  [ "${#did[@]}" -gt 0 ] || did+=("was not running")
+  changed monitoring "$(join "${did[@]}"): docker compose up -d (Grafana on :$GRAFANA_PORT)"
+}
+
+main() {
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      --dry-run) DRY_RUN=1 ;;
+      --env-file) [ "$#" -ge 2 ] || die "--env-file needs a path"; ENV_FILE="$2"; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage >&2; die "unknown argument: $1" ;;
+    esac
+    shift
+  done
+  [ "$(id -u)" = 0 ] || die "run as root through sudo: sudo $0 $*"
+  check_os
+  load_env_file "$ENV_FILE"
+  check_settings
+  check_not_locking_out
+  umask 022
+
+  printf '== Berth init_setup on %s%s\n' "$OS_NAME" "$([ "$DRY_RUN" = 1 ] && echo ' (dry run: nothing is changed)')"
+  step_packages
+  step_docker
+  step_docker_service
+  step_deploy_user
+  step_sshd
+  step_firewall
+  step_registry_login
+  step_env_dirs
+  step_network
+  step_monitoring
+  if [ "$CHANGED" = 0 ]; then
+    printf '== nothing to change: %d steps already as wanted\n' "$UNCHANGED"
+  elif [ "$DRY_RUN" = 1 ]; then
+    printf '== dry run: %d steps would change, %d already as wanted\n' "$CHANGED" "$UNCHANGED"
+  else
+    printf '== done: %d steps changed, %d already as wanted\n' "$CHANGED" "$UNCHANGED"
+  fi
+}
+
+main "$@"

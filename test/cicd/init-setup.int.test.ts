@@ -1,0 +1,287 @@
+// init_setup.sh run for real, as root through "sudo", in a throwaway Debian 12 root (debootstrap):
+// real useradd, real sshd judging the hardened config, real files and permissions. Only what
+// needs a network, systemd or the kernel is a recording shim (apt-get, systemctl, ufw, docker,
+// curl), and is checked by what it was asked to do.
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadTestEnv, requirePart } from '../helpers/real-tools.js';
+import { CHECKOUT, SetupRoot } from './setup-root.js';
+
+const tarball = loadTestEnv().SETUP_ROOT_TAR ?? '';
+const ok = requirePart(
+  'the init_setup test root',
+  () => process.getuid?.() === 0 && tarball !== '' && existsSync(tarball),
+  'run `bash scripts/test-env/cicd.sh up` as root (Debian)',
+);
+
+const CI_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICiKeyForTheTestOnlyXXXXXXXXXXXXXXXXXXXX github-actions@berth';
+const TOKEN = 'dckr_pat_TestOnly-d0-not-leak-9f8e7d';
+const SETTINGS = [
+  '# the operator\'s settings',
+  `CI_PUBLIC_KEY="${CI_KEY}"`,
+  'REGISTRY_USERNAME=ci-bot',
+  `REGISTRY_TOKEN=${TOKEN}`,
+  'SLACK_WEBHOOK_URL=https://hooks.slack.invalid/services/T0/B0/test',
+  '',
+].join('\n');
+
+const MUTATING = /^(apt-get install|apt-get update|systemctl (enable|reload|restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
+
+describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
+  let root: SetupRoot;
+  let first: { code: number; stdout: string; stderr: string };
+
+  beforeAll(() => {
+    root = SetupRoot.create(tarball);
+    root.write(`${CHECKOUT}/.env`, SETTINGS);
+    first = root.initSetup();
+  });
+  afterAll(() => root?.remove());
+
+  it('succeeds and reports each step', () => {
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('== Berth init_setup on Debian GNU/Linux 12 (bookworm)');
+    for (const step of ['packages', 'docker ', 'docker service', 'deploy user', 'sshd', 'firewall', 'registry login', 'environments', 'network', 'monitoring']) {
+      expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
+    }
+    expect(first.stdout).toMatch(/^== done: \d+ steps changed/m);
+  });
+
+  it('installs Docker Engine and the compose plugin from Docker\'s apt repository', () => {
+    const calls = root.shimCalls();
+    expect(calls).toContain('curl -fsSL https://download.docker.com/linux/debian/gpg -o /etc/apt/keyrings/docker.asc');
+    expect(root.read('/etc/apt/sources.list.d/docker.list')).toBe(
+      'deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian bookworm stable\n',
+    );
+    const installs = calls.filter((c) => c.startsWith('apt-get install'));
+    expect(installs).toEqual([
+      'apt-get install -y -qq --no-install-recommends ufw',
+      'apt-get install -y -qq docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin',
+    ]);
+    expect(calls).toContain('systemctl enable --now docker');
+  });
+
+  it('creates the deploy user with docker access and only the CI key', () => {
+    const id = root.chroot(['id', 'deploy']).stdout;
+    expect(id).toMatch(/groups=.*\(docker\)/);
+    expect(root.read('/home/deploy/.ssh/authorized_keys')).toBe(`${CI_KEY}\n`);
+    expect(root.chroot(['stat', '-c', '%a %U:%G', '/home/deploy/.ssh', '/home/deploy/.ssh/authorized_keys']).stdout).toBe(
+      '700 deploy:deploy\n600 deploy:deploy\n',
+    );
+    // '*': no password can match, yet the account is not locked against key login.
+    expect(root.read('/etc/shadow')).toMatch(/^deploy:\*:/m);
+    expect(root.chroot(['getent', 'passwd', 'deploy']).stdout).toMatch(/:\/home\/deploy:\/bin\/bash\n$/);
+  });
+
+  it('hardens sshd so that the real sshd, with every drop-in, refuses passwords and root', () => {
+    const dropin = root.read('/etc/ssh/sshd_config.d/10-berth-hardening.conf');
+    expect(dropin).toContain('PasswordAuthentication no\n');
+    expect(dropin).toContain('PermitRootLogin no\n');
+    expect(root.chroot(['/usr/sbin/sshd', '-t'])).toEqual({ code: 0, stdout: '', stderr: '' });
+    // The cloud-init drop-in says "yes" too, and loses: the effective config is what counts.
+    const effective = root.chroot(['/usr/sbin/sshd', '-T']).stdout;
+    expect(effective).toMatch(/^passwordauthentication no$/m);
+    expect(effective).toMatch(/^permitrootlogin no$/m);
+    expect(effective).toMatch(/^kbdinteractiveauthentication no$/m);
+    expect(root.shimCalls()).toContain('systemctl reload ssh');
+  });
+
+  it('opens SSH before enabling the firewall, then the app ports and Grafana only', () => {
+    const ufw = root.shimCalls().filter((c) => c.startsWith('ufw '));
+    expect(ufw).toEqual([
+      'ufw default deny incoming',
+      'ufw default allow outgoing',
+      'ufw allow 22/tcp',
+      'ufw allow 8000/tcp',
+      'ufw allow 8001/tcp',
+      'ufw allow 8002/tcp',
+      'ufw allow 8950/tcp',
+      'ufw --force enable',
+    ]);
+  });
+
+  it('logs the deploy user in to the registry with the token on stdin, never in argv or output', () => {
+    const login = root.shimCalls().filter((c) => c.startsWith('docker login'));
+    expect(login).toEqual(['docker login --username ci-bot --password-stdin docker.io']);
+    expect(root.read('/var/lib/berth-shims/login-stdin')).toBe(TOKEN);
+    expect(root.read('/home/deploy/.docker/config.json')).toContain('"https://index.docker.io/v1/"');
+    expect(root.read('/var/log/berth-shims.log')).not.toContain(TOKEN);
+    expect(first.stdout + first.stderr).not.toContain(TOKEN);
+  });
+
+  it('creates each environment\'s directory and .env (deploy-owned, private) from .env.example', () => {
+    for (const [env, port] of [['production', 8000], ['staging', 8001], ['testing', 8002]] as const) {
+      const dir = `/opt/berth/${env}`;
+      expect(root.chroot(['stat', '-c', '%a %U:%G', dir, `${dir}/.env`]).stdout).toBe('750 deploy:deploy\n600 deploy:deploy\n');
+      const dotenv = root.read(`${dir}/.env`);
+      expect(dotenv).toMatch(new RegExp(`^BERTH_ENV=${env}$`, 'm'));
+      expect(dotenv).toMatch(new RegExp(`^APP_PORT=${port}$`, 'm'));
+      expect(dotenv).toMatch(/^LOG_LEVEL=info$/m); // from .env.example's service section
+      expect(dotenv).not.toContain('REGISTRY_TOKEN');
+    }
+    expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth']).stdout).toBe('755 root\n');
+  });
+
+  it('generates the Grafana admin password once, keeps the Slack webhook, never prints either', () => {
+    const env = root.read('/opt/berth/monitoring/.env');
+    const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(env)?.[1] ?? '';
+    expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(env).toMatch(/^SLACK_WEBHOOK_URL=https:\/\/hooks\.slack\.invalid\/services\/T0\/B0\/test$/m);
+    expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth/monitoring/.env']).stdout).toBe('600 root\n');
+    expect(first.stdout).not.toContain(password);
+    expect(first.stdout).not.toContain('hooks.slack.invalid');
+  });
+
+  it('creates the berth network and starts the monitoring stack from copied, world-readable config', () => {
+    const calls = root.shimCalls();
+    expect(calls).toContain('docker network create berth');
+    expect(calls).toContain(
+      'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml up -d --remove-orphans',
+    );
+    expect(root.read('/opt/berth/monitoring/prometheus/prometheus.yml')).toBe(root.read(`${CHECKOUT}/prometheus/prometheus.yml`));
+    expect(root.chroot(['stat', '-c', '%a', '/opt/berth/monitoring/prometheus/prometheus.yml']).stdout).toBe('644\n');
+  });
+
+  describe('a second run', () => {
+    let before: Map<string, string>;
+    let callsBefore: number;
+    let second: { code: number; stdout: string; stderr: string };
+    beforeAll(() => {
+      before = root.snapshot();
+      callsBefore = root.shimCalls().length;
+      second = root.initSetup();
+    });
+
+    it('changes nothing and says so for every step', () => {
+      expect(second.stderr).toBe('');
+      expect(second.code).toBe(0);
+      const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
+      expect(steps).toHaveLength(10);
+      for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
+      expect(second.stdout).toMatch(/^== nothing to change: 10 steps already as wanted$/m);
+    });
+
+    it('touches no file and asks no tool to change anything', () => {
+      expect(root.snapshot()).toEqual(before);
+      expect(root.shimCalls().slice(callsBefore).filter((c) => MUTATING.test(c))).toEqual([]);
+    });
+  });
+
+  describe('after an operator edits an environment\'s .env', () => {
+    it('keeps the edit (the file is created once, never overwritten)', () => {
+      const file = '/opt/berth/staging/.env';
+      root.write(file, `${root.read(file)}LOG_LEVEL=debug\n`);
+      expect(root.initSetup().code).toBe(0);
+      expect(root.read(file)).toMatch(/LOG_LEVEL=debug\n$/);
+    });
+  });
+
+  describe('after a git pull that changes a monitoring config file', () => {
+    it('copies that file only and restarts the running stack so it reads it', () => {
+      const rel = 'prometheus/prometheus.yml';
+      root.write(`${CHECKOUT}/${rel}`, `${root.read(`${CHECKOUT}/${rel}`)}# edited\n`);
+      const callsBefore = root.shimCalls().length;
+      const r = root.initSetup();
+      expect(r.code).toBe(0);
+      expect(r.stdout.match(/^✓ .*$/gm)).toEqual(['✓ monitoring         1 config files: docker compose up -d (Grafana on :8950)']);
+      expect(root.read(`/opt/berth/monitoring/${rel}`)).toMatch(/# edited\n$/);
+      const compose = 'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml';
+      expect(root.shimCalls().slice(callsBefore)).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
+    });
+  });
+});
+
+describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
+  let root: SetupRoot;
+  beforeAll(() => {
+    root = SetupRoot.create(tarball);
+    root.write(`${CHECKOUT}/.env`, SETTINGS);
+  });
+  afterAll(() => root?.remove());
+
+  it('prints every change it would make and makes none', () => {
+    const before = root.snapshot();
+    const r = root.initSetup(['--dry-run']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('(dry run: nothing is changed)');
+    for (const expected of [
+      'would run: curl -fsSL https://download.docker.com/linux/debian/gpg -o /etc/apt/keyrings/docker.asc',
+      'would run: env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-ce',
+      'would run: useradd --create-home --shell /bin/bash --groups docker deploy',
+      'would write /etc/ssh/sshd_config.d/10-berth-hardening.conf',
+      'would run: ufw allow 8000/tcp',
+      'would run: docker login --username ci-bot --password-stdin docker.io (as deploy, token on stdin)',
+      'would write /opt/berth/production/.env (mode 0600, deploy:deploy)',
+      'would run: docker network create berth',
+      'would write /opt/berth/monitoring/.env (mode 0600, root:root)',
+    ]) {
+      expect(r.stdout).toContain(expected);
+    }
+    expect(r.stdout).toMatch(/^== dry run: 10 steps would change, 0 already as wanted$/m);
+    expect(r.stdout).not.toContain(TOKEN);
+    expect(root.snapshot()).toEqual(before);
+    expect(root.shimCalls()).toEqual([]);
+  });
+});
+
+describe.skipIf(!ok)('init_setup.sh refuses, clearly and before changing anything', () => {
+  let root: SetupRoot;
+  beforeAll(() => {
+    root = SetupRoot.create(tarball);
+  });
+  afterAll(() => root?.remove());
+
+  const refuses = (setup: () => void, message: RegExp, env: Record<string, string> = { SUDO_USER: 'admin' }) => {
+    setup();
+    const before = root.snapshot();
+    const r = root.chroot(['bash', `${CHECKOUT}/init_setup.sh`], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(root.snapshot()).toEqual(before);
+    expect(root.shimCalls()).toEqual([]);
+  };
+
+  it('an unsupported OS, naming it and what is supported', () => {
+    const original = root.read('/usr/lib/os-release');
+    try {
+      refuses(
+        () => root.write('/usr/lib/os-release', 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"\nVERSION_CODENAME=focal\n'),
+        /^init_setup: error: unsupported OS: Ubuntu 20\.04\.6 LTS\. Supported: Ubuntu 22\.04, Ubuntu 24\.04, Debian 12\n$/,
+      );
+    } finally {
+      root.write('/usr/lib/os-release', original);
+    }
+  });
+
+  it('no settings file', () => {
+    refuses(() => undefined, /\.env not found: copy \.env\.example to \.env and fill in the setup section/);
+  });
+
+  it('CI_PUBLIC_KEY missing, naming the variable', () => {
+    refuses(() => root.write(`${CHECKOUT}/.env`, 'REGISTRY_USERNAME=\n'), /^init_setup: error: CI_PUBLIC_KEY is not set in .*\.env/);
+  });
+
+  it('a private key pasted as CI_PUBLIC_KEY', () => {
+    refuses(() => root.write(`${CHECKOUT}/.env`, 'CI_PUBLIC_KEY=-----BEGIN OPENSSH PRIVATE KEY-----\n'), /CI_PUBLIC_KEY does not look like an OpenSSH public key/);
+  });
+
+  it('a registry user without a token', () => {
+    refuses(() => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY="${CI_KEY}"\nREGISTRY_USERNAME=ci-bot\n`), /REGISTRY_USERNAME is set but REGISTRY_TOKEN is not/);
+  });
+
+  it('run as root directly (it would lock root out of SSH)', () => {
+    refuses(() => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY="${CI_KEY}"\n`), /run this as a sudo user, not as root/, {});
+  });
+
+  it('a sudo user without an SSH key (disabling passwords would lock them out)', () => {
+    const keys = root.read('/home/admin/.ssh/authorized_keys');
+    try {
+      refuses(() => root.write('/home/admin/.ssh/authorized_keys', ''), /admin has no SSH key in \/home\/admin\/\.ssh\/authorized_keys/);
+    } finally {
+      root.write('/home/admin/.ssh/authorized_keys', keys);
+    }
+  });
+});
