@@ -7,6 +7,8 @@ import { parse } from 'yaml';
 import { alertmanagerDir, prometheusDir, ruleFiles } from './lib/expressions.js';
 import {
   changedPaths,
+  composeFlags,
+  interpolate,
   localizeAlertmanagerConfig,
   localizePrometheusConfig,
   localizeRules,
@@ -134,5 +136,17 @@ describe('localizeAlertmanagerConfig', () => {
     expect((after.route as { group_by: unknown }).group_by).toEqual((shipped.route as { group_by: unknown }).group_by);
     const slack = (after.receivers as { slack_configs: Record<string, unknown>[] }[])[0]?.slack_configs[0];
     expect(slack).toMatchObject({ send_resolved: true, title: '{{ template "berth.slack.title" . }}' });
+  });
+});
+
+describe('composeFlags', () => {
+  it('interpolates like compose and drops the path and address flags', () => {
+    const command = ['--config.file=/etc/x.yml', '--retention=${RET:-15d}', '--a=${A}', '--b=$$HOME', '--cluster.listen-address='];
+    expect(composeFlags(command, ['--config.file'], { A: 'set' })).toEqual(['--retention=15d', '--a=set', '--b=$HOME', '--cluster.listen-address=']);
+    expect(composeFlags(command, ['--config.file'], { RET: '30d' })).toContain('--retention=30d');
+  });
+
+  it('fails like compose on a required variable', () => {
+    expect(() => interpolate('${P:?set P in .env}', {})).toThrow('P: set P in .env');
   });
 });

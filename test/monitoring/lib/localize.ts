@@ -154,3 +154,28 @@ export function changedPaths(before: unknown, after: unknown, at = ''): string[]
   }
   return Object.is(before, after) ? [] : [at];
 }
+
+/** Compose-style interpolation of one value: ${VAR}, ${VAR:-default}, ${VAR:?error}, $$. */
+export function interpolate(value: string, env: Record<string, string | undefined>): string {
+  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}/g, (match, name?: string, op?: string, arg?: string) => {
+    if (match === '$$') return '$';
+    const set = name === undefined ? undefined : env[name];
+    if (set !== undefined && set !== '') return set;
+    if (op === ':-') return arg ?? '';
+    if (op === ':?') throw new Error(`${name}: ${arg}`);
+    return '';
+  });
+}
+
+/**
+ * The command-line flags a compose service runs with, interpolated, minus the flags that name
+ * container paths or addresses (the caller passes local ones instead).
+ */
+export function composeFlags(command: unknown, drop: string[], env: Record<string, string | undefined>): string[] {
+  if (!Array.isArray(command) || !command.every((a) => typeof a === 'string')) {
+    throw new Error('compose command: expected a list of strings');
+  }
+  return command
+    .map((arg) => interpolate(arg, env))
+    .filter((arg) => !drop.some((flag) => arg === flag || arg.startsWith(`${flag}=`)));
+}

@@ -1,0 +1,308 @@
+// The monitoring stack end to end, with real binaries on loopback: Prometheus, Alertmanager (via
+// the shipped entrypoint.sh) and node-exporter from Debian, the real Berth service, and a local
+// HTTP server standing in for Slack's incoming webhook. The project's own prometheus.yml, rules,
+// alertmanager.yml and Slack template are used with only addresses and intervals changed, by
+// the functions in lib/localize.ts (README "Monitoring" > "How the stack is tested").
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { repoRoot, requireTool } from '../helpers/real-tools.js';
+import { alertmanagerDir, composeFile, dashboardQueries, metricNames, prometheusDir, ruleFiles, toPromQL } from './lib/expressions.js';
+import {
+  composeFlags,
+  localizeAlertmanagerConfig,
+  localizePrometheusConfig,
+  localizeRules,
+  localizeTargetsFile,
+} from './lib/localize.js';
+import { freePort, startProcess, stopProcess, tail, waitFor, type Proc } from './lib/processes.js';
+
+const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, prometheus-node-exporter)';
+const ok = [
+  requireTool('prometheus', hint),
+  requireTool('prometheus-alertmanager', hint),
+  requireTool('prometheus-node-exporter', hint),
+].every(Boolean);
+
+// The documented local intervals: a fault reaches Slack in seconds instead of minutes.
+const LOCAL = { scrape: '1s', evaluation: '1s', for: '2s', groupWait: '1s', groupInterval: '2s', repeat: '1h' };
+const GRAFANA_URL = 'http://grafana.e2e.test:8950';
+const ENV = 'production';
+
+type SlackPost = { at: number; title: string; text: string; color: string };
+type PromResult = { metric: Record<string, string>; value: [number, string] };
+
+describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager, node-exporter, service, fake Slack)', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-e2e-'));
+  const slackPosts: SlackPost[] = [];
+  let slack: http.Server | undefined;
+  const procs: Record<string, Proc | undefined> = {};
+  const ports = { prometheus: 0, alertmanager: 0, nodeExporter: 0, app: 0, slack: 0 };
+  const figures: string[] = [];
+
+  const promUrl = () => `http://127.0.0.1:${ports.prometheus}`;
+  const appUrl = () => `http://127.0.0.1:${ports.app}`;
+
+  async function promQuery(query: string): Promise<{ resultType: string; result: PromResult[] | [number, string] }> {
+    const res = await fetch(`${promUrl()}/api/v1/query?${new URLSearchParams({ query })}`);
+    const body = (await res.json()) as { status: string; error?: string; data: { resultType: string; result: PromResult[] } };
+    if (body.status !== 'success') throw new Error(`${query}: ${body.error}`);
+    return body.data;
+  }
+
+  function startService(): Proc {
+    // Every variable the service reads is set here, so a developer's .env cannot change the run.
+    return startProcess('service', process.execPath, ['--import', 'tsx', 'src/service/server.ts'], {
+      cwd: repoRoot,
+      logFile: path.join(work, `service-${Date.now()}.log`),
+      env: {
+        PATH: process.env.PATH,
+        PORT: String(ports.app),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        BASE_PATH: '',
+        APP_VERSION: '9.9.9-e2e',
+        GIT_COMMIT: 'e2e0001',
+        SHUTDOWN_TIMEOUT_MS: '1000',
+      },
+    });
+  }
+
+  async function serviceHealthy(): Promise<true | undefined> {
+    const res = await fetch(`${appUrl()}/health`);
+    return res.status === 200 ? true : undefined;
+  }
+
+  function slackPostAfter(since: number, title: string): Promise<SlackPost> {
+    return waitFor(`a Slack POST titled "${title}"`, async () => slackPosts.find((p) => p.at >= since && p.title === title), 90_000, 100);
+  }
+
+  beforeAll(async () => {
+    for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
+
+    // Slack stand-in: records the JSON Alertmanager POSTs, answers like Slack ("ok").
+    slack = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        const payload = JSON.parse(body) as { attachments: { title: string; text: string; color: string }[] };
+        for (const a of payload.attachments) slackPosts.push({ at: Date.now(), title: a.title, text: a.text, color: a.color });
+        res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => slack?.listen(ports.slack, '127.0.0.1', resolve));
+
+    // The shipped files with only addresses and intervals changed.
+    const rulesOut = path.join(work, 'rules');
+    mkdirSync(rulesOut);
+    const localRuleFiles = ruleFiles().map((file) => {
+      const out = path.join(rulesOut, path.basename(file));
+      writeFileSync(out, stringify(localizeRules(parse(readFileSync(file, 'utf8')), LOCAL.for)));
+      return out;
+    });
+    const targetsFile = path.join(work, 'berth-app.yml');
+    writeFileSync(
+      targetsFile,
+      stringify(localizeTargetsFile(parse(readFileSync(path.join(prometheusDir, 'targets', 'berth-app.yml'), 'utf8')), {
+        [`berth-${ENV}-app:8000`]: `127.0.0.1:${ports.app}`,
+      })),
+    );
+    const prometheusYml = path.join(work, 'prometheus.yml');
+    writeFileSync(
+      prometheusYml,
+      stringify(
+        localizePrometheusConfig(parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')), {
+          scrapeInterval: LOCAL.scrape,
+          evaluationInterval: LOCAL.evaluation,
+          ruleFiles: localRuleFiles,
+          alertmanagers: [`127.0.0.1:${ports.alertmanager}`],
+          jobs: {
+            prometheus: { targets: [`127.0.0.1:${ports.prometheus}`] },
+            alertmanager: { targets: [`127.0.0.1:${ports.alertmanager}`] },
+            'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
+            cadvisor: null, // no cAdvisor on this machine
+            'berth-app': { file: targetsFile },
+          },
+        }),
+      ),
+    );
+    const webhookFile = path.join(work, 'slack_webhook_url');
+    const alertmanagerYml = path.join(work, 'alertmanager.yml');
+    writeFileSync(
+      alertmanagerYml,
+      stringify(
+        localizeAlertmanagerConfig(parse(readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8')), {
+          webhookFile,
+          templatesDir: path.join(alertmanagerDir, 'templates'),
+          groupWait: LOCAL.groupWait,
+          groupInterval: LOCAL.groupInterval,
+          repeatInterval: LOCAL.repeat,
+        }),
+      ),
+    );
+
+    // The flags docker-compose.monitoring.yml runs each binary with, minus paths and addresses.
+    const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as { services: Record<string, { command: unknown }> };
+    const env = { PATH: process.env.PATH };
+    const prometheusFlags = composeFlags(compose.services.prometheus?.command, ['--config.file', '--storage.tsdb.path', '--web.external-url'], env);
+    const alertmanagerFlags = composeFlags(compose.services.alertmanager?.command, ['--config.file', '--storage.path', '--web.external-url'], env);
+
+    procs.service = startService();
+    procs.nodeExporter = startProcess('node-exporter', 'prometheus-node-exporter', [`--web.listen-address=127.0.0.1:${ports.nodeExporter}`], {
+      env,
+      logFile: path.join(work, 'node-exporter.log'),
+    });
+    procs.alertmanager = startProcess(
+      'alertmanager',
+      'sh',
+      [
+        path.join(alertmanagerDir, 'entrypoint.sh'),
+        ...alertmanagerFlags,
+        `--config.file=${alertmanagerYml}`,
+        `--storage.path=${path.join(work, 'alertmanager-data')}`,
+        `--web.listen-address=127.0.0.1:${ports.alertmanager}`,
+        `--web.external-url=http://127.0.0.1:${ports.alertmanager}`,
+      ],
+      {
+        // The webhook URL arrives the way .env would pass it; entrypoint.sh moves it to the file.
+        env: {
+          ...env,
+          SLACK_WEBHOOK_URL: `http://127.0.0.1:${ports.slack}/services/T000/B000/e2e`,
+          SECRET_FILE: path.join(work, 'no-secret-file'),
+          WEBHOOK_FILE: webhookFile,
+          ALERTMANAGER_BIN: 'prometheus-alertmanager',
+        },
+        logFile: path.join(work, 'alertmanager.log'),
+      },
+    );
+    procs.prometheus = startProcess(
+      'prometheus',
+      'prometheus',
+      [
+        ...prometheusFlags,
+        `--config.file=${prometheusYml}`,
+        `--storage.tsdb.path=${path.join(work, 'prometheus-data')}`,
+        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
+        `--web.external-url=http://127.0.0.1:${ports.prometheus}`,
+      ],
+      { env: { ...env, GRAFANA_URL }, logFile: path.join(work, 'prometheus.log') },
+    );
+
+    const ready = async (proc: Proc, url: string) => {
+      await waitFor(`${proc.name} at ${url}`, async () => {
+        if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited:\n${tail(proc)}`);
+        const res = await fetch(url);
+        return res.ok ? true : undefined;
+      }, 60_000);
+    };
+    await Promise.all([
+      ready(procs.service, `${appUrl()}/health`),
+      ready(procs.nodeExporter, `http://127.0.0.1:${ports.nodeExporter}/metrics`),
+      ready(procs.alertmanager, `http://127.0.0.1:${ports.alertmanager}/-/ready`),
+      ready(procs.prometheus, `${promUrl()}/-/ready`),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all(Object.values(procs).map((p) => stopProcess(p)));
+    await new Promise<void>((resolve) => (slack ? slack.close(() => resolve()) : resolve()));
+    if (figures.length > 0) console.log(`monitoring e2e, fault -> Slack POST:\n  ${figures.join('\n  ')}`);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('scrapes every target up: Prometheus, Alertmanager, node-exporter and the service with its env', async () => {
+    type Target = { labels: Record<string, string>; health: string; lastError: string };
+    const targets = await waitFor('all targets up', async () => {
+      const res = await fetch(`${promUrl()}/api/v1/targets?state=active`);
+      const body = (await res.json()) as { data: { activeTargets: Target[] } };
+      const active = body.data.activeTargets;
+      return active.length === 4 && active.every((t) => t.health === 'up') ? active : undefined;
+    }, 30_000);
+    expect(targets.map((t) => t.labels.job).sort()).toEqual(['alertmanager', 'berth-app', 'node-exporter', 'prometheus']);
+    expect(targets.find((t) => t.labels.job === 'berth-app')?.labels).toMatchObject({ env: ENV, instance: `127.0.0.1:${ports.app}` });
+  });
+
+  // Mixed traffic: every other /work request fails; kept running until the dashboards are read.
+  let traffic: Promise<void> | undefined;
+  let trafficOn = false;
+  const startTraffic = (): void => {
+    trafficOn = true;
+    traffic = (async () => {
+      const paths = ['/work?fail=true', '/work', '/items/42', '/health', '/work?fail=true', '/work?delay_ms=20'];
+      for (let i = 0; trafficOn; i++) {
+        await Promise.all(paths.map((p) => fetch(`${appUrl()}${p}`).then((r) => r.arrayBuffer()).catch(() => undefined)));
+        if (i % 5 === 0) await sleep(10);
+      }
+    })();
+  };
+  const stopTraffic = async (): Promise<void> => {
+    trafficOn = false;
+    await traffic;
+  };
+
+  it('fires BerthHighErrorRatio on Slack when /work?fail=true traffic starts', async () => {
+    const fault = Date.now();
+    startTraffic();
+    const post = await slackPostAfter(fault, `[FIRING:1] BerthHighErrorRatio (${ENV})`);
+    figures.push(`BerthHighErrorRatio firing: ${((post.at - fault) / 1000).toFixed(1)} s`);
+    expect(post.color).toBe('danger');
+    expect(post.text).toMatch(new RegExp(`^\\*CRITICAL: Berth ${ENV} answers \\d+(\\.\\d+)?% of requests with 5xx\\*`));
+    expect(post.text).toContain(`The 5xx share of all requests in env ${ENV} has been above 5%`);
+    expect(post.text).toMatch(new RegExp(`env: ${ENV} \\| instance: - \\| value: \\d+(\\.\\d+)?%`));
+    expect(post.text).toContain(`<${GRAFANA_URL}/d/berth-service?var-env=${ENV}|Open in Grafana>`);
+    // The recording rule behind it: 5xx rate / all-requests rate, for this env.
+    const ratio = await promQuery(`berth:http_error_rate:ratio5m{env="${ENV}"}`);
+    const value = Number((ratio.result as PromResult[])[0]?.value[1]);
+    expect(value).toBeGreaterThan(0.05);
+    expect(value).toBeLessThan(1);
+  });
+
+  it('returns data for every dashboard query whose metrics exist here (all but cAdvisor)', async () => {
+    const queries = dashboardQueries();
+    const cadvisorOnly = queries.filter((q) => metricNames(q.expr).some((m) => m.startsWith('container_')));
+    // Only the Containers dashboard needs cAdvisor, and all of it does.
+    expect(new Set(cadvisorOnly.map((q) => q.dashboard))).toEqual(new Set(['berth-containers']));
+    expect(cadvisorOnly.length).toBe(queries.filter((q) => q.dashboard === 'berth-containers').length);
+
+    const runnable = queries.filter((q) => !cadvisorOnly.includes(q));
+    const empty: string[] = [];
+    for (const q of runnable) {
+      const data = await promQuery(toPromQL(q.expr, { env: ENV, rateInterval: '30s' }));
+      const has = data.resultType === 'scalar' ? true : (data.result as PromResult[]).length > 0;
+      if (!has) empty.push(`${q.dashboard} / ${q.panel}: ${q.expr}`);
+    }
+    console.log(`dashboard queries with data: ${runnable.length - empty.length}/${runnable.length} (${cadvisorOnly.length} cAdvisor queries not runnable here)`);
+    expect(empty).toEqual([]);
+    await stopTraffic();
+  });
+
+  it('pages BerthServiceDown on Slack when the service stops, and sends the resolved message after restart', async () => {
+    await stopTraffic();
+    const stopped = Date.now();
+    await stopProcess(procs.service);
+    const down = await slackPostAfter(stopped, `[FIRING:1] BerthServiceDown (${ENV})`);
+    figures.push(`BerthServiceDown firing: ${((down.at - stopped) / 1000).toFixed(1)} s`);
+    expect(down.color).toBe('danger');
+    expect(down.text).toBe(
+      [
+        `*CRITICAL: Berth ${ENV} is down*`,
+        `Prometheus cannot scrape 127.0.0.1:${ports.app} (env ${ENV}) for over a minute: the app container is stopped, crashing or not answering.`,
+        `env: ${ENV} | instance: 127.0.0.1:${ports.app} | value: up = 0`,
+        `<${GRAFANA_URL}/d/berth-service?var-env=${ENV}|Open in Grafana>`,
+      ].join('\n'),
+    );
+
+    const restarted = Date.now();
+    procs.service = startService();
+    await waitFor('the restarted service', serviceHealthy, 30_000);
+    const resolved = await slackPostAfter(restarted, `[RESOLVED:1] BerthServiceDown (${ENV})`);
+    figures.push(`BerthServiceDown resolved: ${((resolved.at - restarted) / 1000).toFixed(1)} s after restart`);
+    expect(resolved.color).toBe('good');
+    expect(resolved.text).toContain(`*RESOLVED: Berth ${ENV} is down*`);
+    expect(resolved.text).toContain(`instance: 127.0.0.1:${ports.app}`);
+  });
+});
