@@ -280,6 +280,43 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
     await stopTraffic();
   });
 
+  it('routes by severity and inhibits warnings by a critical alert for the same target (alerts posted to Alertmanager)', async () => {
+    const alert = (labels: Record<string, string>, summary: string) => ({
+      labels: { grafana_url: GRAFANA_URL, ...labels },
+      annotations: { summary, description: summary, value: '1', dashboard: 'berth-host' },
+    });
+    const disk = { alertname: 'HostDiskSpaceLow', instance: 'vm:9100', device: '/dev/sda1' };
+    const since = Date.now();
+    const res = await fetch(`http://127.0.0.1:${ports.alertmanager}/api/v2/alerts`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify([
+        alert({ ...disk, mountpoint: '/', severity: 'critical' }, 'root critical'),
+        alert({ ...disk, mountpoint: '/', severity: 'warning' }, 'root warning'), // inhibited by its critical twin
+        alert({ ...disk, mountpoint: '/data', severity: 'warning' }, 'data warning'), // another filesystem: sent
+        alert({ alertname: 'BerthServiceDown', env: 'staging', instance: 'berth-staging-app:8000', severity: 'critical' }, 'staging down'),
+        alert({ alertname: 'BerthHighLatencyP95', env: 'staging', severity: 'warning' }, 'staging slow'), // inhibited: staging is down
+        alert({ alertname: 'BerthHighLatencyP95', env: 'testing', severity: 'warning' }, 'testing slow'),
+      ]),
+    });
+    expect(res.status).toBe(200);
+
+    const after = (title: string, color: string) =>
+      waitFor(`${title} (${color})`, async () => slackPosts.find((p) => p.at >= since && p.title === title && p.color === color), 30_000, 100);
+    const critical = await after('[FIRING:1] HostDiskSpaceLow', 'danger');
+    const warning = await after('[FIRING:1] HostDiskSpaceLow', 'warning');
+    await after('[FIRING:1] BerthServiceDown (staging)', 'danger');
+    await after('[FIRING:1] BerthHighLatencyP95 (testing)', 'warning');
+    expect(critical.text).toContain('root critical');
+    expect(warning.text).toContain('data warning');
+    expect(warning.text).not.toContain('root warning');
+    // Give an inhibited alert more than one group_interval to show up, if it were going to.
+    await sleep(3_000);
+    const texts = slackPosts.filter((p) => p.at >= since).map((p) => p.text).join('\n');
+    expect(texts).not.toContain('root warning');
+    expect(texts).not.toContain('staging slow');
+  });
+
   it('pages BerthServiceDown on Slack when the service stops, and sends the resolved message after restart', async () => {
     await stopTraffic();
     const stopped = Date.now();
