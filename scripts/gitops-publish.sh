@@ -4,6 +4,8 @@
 #
 #   scripts/gitops-publish.sh <environment> <sha256:digest>      after a build on that branch
 #   scripts/gitops-publish.sh --promote <from-env> <to-env>       copy a digest, never rebuild
+#   scripts/gitops-publish.sh --rollback <env> [sha256:digest]    back to the digest pinned
+#                                                                 before the current one
 #
 #   testing, staging  commit on the environment's branch and push (Argo CD syncs on its own)
 #   production        push a branch gitops/production-<digest> for a pull request; the caller
@@ -43,8 +45,27 @@ if [ "${1:-}" = --promote ]; then
   git fetch --quiet origin "$(branch_of "$env")"
   git checkout --quiet --detach FETCH_HEAD
   why="promote $from to $env"
+elif [ "${1:-}" = --rollback ]; then
+  [ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: $0 --rollback <env> [sha256:digest]"
+  env="$2"
+  git fetch --quiet origin "$(branch_of "$env")"
+  git checkout --quiet --detach FETCH_HEAD
+  file="$(gitops file "$env")"
+  current="$(gitops read "$file" 2>/dev/null || true)"
+  if [ $# -eq 3 ]; then
+    digest="${3##*@}"
+  else
+    # Newest first: the first pin that differs from the current one is what ran before it.
+    digest=""
+    while read -r commit; do
+      pinned="$(git show "$commit:$file" | gitops read - 2>/dev/null || true)"
+      if [ -n "$pinned" ] && [ "$pinned" != "$current" ]; then digest="$pinned"; break; fi
+    done < <(git log --format=%H -- "$file")
+    [ -n "$digest" ] || die "no earlier digest in the history of $file: nothing to roll back to"
+  fi
+  why="roll back $env from ${current:-no digest}"
 else
-  [ $# -eq 2 ] || die "usage: $0 <environment> <sha256:digest> | --promote <from-env> <to-env>"
+  [ $# -eq 2 ] || die "usage: $0 <environment> <sha256:digest> | --promote <from-env> <to-env> | --rollback <env> [digest]"
   env="$1" digest="$2"
   branch_of "$env" >/dev/null
   if [ -n "${BEFORE:-}" ] && [ "${BEFORE//0/}" != "" ] && git cat-file -e "$BEFORE^{commit}" 2>/dev/null; then

@@ -44,7 +44,8 @@ function main(argv: string[], root: string): string {
 }
 
 try {
-  console.log(main(process.argv.slice(2), process.env.BERTH_ROOT ?? process.cwd()));
+  // Paths are relative to the repository root, where npm run and the workflow start.
+  console.log(main(process.argv.slice(2), process.cwd()));
 } catch (error) {
   console.error(`gitops: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(error instanceof GitopsError ? 2 : 1);

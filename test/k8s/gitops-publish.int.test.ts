@@ -131,6 +131,30 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     expect(digestOn('staging', 'values-staging.yaml')).toBe('');
   });
 
+  it('rollback pins the digest from before the current one, or the one given', () => {
+    git(work, 'checkout', '--quiet', '-B', 'staging', 'origin/staging');
+    publish(['staging', D1]);
+    git(work, 'fetch', '--quiet', 'origin');
+    git(work, 'checkout', '--quiet', '-B', 'staging', 'origin/staging');
+    publish(['staging', D2]);
+    expect(digestOn('staging', 'values-staging.yaml')).toBe(D2);
+    git(work, 'checkout', '--quiet', '-B', 'main', 'origin/main');
+    const back = publish(['--rollback', 'staging']);
+    expect(back).toMatchObject({ code: 0, stdout: 'action=commit\n' });
+    expect(digestOn('staging', 'values-staging.yaml')).toBe(D1);
+    expect(git(origin, 'log', '-1', '--format=%b', 'staging')).toContain(`roll back staging from ${D2}`);
+    // Explicit digest, and production goes through a pull request like any other change.
+    const prod = publish(['--rollback', 'production', `docker.io/acme/berth@${D1}`]);
+    expect(prod.stdout).toBe(`action=pull-request\nbranch=gitops/production-${'1'.repeat(12)}\n`);
+  });
+
+  it('rollback refuses when there is nothing earlier', () => {
+    const r = publish(['--rollback', 'testing']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('nothing to roll back to');
+    expect(digestOn('testing', 'values-dev.yaml')).toBe('');
+  });
+
   it('rebases when the branch moved meanwhile, keeping the other change', () => {
     git(work, 'checkout', '--quiet', '-B', 'testing', 'origin/testing');
     const other = path.join(dir, 'other');

@@ -136,3 +136,16 @@ describe('promote.yml GitOps mode', () => {
     expect(jobs.gitops?.permissions).toEqual({ contents: 'write', 'pull-requests': 'write' });
   });
 });
+
+describe('rollback.yml GitOps mode', () => {
+  const jobs = workflowJobs('rollback.yml');
+
+  it('skips the VM rollback and pins the earlier digest through git', () => {
+    expect(jobs.rollback?.if).toBe("vars.DEPLOY_MODE != 'gitops'");
+    expect(jobs.gitops?.if).toBe("vars.DEPLOY_MODE == 'gitops'");
+    const publish = jobs.gitops?.steps?.find((s) => s.id === 'publish');
+    expect(publish?.run).toContain('scripts/gitops-publish.sh --rollback "$BERTH_ENV" ${VERSION:+"$VERSION"}');
+    expect(jobs.gitops?.concurrency?.group).toBe('berth-gitops-${{ inputs.environment }}');
+    expect(jobs.gitops?.permissions).toEqual({ contents: 'write', 'pull-requests': 'write' });
+  });
+});
