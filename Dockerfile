@@ -1,0 +1,61 @@
+# Berth service image: built once in CI, promoted unchanged from testing to staging to production.
+#
+#   docker build --build-arg APP_VERSION=1.4.2 --build-arg GIT_COMMIT=$(git rev-parse HEAD) \
+#     --build-arg BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) -t acme/berth:1.4.2 .
+#
+# Production pins the base by digest through the build argument, e.g.
+#   --build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:<digest>
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# --- build: compile TypeScript with the full (dev) dependency tree --------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# Manifests before sources: the npm ci layer is reused until the lockfile changes.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/service ./src/service
+RUN npm run build && find dist -name '*.map' -delete
+
+# --- prod-deps: production dependencies only ------------------------------------------------------
+# A stage of its own, so npm's cache (~/.npm) stays here and only node_modules is copied on.
+FROM ${NODE_IMAGE} AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# --- runtime ---------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+WORKDIR /app
+ENV NODE_ENV=production \
+    PORT=8000
+# Owned by root and not writable by the service user: the code cannot be changed at run time.
+COPY package.json ./
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist/service ./dist/service
+
+# The official node images have this unprivileged user (uid 1000).
+USER node
+EXPOSE 8000
+# Node itself is PID 1: the service handles SIGTERM (readiness off, drain, exit), so `docker stop`
+# is a graceful shutdown. Nothing here spawns child processes, so there are no zombies to reap.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
+  CMD ["node", "dist/service/healthcheck.js"]
+CMD ["node", "dist/service/server.js"]
+
+# Build metadata last: a new commit changes only these metadata layers, never the cached ones above.
+ARG APP_VERSION=0.0.0-dev
+ARG GIT_COMMIT=unknown
+ARG BUILD_DATE=unknown
+ARG SOURCE_URL=https://github.com/acme/berth
+ARG NODE_IMAGE
+ENV APP_VERSION=${APP_VERSION} \
+    GIT_COMMIT=${GIT_COMMIT}
+LABEL org.opencontainers.image.title="berth" \
+      org.opencontainers.image.description="Berth web service" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.version="${APP_VERSION}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.base.name="${NODE_IMAGE}"
