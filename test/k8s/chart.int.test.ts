@@ -61,6 +61,27 @@ function matches(selector: Record<string, string>, labels: Record<string, string
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+type RuleGroup = { name: string; rules: ({ expr: string } & Record<string, unknown>)[] } & Record<string, unknown>;
+
+/** The rendered groups with the one adaptation undone: the env matchers the chart adds. */
+function withoutEnvMatchers(groups: RuleGroup[], env: string): RuleGroup[] {
+  return groups.map((g) => ({
+    ...g,
+    rules: g.rules.map((r) => ({ ...r, expr: r.expr.replaceAll(`, env="${env}"`, '').replaceAll(`{env="${env}"}`, '') })),
+  }));
+}
+const renderedGroups = (objects: K8sObject[]) => spec<{ groups: RuleGroup[] }>(one(objects, 'PrometheusRule')).groups;
+
+function promtool(args: string[]): string {
+  try {
+    execFileSync('promtool', args, { encoding: 'utf8', stdio: 'pipe' });
+    return '';
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    return `${e.stdout ?? ''}${e.stderr ?? ''}` || String(error);
+  }
+}
+
 function ruleGroupsOf(files: string[]): unknown[] {
   return files.flatMap((file) => (parse(readFileSync(path.join(RULES_DIR, file), 'utf8')) as { groups: unknown[] }).groups);
 }
@@ -375,18 +396,65 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       expect(realpathSync(link)).toBe(realpathSync(RULES_DIR));
     });
 
-    it('the PrometheusRule carries the groups of prometheus/rules/service.yml unchanged', () => {
-      for (const { name, objects } of matrix) {
-        const rule = one(objects, 'PrometheusRule');
-        expect(spec<{ groups: unknown[] }>(rule).groups, name).toEqual(ruleGroupsOf(['service.yml']));
+    it('the PrometheusRule carries the groups of prometheus/rules/service.yml, only narrowed to its env', () => {
+      for (const { name, env, objects } of matrix) {
+        const groups = renderedGroups(objects);
+        expect(withoutEnvMatchers(groups, env), name).toEqual(ruleGroupsOf(['service.yml']));
+        for (const rule of groups.flatMap((g) => g.rules)) {
+          // Every raw selection of the service and every recorded series is this env's only.
+          const jobs = rule.expr.match(/job="berth-app"[^}]*/g) ?? [];
+          for (const selector of jobs) expect(selector, `${name}: ${rule.expr}`).toContain(`env="${env}"`);
+          const recorded = rule.expr.match(/berth:[a-z0-9_:]+(\{[^}]*\})?/g) ?? [];
+          for (const series of recorded) expect(series, `${name}: ${rule.expr}`).toMatch(new RegExp(`\\{env="${env}"\\}$`));
+          expect(jobs.length + recorded.length, `${name}: ${rule.expr} selects the service`).toBeGreaterThan(0);
+        }
       }
     });
 
-    it('any selection of rule files is carried unchanged, in order', () => {
+    it('any selection of rule files is carried the same way, in order', () => {
       const files = readdirSync(RULES_DIR).filter((f) => f.endsWith('.yml')).sort();
       expect(files.length).toBeGreaterThan(1);
       const objects = render({ set: [`monitoring.prometheusRule.ruleFiles={${files.join(',')}}`] });
-      expect(spec<{ groups: unknown[] }>(one(objects, 'PrometheusRule')).groups).toEqual(ruleGroupsOf(files));
+      expect(withoutEnvMatchers(renderedGroups(objects), 'production')).toEqual(ruleGroupsOf(files));
+    });
+
+    it.skipIf(!hasPromtool)('the rendered rules parse, and one env\'s copy records and alerts for that env only', () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-rules-'));
+      try {
+        const rules = path.join(dir, 'rules.yml');
+        writeFileSync(rules, stringify({ groups: renderedGroups(render({ valuesFiles: ['values-staging.yaml'] })) }));
+        expect(promtool(['check', 'rules', rules])).toBe('');
+        // Both environments on one Prometheus, both failing: staging's copy must see staging alone.
+        const series = (env: string, status: string, perMinute: number) => ({
+          series: `http_requests_total{job="berth-app",env="${env}",status="${status}",pod="p-${env}"}`,
+          values: `0+${perMinute}x15`,
+        });
+        const test = path.join(dir, 'test.yml');
+        writeFileSync(
+          test,
+          stringify({
+            rule_files: ['rules.yml'],
+            evaluation_interval: '1m',
+            tests: [
+              {
+                interval: '1m',
+                input_series: [series('staging', '200', 60), series('staging', '500', 60), series('production', '200', 60), series('production', '500', 600)],
+                promql_expr_test: [
+                  { expr: 'berth:http_error_rate:ratio5m', eval_time: '10m', exp_samples: [{ labels: 'berth:http_error_rate:ratio5m{env="staging"}', value: 0.5 }] },
+                  {
+                    expr: 'ALERTS{alertname="BerthHighErrorRatio"}',
+                    eval_time: '10m',
+                    exp_samples: [{ labels: 'ALERTS{alertname="BerthHighErrorRatio",alertstate="firing",env="staging",severity="critical"}', value: 1 }],
+                  },
+                ],
+              },
+            ],
+          }),
+        );
+        expect(promtool(['test', 'rules', test])).toBe('');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('a packaged chart carries the rule files themselves (helm package follows the link)', () => {
@@ -400,7 +468,7 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
         expect(listing).not.toContain('berth/README.md');
         const result = helm(['template', 'berth', archive]);
         expect(result.ok, result.stderr).toBe(true);
-        expect(spec<{ groups: unknown[] }>(one(parseManifests(result.stdout), 'PrometheusRule')).groups).toEqual(ruleGroupsOf(['service.yml']));
+        expect(withoutEnvMatchers(renderedGroups(parseManifests(result.stdout)), 'production')).toEqual(ruleGroupsOf(['service.yml']));
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
