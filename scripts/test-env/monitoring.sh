@@ -22,14 +22,18 @@ up() {
     [ "$(id -u)" = 0 ] || { echo "monitoring.sh: need root to apt-get install: $missing" >&2; exit 1; }
     echo "monitoring.sh: installing $missing"
     export DEBIAN_FRONTEND=noninteractive
-    # policy-rc.d 101 keeps the packages' own services from starting on install (no systemd
-    # here anyway, but on a machine with init scripts they would grab :9090/:9093/:9100).
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created_policy=1; fi
+    # policy-rc.d exit 101 keeps the packages' own services from starting on install (no
+    # systemd here anyway, but with init scripts they would grab :9090/:9093/:9100).
+    local policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy"
+      chmod +x "$policy"
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    # Without `apt-get update` first when the package lists are fresh enough (fast path).
     # shellcheck disable=SC2086 # word splitting of the package list is intended
     apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 \
       || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; }
-    [ "$created_policy" = 1 ] && rm -f "$policy"
   fi
   promtool --version 2>&1 | head -n1
   prometheus-alertmanager --version 2>&1 | head -n1

@@ -1,6 +1,7 @@
 // The monitoring stack end to end, with real binaries on loopback: Prometheus, Alertmanager (via
-// the shipped entrypoint.sh) and node-exporter from Debian, the real Berth service, and a local
-// HTTP server standing in for Slack's incoming webhook. The project's own prometheus.yml, rules,
+// the shipped entrypoint.sh) and node-exporter from Debian, the real Berth service, a local
+// HTTP server standing in for Slack's incoming webhook, and a stand-in serving cAdvisor's
+// exposition (lib/cadvisor-standin.ts; cAdvisor itself cannot run here). The project's own prometheus.yml, rules,
 // alertmanager.yml and Slack template are used with only addresses and intervals changed, by
 // the functions in lib/localize.ts (README "Monitoring" > "How the stack is tested").
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { repoRoot, requireTool } from '../helpers/real-tools.js';
-import { alertmanagerDir, composeFile, dashboardQueries, metricNames, prometheusDir, ruleFiles, toPromQL } from './lib/expressions.js';
+import { alertmanagerDir, composeFile, dashboardQueries, prometheusDir, ruleFiles, toPromQL } from './lib/expressions.js';
 import {
   composeFlags,
   localizeAlertmanagerConfig,
@@ -19,6 +20,7 @@ import {
   localizeRules,
   localizeTargetsFile,
 } from './lib/localize.js';
+import { startCadvisorStandin, type StandinContainer } from './lib/cadvisor-standin.js';
 import { freePort, startProcess, stopProcess, tail, waitFor, type Proc } from './lib/processes.js';
 
 const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, prometheus-node-exporter)';
@@ -36,12 +38,28 @@ const ENV = 'production';
 type SlackPost = { at: number; title: string; text: string; color: string };
 type PromResult = { metric: Record<string, string>; value: [number, string] };
 
-describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager, node-exporter, service, fake Slack)', () => {
+describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager, node-exporter, service; Slack and cAdvisor stand-ins)', () => {
   const work = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-e2e-'));
   const slackPosts: SlackPost[] = [];
   let slack: http.Server | undefined;
+  let cadvisor: http.Server | undefined;
   const procs: Record<string, Proc | undefined> = {};
-  const ports = { prometheus: 0, alertmanager: 0, nodeExporter: 0, app: 0, slack: 0 };
+  const ports = { prometheus: 0, alertmanager: 0, nodeExporter: 0, app: 0, slack: 0, cadvisor: 0 };
+  // What the cAdvisor stand-in reports: the production env's app and proxy, one monitoring service.
+  const container = (id: string, project: string, service: string, memoryLimitBytes: number): StandinContainer => ({
+    id,
+    name: `${project}-${service}-1`,
+    image: `${service}:test`,
+    project,
+    service,
+    restartCount: 0,
+    memoryLimitBytes,
+  });
+  const containers: StandinContainer[] = [
+    container('a1', `berth-${ENV}`, 'app', 512 * 2 ** 20),
+    container('p1', `berth-${ENV}`, 'proxy', 128 * 2 ** 20),
+    container('m1', 'berth-monitoring', 'prometheus', 2 ** 30),
+  ];
   const figures: string[] = [];
 
   const promUrl = () => `http://127.0.0.1:${ports.prometheus}`;
@@ -95,6 +113,7 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
       });
     });
     await new Promise<void>((resolve) => slack?.listen(ports.slack, '127.0.0.1', resolve));
+    cadvisor = await startCadvisorStandin(ports.cadvisor, containers);
 
     // The shipped files with only addresses and intervals changed.
     const rulesOut = path.join(work, 'rules');
@@ -124,7 +143,7 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
             prometheus: { targets: [`127.0.0.1:${ports.prometheus}`] },
             alertmanager: { targets: [`127.0.0.1:${ports.alertmanager}`] },
             'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
-            cadvisor: null, // no cAdvisor on this machine
+            cadvisor: { targets: [`127.0.0.1:${ports.cadvisor}`] }, // the stand-in
             'berth-app': { file: targetsFile },
           },
         }),
@@ -209,21 +228,37 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
 
   afterAll(async () => {
     await Promise.all(Object.values(procs).map((p) => stopProcess(p)));
-    await new Promise<void>((resolve) => (slack ? slack.close(() => resolve()) : resolve()));
+    for (const server of [slack, cadvisor]) {
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    }
     if (figures.length > 0) console.log(`monitoring e2e, fault -> Slack POST:\n  ${figures.join('\n  ')}`);
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('scrapes every target up: Prometheus, Alertmanager, node-exporter and the service with its env', async () => {
+  it('scrapes every target up: Prometheus, Alertmanager, node-exporter, cAdvisor (stand-in) and the service with its env', async () => {
     type Target = { labels: Record<string, string>; health: string; lastError: string };
     const targets = await waitFor('all targets up', async () => {
       const res = await fetch(`${promUrl()}/api/v1/targets?state=active`);
       const body = (await res.json()) as { data: { activeTargets: Target[] } };
       const active = body.data.activeTargets;
-      return active.length === 4 && active.every((t) => t.health === 'up') ? active : undefined;
+      return active.length === 5 && active.every((t) => t.health === 'up') ? active : undefined;
     }, 30_000);
-    expect(targets.map((t) => t.labels.job).sort()).toEqual(['alertmanager', 'berth-app', 'node-exporter', 'prometheus']);
+    expect(targets.map((t) => t.labels.job).sort()).toEqual(['alertmanager', 'berth-app', 'cadvisor', 'node-exporter', 'prometheus']);
     expect(targets.find((t) => t.labels.job === 'berth-app')?.labels).toMatchObject({ env: ENV, instance: `127.0.0.1:${ports.app}` });
+  });
+
+  it('turns cAdvisor\'s compose labels into project, service and env, and drops the rest', async () => {
+    const series = await waitFor('container series', async () => {
+      const data = await promQuery('container_last_seen');
+      const result = data.result as PromResult[];
+      return result.length === containers.length ? result : undefined;
+    }, 15_000);
+    const app = series.find((s) => s.metric.service === 'app')?.metric;
+    expect(app).toMatchObject({ job: 'cadvisor', project: `berth-${ENV}`, service: 'app', env: ENV, name: `berth-${ENV}-app-1` });
+    const monitoring = series.find((s) => s.metric.project === 'berth-monitoring')?.metric;
+    expect(monitoring?.service).toBe('prometheus');
+    expect(monitoring?.env).toBeUndefined(); // the stack itself belongs to no environment
+    for (const s of series) expect(Object.keys(s.metric).filter((k) => k.startsWith('container_label_'))).toEqual([]);
   });
 
   // Mixed traffic: every other /work request fails; kept running until the dashboards are read.
@@ -261,23 +296,52 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
     expect(value).toBeLessThan(1);
   });
 
-  it('returns data for every dashboard query whose metrics exist here (all but cAdvisor)', async () => {
+  it('returns data for every dashboard query (the Containers dashboard from the cAdvisor stand-in)', async () => {
     const queries = dashboardQueries();
-    const cadvisorOnly = queries.filter((q) => metricNames(q.expr).some((m) => m.startsWith('container_')));
-    // Only the Containers dashboard needs cAdvisor, and all of it does.
-    expect(new Set(cadvisorOnly.map((q) => q.dashboard))).toEqual(new Set(['berth-containers']));
-    expect(cadvisorOnly.length).toBe(queries.filter((q) => q.dashboard === 'berth-containers').length);
-
-    const runnable = queries.filter((q) => !cadvisorOnly.includes(q));
     const empty: string[] = [];
-    for (const q of runnable) {
+    for (const q of queries) {
       const data = await promQuery(toPromQL(q.expr, { env: ENV, rateInterval: '30s' }));
       const has = data.resultType === 'scalar' ? true : (data.result as PromResult[]).length > 0;
       if (!has) empty.push(`${q.dashboard} / ${q.panel}: ${q.expr}`);
     }
-    console.log(`dashboard queries with data: ${runnable.length - empty.length}/${runnable.length} (${cadvisorOnly.length} cAdvisor queries not runnable here)`);
+    const fromStandin = queries.filter((q) => q.dashboard === 'berth-containers').length;
+    console.log(`dashboard queries with data: ${queries.length - empty.length}/${queries.length} (${fromStandin} of them from the cAdvisor stand-in)`);
     expect(empty).toEqual([]);
     await stopTraffic();
+  });
+
+  it('pages ContainerKilled when a deployed env loses its proxy container, and resolves when a new one runs', async () => {
+    await waitFor('the proxy container in Prometheus', async () => {
+      const data = await promQuery(`container_last_seen{env="${ENV}", service="proxy"}`);
+      return (data.result as PromResult[]).length > 0 ? true : undefined;
+    }, 15_000, 100);
+    const killed = Date.now();
+    containers.splice(containers.findIndex((c) => c.service === 'proxy'), 1);
+    const post = await slackPostAfter(killed, `[FIRING:1] ContainerKilled (${ENV})`);
+    figures.push(`ContainerKilled firing: ${((post.at - killed) / 1000).toFixed(1)} s`);
+    expect(post.text).toContain(`*CRITICAL: Berth ${ENV} has no running proxy container*`);
+    expect(post.text).toContain(`env: ${ENV} | instance: proxy | value: 0 containers`);
+    const replaced = Date.now();
+    containers.push(container('p2', `berth-${ENV}`, 'proxy', 128 * 2 ** 20));
+    await slackPostAfter(replaced, `[RESOLVED:1] ContainerKilled (${ENV})`);
+  });
+
+  it('pages ContainerRestarting when Docker restarts the app three times', async () => {
+    const app = containers.find((c) => c.service === 'app');
+    if (app === undefined) throw new Error('no app container');
+    for (const n of [1, 2, 3]) {
+      app.restartCount = n;
+      await waitFor(`restart ${n} scraped`, async () => {
+        const data = await promQuery(`container_last_seen{service="app", restart_count="${n}"}`);
+        return (data.result as PromResult[]).length > 0 ? true : undefined;
+      }, 15_000, 100);
+    }
+    const third = Date.now();
+    const post = await slackPostAfter(third, `[FIRING:1] ContainerRestarting (${ENV})`);
+    figures.push(`ContainerRestarting firing: ${((post.at - third) / 1000).toFixed(1)} s after the third restart was scraped`);
+    expect(post.color).toBe('warning');
+    expect(post.text).toContain(`*WARNING: berth-${ENV}/app restarted 3 times in 15 minutes*`);
+    expect(post.text).toContain('See `docker compose logs app`.');
   });
 
   it('routes by severity and inhibits warnings by a critical alert for the same target (alerts posted to Alertmanager)', async () => {
