@@ -36,7 +36,19 @@ async function start(entry: string, port: number): Promise<ChildProcess> {
   // by this process, which also runs the load generator.
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'production' },
+    // Every service variable is set, so a local .env cannot change what is measured.
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      BASE_PATH: '',
+      APP_VERSION: 'bench',
+      GIT_COMMIT: 'bench',
+      SHUTDOWN_TIMEOUT_MS: '1000',
+      SHUTDOWN_DELAY_MS: '0',
+      NODE_ENV: 'production',
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   for (let i = 0; i < 100; i++) {
@@ -87,14 +99,13 @@ console.log(
 
 // Both servers run for the whole benchmark and the measured runs alternate between them, so a
 // busy neighbour on the machine slows both sides alike instead of skewing the ratio.
-const servers = await Promise.all(
-  targets.map(async (t) => {
-    const port = await freePort();
-    return { ...t, port, child: await start(t.entry, port) };
-  }),
-);
+const servers: ((typeof targets)[number] & { port: number; child: ChildProcess })[] = [];
 const rows: Row[] = [];
 try {
+  for (const t of targets) {
+    const port = await freePort();
+    servers.push({ ...t, port, child: await start(t.entry, port) });
+  }
   for (const p of paths) {
     const runs = new Map<string, Run[]>(servers.map((s) => [s.name, []]));
     for (const s of servers) await run(`http://127.0.0.1:${s.port}${p}`, warmup, s.child.pid ?? 0);

@@ -21,18 +21,21 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
   const logger = deps.logger ?? createLogger(config);
   const metrics = deps.metrics ?? createMetrics(config);
   const readiness = deps.readiness ?? { ready: true };
-  const metricsPath = `${config.basePath}/metrics`;
 
   const app = express();
   app.disable('x-powered-by');
   // Answers are small and dynamic (uptime, durations): a conditional GET would never match, so
   // hashing every body for an ETag is wasted work.
   app.set('etag', false);
-  // Behind the VM's proxy, so req.ip and req.protocol come from X-Forwarded-* of one hop.
-  app.set('trust proxy', 1);
 
-  app.use(observeRequests(logger, metrics, metricsPath));
+  app.use(observeRequests(logger, metrics));
   app.use(helmet());
+  app.use((_req, res, next) => {
+    // While draining, ask keep-alive clients to reconnect, so their next request finds a live
+    // instance instead of a closing socket.
+    if (!readiness.ready) res.setHeader('Connection', 'close');
+    next();
+  });
   app.use(express.json({ limit: BODY_LIMIT }));
 
   const routes = Router();

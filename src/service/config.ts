@@ -12,16 +12,27 @@ const integer = (min: number, max: number) =>
 
 const schema = z.object({
   PORT: integer(1, 65535).default(8000),
-  HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
+  // An IPv4/IPv6 address or a host name; anything else could only fail later, at listen time.
+  HOST: z
+    .string()
+    .regex(/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/, 'must be an IP address or a host name')
+    .default('0.0.0.0'),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   // A prefix such as /api for VMs behind a shared proxy: leading slash, no trailing slash.
   BASE_PATH: z
     .string()
-    .regex(/^(\/[A-Za-z0-9._~-]+)*$/, 'must be empty or look like /api or /team/api (no trailing slash)')
+    .regex(
+      // Segments made only of dots would be normalised away by clients, leaving every route unreachable.
+      /^(\/(?!\.+(\/|$))[A-Za-z0-9._~-]+)*$/,
+      'must be empty or look like /api or /team/api (no trailing slash, no . or .. segments)',
+    )
     .default(''),
   APP_VERSION: z.string().min(1, 'must not be empty').max(128).default('0.0.0-dev'),
   GIT_COMMIT: z.string().min(1, 'must not be empty').max(64).default('unknown'),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  // After SIGTERM, keep serving with /ready at 503 this long, so load balancers that poll it stop
+  // sending traffic before the listener closes. Part of SHUTDOWN_TIMEOUT_MS, not added to it.
+  SHUTDOWN_DELAY_MS: integer(0, 600_000).default(1_000),
 });
 
 export type Config = {
@@ -32,6 +43,7 @@ export type Config = {
   appVersion: string;
   gitCommit: string;
   shutdownTimeoutMs: number;
+  shutdownDelayMs: number;
 };
 
 export class ConfigError extends Error {
@@ -55,6 +67,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const c = result.data;
+  if (c.SHUTDOWN_DELAY_MS > c.SHUTDOWN_TIMEOUT_MS) {
+    throw new ConfigError(
+      `Invalid configuration: SHUTDOWN_DELAY_MS must not exceed SHUTDOWN_TIMEOUT_MS (got ${c.SHUTDOWN_DELAY_MS} > ${c.SHUTDOWN_TIMEOUT_MS})`,
+    );
+  }
   return {
     port: c.PORT,
     host: c.HOST,
@@ -63,5 +80,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     appVersion: c.APP_VERSION,
     gitCommit: c.GIT_COMMIT,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
+    shutdownDelayMs: c.SHUTDOWN_DELAY_MS,
   };
 }

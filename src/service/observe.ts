@@ -18,29 +18,28 @@ export function routeTemplate(req: Request): string {
   return typeof path === 'string' ? path : UNMATCHED_ROUTE;
 }
 
-export function observeRequests(logger: Logger, metrics: Metrics, metricsPath: string): RequestHandler {
+// nginx's code for a request the client gave up on before the answer was written.
+export const CLIENT_CLOSED_REQUEST = 499;
+
+export function observeRequests(logger: Logger, metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     const id = requestId(req.get('x-request-id'));
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
-    res.on('finish', () => {
-      const url = req.originalUrl;
-      if (url === metricsPath || url.startsWith(`${metricsPath}?`)) return;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const done = () => {
       const route = routeTemplate(req);
-      metrics.observe({ method: req.method, route, status: res.statusCode, seconds });
+      if (route === '/metrics') return;
+      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.observe({ method: req.method, route, status, seconds });
       logger.info(
-        {
-          requestId: id,
-          method: req.method,
-          route,
-          status: res.statusCode,
-          durationMs: Math.round(seconds * 1e6) / 1e3,
-        },
+        { requestId: id, method: req.method, route, status, durationMs: Math.round(seconds * 1e6) / 1e3 },
         'request',
       );
-    });
+    };
+    // 'close' fires for every request, answered or not, so aborted ones are counted too.
+    res.once('close', done);
     next();
   };
 }

@@ -1,5 +1,6 @@
 // Entry point: read the configuration, listen, and shut down gracefully on SIGTERM/SIGINT.
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import dotenv from 'dotenv';
 import { createHttpTerminator } from 'http-terminator';
 import { createApp } from './app.js';
@@ -24,11 +25,19 @@ const server = http.createServer(createApp(config, { logger, readiness }));
 // Longer than the proxy's upstream keep-alive, so the proxy closes idle connections first and
 // never sends a request down a socket this side is closing.
 server.keepAliveTimeout = 65_000;
-const terminator = createHttpTerminator({ server, gracefulTerminationTimeout: config.shutdownTimeoutMs });
+const terminator = createHttpTerminator({
+  server,
+  gracefulTerminationTimeout: config.shutdownTimeoutMs - config.shutdownDelayMs,
+});
+
+function exit(code: number): void {
+  // The logger writes asynchronously: flush it, or the last lines are lost with the process.
+  logger.flush(() => process.exit(code));
+}
 
 server.on('error', (err) => {
-  logger.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
-  process.exit(1);
+  logger.fatal({ err }, `cannot listen on HOST=${config.host} PORT=${config.port}: ${err.message}`);
+  exit(1);
 });
 server.listen(config.port, config.host, () => {
   logger.info({ host: config.host, port: config.port, basePath: config.basePath || '/' }, 'listening');
@@ -39,15 +48,19 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
   readiness.ready = false;
-  logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: draining requests');
+  logger.info(
+    { signal, delayMs: config.shutdownDelayMs, timeoutMs: config.shutdownTimeoutMs },
+    'shutting down: /ready answers 503, then draining requests',
+  );
   // Hard stop if draining hangs, so `docker stop` never has to fall back to SIGKILL.
   setTimeout(() => {
     logger.error('shutdown timeout reached; exiting with requests still open');
-    process.exit(1);
+    exit(1);
   }, config.shutdownTimeoutMs + 1_000).unref();
+  await sleep(config.shutdownDelayMs);
   await terminator.terminate();
   logger.info('stopped');
-  process.exit(0);
+  exit(0);
 }
 process.on('SIGTERM', (s) => void shutdown(s));
 process.on('SIGINT', (s) => void shutdown(s));

@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { testApp } from './helpers.js';
@@ -56,6 +57,32 @@ describe('GET /metrics', () => {
     expect(text).not.toMatch(/^http_errors_total\{[^}]*status="(200|422)"/m);
   });
 
+  it('labels the empty-id 422 with its own route, not as unmatched', async () => {
+    const { app } = testApp();
+    await request(app).get('/items/').expect(422);
+    await request(app).get('/items').expect(422);
+    const text = (await request(app).get('/metrics')).text;
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items', status: '422' })).toBe(2);
+  });
+
+  it('counts a request the client abandoned as 499', async () => {
+    const { app, logLines } = testApp();
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const aborted = new AbortController();
+    const pending = fetch(`http://127.0.0.1:${port}/work?delay_ms=400`, { signal: aborted.signal }).catch(() => 'aborted');
+    await new Promise((r) => setTimeout(r, 100));
+    aborted.abort();
+    expect(await pending).toBe('aborted');
+    await new Promise((r) => setTimeout(r, 100));
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    server.close();
+    server.closeAllConnections();
+    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/work', status: '499' })).toBe(1);
+    expect(logLines.find((l) => l.status === 499)).toMatchObject({ route: '/work', method: 'GET' });
+  });
+
   it('puts every unknown path under one label value', async () => {
     const { app } = testApp();
     for (let i = 0; i < 20; i++) await request(app).get(`/random-${i}/${i * 7}`);
@@ -64,10 +91,11 @@ describe('GET /metrics', () => {
     expect(text).not.toContain('random-');
   });
 
-  it('does not count /metrics itself', async () => {
+  it('does not count /metrics itself, however it is spelled', async () => {
     const { app } = testApp();
     await request(app).get('/metrics');
-    await request(app).get('/metrics');
+    await request(app).get('/metrics/');
+    await request(app).get('/Metrics?x=1');
     const text = (await request(app).get('/metrics')).text;
     expect(text).not.toContain('route="/metrics"');
   });

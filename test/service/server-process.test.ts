@@ -3,7 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -21,10 +24,21 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/service/server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+// Every service variable is passed, empty meaning "default", so a developer's own .env (which
+// dotenv never lets override a variable that is present) cannot change what these tests see.
+const SERVICE_VARS = ['PORT', 'HOST', 'LOG_LEVEL', 'BASE_PATH', 'APP_VERSION', 'GIT_COMMIT', 'SHUTDOWN_TIMEOUT_MS', 'SHUTDOWN_DELAY_MS'];
+const tsxLoader = path.join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+const serverEntry = path.join(root, 'src', 'service', 'server.ts');
+
+function startServer(env: Record<string, string>, cwd = root) {
+  const child = spawn(process.execPath, ['--import', pathToFileURL(tsxLoader).href, serverEntry], {
+    cwd,
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...Object.fromEntries(SERVICE_VARS.map((name) => [name, ''])),
+      SHUTDOWN_DELAY_MS: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -99,6 +113,48 @@ describe('server process', () => {
       await expect(get(port, '/health')).rejects.toThrow(/ECONNREFUSED/);
     },
   );
+
+  it('keeps serving with /ready at 503 for SHUTDOWN_DELAY_MS after SIGTERM, then stops', async () => {
+    const port = await freePort();
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '5000', SHUTDOWN_DELAY_MS: '1500' });
+    await server.listening();
+    expect((await get(port, '/ready')).status).toBe(200);
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+
+    // A new connection, as a load balancer's probe makes: answered, and told to go away.
+    const ready = await get(port, '/ready');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'shutting_down' });
+    expect(ready.headers.connection).toBe('close');
+    expect((await get(port, '/items/1')).status).toBe(200);
+
+    const { code, at } = await server.exited;
+    expect(code).toBe(0);
+    expect(at - signalledAt).toBeGreaterThanOrEqual(1_500);
+    expect(at - signalledAt).toBeLessThan(5_000);
+  });
+
+  it('reads .env from its working directory', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(tmpdir(), 'berth-dotenv-'));
+    writeFileSync(path.join(dir, '.env'), `PORT=${port}\nAPP_VERSION=from-dotenv\n`);
+    const { PORT: _port, APP_VERSION: _version, ...rest } = Object.fromEntries(SERVICE_VARS.map((n) => [n, '']));
+    const server = spawn(process.execPath, ['--import', pathToFileURL(tsxLoader).href, serverEntry], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...rest, HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0' },
+      stdio: 'ignore',
+    });
+    children.push(server);
+    let health: { status: number; body: string } | undefined;
+    for (let i = 0; i < 100 && health === undefined; i++) {
+      health = await get(port, '/health').catch(() => undefined);
+      if (health === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(health?.status).toBe(200);
+    expect(JSON.parse(health?.body ?? '{}').version).toBe('from-dotenv');
+  });
 
   it('gives up on a request that outlives SHUTDOWN_TIMEOUT_MS and still exits in time', async () => {
     const port = await freePort();
