@@ -259,7 +259,7 @@ MaxAuthTries 3
 X11Forwarding no
 EOF
     if [ "$DRY_RUN" = 1 ]; then
-      note "would run: sshd -t && systemctl reload ssh"
+      note "would run: sshd -t && systemctl try-reload-or-restart ssh"
       changed sshd "would harden via $SSHD_DROPIN"
       return
     fi
@@ -268,7 +268,8 @@ EOF
       die "sshd -t rejected the configuration with $SSHD_DROPIN; removed it again, sshd left as it was"
     fi
     check_sshd_effective
-    run systemctl reload ssh
+    # Ubuntu 24.04 starts sshd from ssh.socket: a plain reload fails while ssh.service is idle.
+    run systemctl try-reload-or-restart ssh
     changed sshd "hardened via $SSHD_DROPIN and reloaded"
   else
     check_sshd_effective
@@ -447,6 +448,9 @@ step_monitoring() {
   if monitoring_env "$dir/.env" | put_file "$dir/.env" 0600 root:root; then
     did+=(".env")
     note "Grafana admin password: in $dir/.env (never printed)"
+  fi
+  if [ "$DRY_RUN" = 0 ] && ! grep -qE '^SLACK_WEBHOOK_URL(_FILE)?=.+' "$dir/.env"; then
+    note "Alertmanager will not start until SLACK_WEBHOOK_URL or SLACK_WEBHOOK_URL_FILE is set in $dir/.env"
   fi
   local running=""
   running="$(docker compose --project-name berth-monitoring --project-directory "$dir" -f "$dir/docker-compose.monitoring.yml" ps --status running --quiet 2>/dev/null || true)"

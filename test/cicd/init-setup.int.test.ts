@@ -25,7 +25,7 @@ const SETTINGS = [
   '',
 ].join('\n');
 
-const MUTATING = /^(apt-get install|apt-get update|systemctl (enable|reload|restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
+const MUTATING = /^(apt-get install|apt-get update|systemctl (enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
 
 describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
   let root: SetupRoot;
@@ -84,7 +84,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     expect(effective).toMatch(/^passwordauthentication no$/m);
     expect(effective).toMatch(/^permitrootlogin no$/m);
     expect(effective).toMatch(/^kbdinteractiveauthentication no$/m);
-    expect(root.shimCalls()).toContain('systemctl reload ssh');
+    expect(root.shimCalls()).toContain('systemctl try-reload-or-restart ssh');
   });
 
   it('opens SSH before enabling the firewall, then the app ports and Grafana only', () => {
@@ -188,6 +188,15 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(root.read(`/opt/berth/monitoring/${rel}`)).toMatch(/# edited\n$/);
       const compose = 'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml';
       expect(root.shimCalls().slice(callsBefore)).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
+    });
+  });
+
+  describe('the Slack webhook', () => {
+    it('is not asked for while it is set, and named when it is missing', () => {
+      expect(first.stdout).not.toContain('Alertmanager will not start');
+      const file = '/opt/berth/monitoring/.env';
+      root.write(file, root.read(file).replace(/^SLACK_WEBHOOK_URL=.*$/m, 'SLACK_WEBHOOK_URL='));
+      expect(root.initSetup().stdout).toContain('Alertmanager will not start until SLACK_WEBHOOK_URL or SLACK_WEBHOOK_URL_FILE is set in /opt/berth/monitoring/.env');
     });
   });
 });
