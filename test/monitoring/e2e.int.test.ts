@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { repoRoot, requireTool } from '../helpers/real-tools.js';
-import { alertmanagerDir, composeFile, dashboardQueries, prometheusDir, ruleFiles, toPromQL } from './lib/expressions.js';
+import { alertmanagerDir, composeFile, dashboardQueries, loadDashboards, prometheusDir, ruleFiles, toPromQL } from './lib/expressions.js';
 import {
   composeFlags,
   localizeAlertmanagerConfig,
@@ -303,6 +303,15 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
       const data = await promQuery(toPromQL(q.expr, { env: ENV, rateInterval: '30s' }));
       const has = data.resultType === 'scalar' ? true : (data.result as PromResult[]).length > 0;
       if (!has) empty.push(`${q.dashboard} / ${q.panel}: ${q.expr}`);
+    }
+    // Template variables use Grafana's label_values(selector, label): the selector must find series with that label.
+    for (const d of loadDashboards()) {
+      for (const v of d.templating.list) {
+        const m = /^label_values\((.+), (\w+)\)$/.exec(String((v.query as { query?: string } | undefined)?.query));
+        expect(m, `${d.uid} variable ${v.name}`).not.toBeNull();
+        const data = await promQuery(m?.[1] ?? '');
+        expect((data.result as PromResult[]).map((r) => r.metric[m?.[2] ?? ''])).toContain(ENV);
+      }
     }
     const fromStandin = queries.filter((q) => q.dashboard === 'berth-containers').length;
     console.log(`dashboard queries with data: ${queries.length - empty.length}/${queries.length} (${fromStandin} of them from the cAdvisor stand-in)`);
