@@ -192,6 +192,8 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       ['config.logLevel=loud', '/config/logLevel'],
       ['replicas=3', 'replicas'],
       ['analysis.maxErrorRatio=5', '/analysis/maxErrorRatio'],
+      ['config.extraEnv.DB_PASSWORD=hunter2', "invalid propertyName 'DB_PASSWORD'"],
+      ['config.extraEnv.API_KEY=abc', "invalid propertyName 'API_KEY'"],
     ])('helm template --set %s fails naming %s', (set, field) => {
       const result = helm(['template', 'berth', chartDir, '--set', set]);
       expect(result.ok).toBe(false);
