@@ -60,6 +60,10 @@ describe.skipIf(!ok)('the service image', () => {
     await docker('pull', `${repo}@${digest}`);
     expect(await docker('image', 'inspect', '--format', '{{.Id}}', `${repo}@${digest}`)).toBe(image.id);
     await docker('tag', image.id, image.ref);
+
+    await docker('image', 'rm', `${repo}@${digest}`);
+    const removed = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${digest}`, { method: 'DELETE' });
+    expect(removed.status).toBe(202);
   });
 
   it('carries OCI labels and the build version in its environment', async () => {
