@@ -185,7 +185,8 @@ running() {
   local pidfile="$1" expect="$2" pid
   [ -f "$pidfile" ] || return 1
   pid="$(cat "$pidfile")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  # /proc rather than `kill -0`, which a non-root caller of `status` may not send to root's PID.
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$expect"
 }
 
@@ -404,7 +405,7 @@ print_status() {
   fi
   local image
   for image in "$BASE_IMAGE" "$PROXY_IMAGE"; do
-    if podman image exists "$image" 2>/dev/null; then echo "  image      $image"; else echo "  image      $image MISSING"; ok=1; fi
+    if docker image inspect "$image" >/dev/null 2>&1; then echo "  image      $image"; else echo "  image      $image MISSING"; ok=1; fi
   done
   if docker compose version >/dev/null 2>&1; then
     echo "  compose    $(docker-compose version --short) (also as \`docker compose\`, test-only shim)"
