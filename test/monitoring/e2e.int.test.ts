@@ -368,7 +368,7 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
     expect(post.text).toContain('See `docker compose logs app`.');
   });
 
-  it('routes by severity and inhibits warnings by a critical alert for the same target (alerts posted to Alertmanager)', async () => {
+  it('routes by severity and applies the inhibit rules (alerts posted to Alertmanager)', async () => {
     const alert = (labels: Record<string, string>, summary: string) => ({
       labels: { grafana_url: GRAFANA_URL, ...labels },
       annotations: { summary, description: summary, value: '1', dashboard: 'berth-host' },
@@ -385,6 +385,8 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
         alert({ alertname: 'BerthServiceDown', env: 'staging', instance: 'berth-staging-app:8000', severity: 'critical' }, 'staging down'),
         alert({ alertname: 'BerthHighLatencyP95', env: 'staging', severity: 'warning' }, 'staging slow'), // inhibited: staging is down
         alert({ alertname: 'BerthHighLatencyP95', env: 'testing', severity: 'warning' }, 'testing slow'),
+        alert({ alertname: 'ContainerKilled', env: 'staging', service: 'app', severity: 'critical' }, 'staging app gone'), // inhibited: same cause as staging down
+        alert({ alertname: 'ContainerKilled', env: 'staging', service: 'proxy', severity: 'critical' }, 'staging proxy gone'),
       ]),
     });
     expect(res.status).toBe(200);
@@ -395,6 +397,8 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
     const warning = await after('[FIRING:1] HostDiskSpaceLow', 'warning');
     await after('[FIRING:1] BerthServiceDown (staging)', 'danger');
     await after('[FIRING:1] BerthHighLatencyP95 (testing)', 'warning');
+    const killed = await after('[FIRING:1] ContainerKilled (staging)', 'danger');
+    expect(killed.text).toContain('staging proxy gone');
     expect(critical.text).toContain('root critical');
     expect(warning.text).toContain('data warning');
     expect(warning.text).not.toContain('root warning');
@@ -403,6 +407,7 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
     const texts = slackPosts.filter((p) => p.at >= since).map((p) => p.text).join('\n');
     expect(texts).not.toContain('root warning');
     expect(texts).not.toContain('staging slow');
+    expect(texts).not.toContain('staging app gone');
   });
 
   it('pages BerthServiceDown on Slack when the service stops, and sends the resolved message after restart', async () => {

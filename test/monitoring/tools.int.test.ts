@@ -104,7 +104,7 @@ describe.skipIf(!hasAmtool)('amtool', () => {
   it('accepts alertmanager.yml with the Slack template loaded', () => {
     const r = check(path.join(alertmanagerDir, 'templates'));
     expect(r.out).toContain('- 1 templates');
-    expect(r.out).toContain('- 2 inhibit rules');
+    expect(r.out).toContain('- 3 inhibit rules');
     expect(r.code, r.out).toBe(0);
   });
 
