@@ -1,0 +1,51 @@
+// Reading what the health check and `docker inspect` said about a container, as plain data.
+
+export interface ContainerState {
+  status: string;
+  exitCode: number;
+  restarts: number;
+  startedAt: string;
+  imageId: string;
+  digest: string;
+  image: string;
+}
+
+export function parseContainerState(line: string): ContainerState | undefined {
+  const [status, exitCode, restarts, startedAt, imageId, digest, image] = line.trim().split('\t');
+  if (!status) return undefined;
+  return {
+    status,
+    exitCode: Number(exitCode ?? 0),
+    restarts: Number(restarts ?? 0),
+    startedAt: startedAt ?? '',
+    imageId: imageId ?? '',
+    digest: digest && digest !== '<no value>' ? digest : '',
+    image: image && image !== '<no value>' ? image : '',
+  };
+}
+
+export interface HealthVerdict {
+  healthy: boolean;
+  /** Why not, in a clause that fits into "deploy failed: <reason>". */
+  reason: string;
+}
+
+/**
+ * `exec` is the in-container poll's result (exit 0 healthy, 1 not in time, anything else: the
+ * exec itself failed, e.g. because the container stopped); `state` is inspect afterwards.
+ */
+export function judgeHealth(exec: { code: number; stdout: string; stderr: string }, state: ContainerState | undefined, o: { path: string; timeoutS: number; successes: number }): HealthVerdict {
+  const said = exec.stdout.trim().split('\n').at(-1) ?? '';
+  if (exec.code === 0) return { healthy: true, reason: said };
+  if (!state) return { healthy: false, reason: 'the new container disappeared during the health check' };
+  if (state.status !== 'running' || state.restarts > 0) {
+    const how = state.status === 'running' || state.status === 'restarting' ? `restarted ${state.restarts} time(s)` : `${state.status}`;
+    return { healthy: false, reason: `the new container exited with code ${state.exitCode} during the health check (${how})` };
+  }
+  if (exec.code === 1) {
+    const last = said.replace(/^unhealthy: /, '');
+    return { healthy: false, reason: `the new container did not pass the health check: GET ${o.path} was not 2xx ${o.successes} time(s) in a row within ${o.timeoutS} s (${last})` };
+  }
+  if (exec.code === 127 || /executable file not found|no such file/i.test(exec.stderr)) return { healthy: false, reason: 'the image has no `node` to run the health check with' };
+  return { healthy: false, reason: `the health check could not run in the new container (exit ${exec.code}: ${exec.stderr.trim().split('\n').at(-1) ?? ''})` };
+}

@@ -1,0 +1,68 @@
+// The per-environment deploy lock on the VM: an atomic `mkdir` (Kamal does the same) with a
+// holder file saying who and since when. A second deploy waits up to DEPLOY_LOCK_WAIT_S or fails
+// at once naming the holder; `unlock` breaks a stale one. The holder line carries a random token,
+// so a deploy only ever releases its own lock.
+import { randomBytes } from 'node:crypto';
+import { breakLock, LOCK_HELD, releaseLock, takeLock } from './commands.js';
+import type { Executor } from './ssh.js';
+
+export interface Holder {
+  who: string;
+  action: string;
+  since: string;
+  pid: number;
+  token: string;
+}
+
+export const holderLine = (h: Holder): string => `who=${h.who} action=${h.action} since=${h.since} pid=${h.pid} token=${h.token}`;
+
+export function parseHolder(line: string): Partial<Holder> {
+  const f: Record<string, string> = {};
+  for (const m of line.matchAll(/([a-z]+)=(\S+)/g)) f[m[1] ?? ''] = m[2] ?? '';
+  return { who: f.who, action: f.action, since: f.since, pid: f.pid ? Number(f.pid) : undefined, token: f.token };
+}
+
+export function describeHolder(line: string, now = new Date()): string {
+  const h = parseHolder(line.trim());
+  if (!h.who) return line.trim() || 'someone';
+  const since = h.since ? new Date(h.since) : undefined;
+  const ago = since && !Number.isNaN(since.getTime()) ? `, ${Math.max(0, Math.round((now.getTime() - since.getTime()) / 1000))} s ago` : '';
+  return `${h.who} (${h.action ?? 'deploy'} since ${h.since ?? '?'}${ago})`;
+}
+
+export class LockHeldError extends Error {
+  override name = 'LockHeldError';
+  constructor(readonly holder: string) {
+    super(`the lock is held by ${holder}`);
+  }
+}
+
+export interface HeldLock {
+  release(exec: Executor): Promise<void>;
+  line: string;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+export async function acquire(exec: Executor, lockDir: string, who: string, action: string, waitS: number, signal?: AbortSignal): Promise<HeldLock> {
+  const line = holderLine({ who, action, since: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), pid: process.pid, token: randomBytes(8).toString('hex') });
+  const until = Date.now() + waitS * 1000;
+  for (;;) {
+    const res = await exec.run(takeLock(lockDir, line), { timeoutMs: 30_000, signal });
+    if (res.code === 0) return { line, release: async (e) => void (await e.run(releaseLock(lockDir, line), { timeoutMs: 30_000 })) };
+    if (res.code !== LOCK_HELD) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
+    if (Date.now() >= until || signal?.aborted) throw new LockHeldError(describeHolder(res.stdout));
+    await sleep(1000, signal);
+  }
+}
+
+/** Breaks the lock whoever holds it; returns a description of the holder, or undefined if none. */
+export async function breakIt(exec: Executor, lockDir: string): Promise<string | undefined> {
+  const res = await exec.run(breakLock(lockDir), { timeoutMs: 30_000 });
+  if (res.code !== 0) throw new Error(`cannot remove the lock ${lockDir}: ${res.stderr.trim()}`);
+  return res.stdout.trim() ? describeHolder(res.stdout) : undefined;
+}

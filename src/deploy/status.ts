@@ -1,0 +1,59 @@
+// `status` and `history`: read-only views of what runs on the VM, per environment.
+import * as c from './commands.js';
+import type { DeployConfig } from './config.js';
+import type { EnvName } from './environments.js';
+import { parseContainerState } from './health.js';
+import { parseHistory } from './history.js';
+import { shortDigest } from './report.js';
+import type { Executor } from './ssh.js';
+
+export interface EnvStatus {
+  env: EnvName;
+  container?: string;
+  health: 'healthy' | 'unhealthy' | 'stopped' | 'missing' | 'not deployed';
+  version?: string;
+  digest?: string;
+  image?: string;
+  since?: string;
+}
+
+export async function envStatus(exec: Executor, cfg: DeployConfig, env: EnvName): Promise<EnvStatus> {
+  const p = c.envPaths(cfg.remoteDir, env);
+  const name = c.parseUpstream((await exec.run(c.readFile(p.upstream), { timeoutMs: 30_000 })).stdout);
+  if (!name) return { env, health: 'not deployed' };
+  const inspected = await exec.run(c.inspectContainer(name), { timeoutMs: 30_000 });
+  const state = inspected.code === 0 ? parseContainerState(inspected.stdout) : undefined;
+  if (!state) return { env, container: name, health: 'missing' };
+  const base = { env, container: name, digest: state.digest, image: state.image, since: state.startedAt.replace(/\.\d+/, '') };
+  if (state.status !== 'running') return { ...base, health: 'stopped' };
+  const probe = await exec.run(c.probeOnce(name, cfg.healthPath), { timeoutMs: 30_000 });
+  const [code, ...body] = probe.stdout.trim().split(' ');
+  let version: string | undefined;
+  try {
+    version = (JSON.parse(body.join(' ')) as { version?: string }).version;
+  } catch {
+    version = undefined;
+  }
+  return { ...base, health: Number(code) >= 200 && Number(code) < 300 ? 'healthy' : 'unhealthy', version };
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+export function statusTable(list: EnvStatus[]): string {
+  return table([
+    ['ENV', 'HEALTH', 'VERSION', 'DIGEST', 'SINCE', 'IMAGE', 'CONTAINER'],
+    ...list.map((s) => [s.env, s.health, s.version ?? '-', shortDigest(s.digest), s.since ?? '-', s.image ?? '-', s.container ?? '-']),
+  ]);
+}
+
+export async function historyText(exec: Executor, cfg: DeployConfig, env: EnvName): Promise<string> {
+  const entries = parseHistory((await exec.run(c.readFile(c.envPaths(cfg.remoteDir, env).history), { timeoutMs: 30_000 })).stdout);
+  if (entries.length === 0) return `no deploys recorded for ${env} yet`;
+  return table([
+    ['TIME', 'ACTION', 'RESULT', 'DIGEST', 'IMAGE', 'WHO', 'REASON'],
+    ...entries.map((e) => [e.time, e.action, e.result, e.digest === '-' ? '-' : shortDigest(e.digest), e.image, e.who, e.reason ?? '']),
+  ]);
+}
