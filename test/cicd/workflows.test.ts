@@ -3,7 +3,7 @@
 // branch -> environment map (by running the workflow's own script), one change per environment
 // at a time, least privilege, pinned actions, secrets never echoed and all documented.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -161,6 +161,37 @@ describe('promote.yml and rollback.yml', () => {
     expect(runScript(check, { FROM: 'staging', TO: 'production', IMAGE_INPUT: digestRef }).code).toBe(0);
     expect(runScript(check, { FROM: 'staging', TO: 'staging', IMAGE_INPUT: '' }).code).not.toBe(0);
     expect(runScript(check, { FROM: 'testing', TO: 'staging', IMAGE_INPUT: 'docker.io/acme/berth:latest' }).code).not.toBe(0);
+  });
+
+  describe('promote resolves what the source environment runs (the step\'s own script)', () => {
+    const script = () => wf('promote.yml').jobs.resolve?.steps?.find((s) => s.id === 'resolve')?.run ?? '';
+    const digest = `sha256:${'c'.repeat(64)}`;
+    /** Runs the step with `npm` answering `deploy status --json` with `status`, recording its argv. */
+    const resolveWith = (status: object, env: Record<string, string> = {}) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'berth-npm-'));
+      try {
+        writeFileSync(path.join(dir, 'npm'), `#!/bin/sh\necho "$*" >"${dir}/argv"\necho 'some npm noise'\necho '${JSON.stringify(status)}'\n`, { mode: 0o755 });
+        const r = runScript(script(), { PATH: `${dir}:${process.env.PATH}`, FROM: 'staging', IMAGE: 'docker.io/acme/berth', IMAGE_INPUT: '', ...env });
+        return { ...r, argv: existsSync(path.join(dir, 'argv')) ? readFileSync(path.join(dir, 'argv'), 'utf8') : '' };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+
+    it('a healthy source: its full digest, under the repository the build pushes to', () => {
+      const r = resolveWith({ environments: [{ env: 'staging', health: 'healthy', digest }] });
+      expect(r).toEqual({ code: 0, output: `image=docker.io/acme/berth@${digest}\n`, argv: 'run --silent deploy -- status --env staging --json\n' });
+    });
+
+    it('an unhealthy or empty source: refused', () => {
+      expect(resolveWith({ environments: [{ env: 'staging', health: 'unhealthy', digest }] }).code).not.toBe(0);
+      expect(resolveWith({ environments: [{ env: 'staging', health: 'not deployed' }] }).code).not.toBe(0);
+    });
+
+    it('an image given by hand: used as is, the VM not asked', () => {
+      const given = `docker.io/acme/berth@${digest}`;
+      expect(resolveWith({}, { IMAGE_INPUT: given })).toEqual({ code: 0, output: `image=${given}\n`, argv: '' });
+    });
   });
 
   it('rollback passes no version argument when none is given', () => {
