@@ -1,0 +1,151 @@
+// docker-compose.monitoring.yml itself, run by docker-compose on the test machine's container
+// engine (podman), laid out as init_setup.sh copies it to the VM. Prometheus, Alertmanager and
+// node-exporter run from TEST-ONLY stand-in images (standin-images/Dockerfile: Debian's
+// packages shaped like the official images); cAdvisor and Grafana have no such package and stay
+// down. The Berth service runs in a container of its own on a shared network, reached by its
+// alias as on the VM. This proves the file's mounts, entrypoint, users, healthchecks, ports,
+// networks and environment, which `docker-compose config` cannot.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadTestEnv, repoRoot, requirePart, requireTool } from '../helpers/real-tools.js';
+import { loadRules } from './lib/expressions.js';
+import { waitFor } from './lib/processes.js';
+
+const testEnv = loadTestEnv();
+const env = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST ?? '', DOCKER_BUILDKIT: '0' };
+const NODE_IMAGE = testEnv.NODE_IMAGE ?? 'docker.io/library/node:24-bookworm-slim';
+
+function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}): { code: number | null; out: string } {
+  const r = spawnSync(cmd, args, { env, cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeout ?? 120_000 });
+  return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+const hasEngine = requirePart(
+  'the container engine (podman behind the docker CLI)',
+  () => env.DOCKER_HOST !== '' && sh('docker', ['info'], { timeout: 20_000 }).code === 0,
+  'run `bash scripts/test-env/containers.sh up`',
+);
+const ok = hasEngine && requireTool('docker-compose', 'run `bash scripts/test-env/monitoring.sh up`') && requireTool('podman', 'run `bash scripts/test-env/containers.sh up`');
+
+const HOST_PORTS = { prometheus: 8900, alertmanager: 8903, nodeExporter: 8905 };
+const STANDINS = ['prometheus', 'alertmanager', 'node-exporter'] as const;
+const image = (part: string) => `localhost/berth-test/${part}:debian`;
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (stand-in images)', () => {
+  const id = randomBytes(3).toString('hex');
+  const project = `berth-montest-${id}`;
+  const network = `berth-montest-net-${id}`;
+  const appContainer = `berth-montest-app-${id}`;
+  const dir = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-compose-'));
+  const compose = (...args: string[]) => sh('docker-compose', ['-p', project, '-f', 'docker-compose.monitoring.yml', ...args], { cwd: dir });
+  const container = (service: string) => `${project}_${service}_1`;
+  const prom = async (apiPath: string) => {
+    const res = await fetch(`http://127.0.0.1:${HOST_PORTS.prometheus}${apiPath}`);
+    return ((await res.json()) as { data: unknown }).data;
+  };
+
+  beforeAll(async () => {
+    for (const [name, port] of Object.entries(HOST_PORTS)) {
+      if (!(await portFree(port))) throw new Error(`127.0.0.1:${port} (${name}) is in use; the compose file publishes that fixed port`);
+    }
+    for (const part of STANDINS) {
+      const r = sh('podman', ['build', '--pull=never', '-q', '--target', part, '-t', image(part), path.join(import.meta.dirname, 'standin-images')], { timeout: 300_000 });
+      if (r.code !== 0) throw new Error(`building the ${part} stand-in failed:\n${r.out}`);
+    }
+
+    // The VM's layout: the compose file and the config folders, world-readable (init_setup.sh).
+    for (const item of ['docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'grafana']) {
+      cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
+    }
+    chmodSync(dir, 0o755);
+    sh('chmod', ['-R', 'a+rX', dir]);
+    writeFileSync(
+      path.join(dir, '.env'),
+      [
+        `PROMETHEUS_IMAGE=${image('prometheus')}`,
+        `ALERTMANAGER_IMAGE=${image('alertmanager')}`,
+        `NODE_EXPORTER_IMAGE=${image('node-exporter')}`,
+        'GRAFANA_ADMIN_PASSWORD=not-started-here',
+        'GRAFANA_URL=http://grafana.montest.invalid:8950',
+        'SLACK_WEBHOOK_URL=http://127.0.0.1:9/services/T0/B0/montest',
+        `BERTH_NETWORK=${network}`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+
+    // The shared network the deploy creates, and production's app on it under its alias.
+    const created = sh('docker', ['network', 'create', network]);
+    if (created.code !== 0) throw new Error(`docker network create: ${created.out}`);
+    const app = sh('docker', [
+      'run', '-d', '--name', appContainer, '--network', network, '--network-alias', 'berth-production-app',
+      '-v', `${repoRoot}:/app:ro`, '-w', '/app', '-e', 'PORT=8000', '-e', 'HOST=0.0.0.0', '-e', 'LOG_LEVEL=warn',
+      '-e', 'APP_VERSION=9.9.9-compose', NODE_IMAGE, 'node', '--import', 'tsx', 'src/service/server.ts',
+    ]);
+    if (app.code !== 0) throw new Error(`starting the app container: ${app.out}`);
+
+    const up = compose('up', '-d', 'prometheus', 'alertmanager', 'node-exporter');
+    if (up.code !== 0) throw new Error(`docker-compose up: ${up.out}\n${compose('logs', '--tail=30').out}`);
+  });
+
+  afterAll(() => {
+    compose('down', '-v', '--timeout', '5');
+    sh('docker', ['rm', '-f', appContainer]);
+    sh('docker', ['network', 'rm', network]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs each part as nobody, publishes it on 127.0.0.1 only, and passes its own healthcheck', async () => {
+    const ports: Record<string, number> = { prometheus: 9090, alertmanager: 9093, 'node-exporter': 9100 };
+    for (const service of STANDINS) {
+      await waitFor(`${service} healthy`, async () => (sh('podman', ['healthcheck', 'run', container(service)]).code === 0 ? true : undefined), 60_000, 1_000);
+      expect(sh('docker', ['exec', container(service), 'id', '-u']).out.trim(), service).toBe('65534');
+      const published = sh('docker', ['port', container(service), `${ports[service]}/tcp`]).out.trim();
+      expect(published, service).toMatch(/^127\.0\.0\.1:89\d\d$/);
+    }
+  });
+
+  it('scrapes the app of another project by its alias on the shared network, labelled with its env', async () => {
+    type Target = { labels: Record<string, string>; health: string; lastError: string };
+    const targets = await waitFor('the app, Prometheus, Alertmanager and node-exporter up', async () => {
+      const data = (await prom('/api/v1/targets?state=active')) as { activeTargets: Target[] };
+      const up = data.activeTargets.filter((t) => t.health === 'up').map((t) => t.labels.job).sort();
+      return up.join() === 'alertmanager,berth-app,node-exporter,prometheus' ? data.activeTargets : undefined;
+    }, 90_000, 1_000);
+    expect(targets.find((t) => t.labels.job === 'berth-app')?.labels).toMatchObject({ env: 'production', instance: 'berth-production-app:8000' });
+    // cAdvisor has no stand-in: the only target down, as PrometheusTargetMissing would report.
+    expect(targets.filter((t) => t.health !== 'up').map((t) => t.labels.job)).toEqual(['cadvisor']);
+  });
+
+  it('loads every rule, finds Alertmanager by service name and expands GRAFANA_URL', async () => {
+    const rules = (await prom('/api/v1/rules')) as { groups: { rules: unknown[] }[] };
+    expect(rules.groups.flatMap((g) => g.rules).length).toBe(loadRules().length);
+    const ams = (await prom('/api/v1/alertmanagers')) as { activeAlertmanagers: { url: string }[] };
+    expect(ams.activeAlertmanagers).toEqual([{ url: 'http://alertmanager:9093/api/v2/alerts' }]);
+    const config = (await prom('/api/v1/status/config')) as { yaml: string };
+    expect(config.yaml).toContain('grafana_url: http://grafana.montest.invalid:8950');
+  });
+
+  it('hands the Slack webhook to Alertmanager as a private file, not as its environment', () => {
+    const am = container('alertmanager');
+    expect(sh('docker', ['exec', am, 'cat', '/tmp/slack_webhook_url']).out.trim()).toBe('http://127.0.0.1:9/services/T0/B0/montest');
+    expect(sh('docker', ['exec', am, 'stat', '-c', '%a', '/tmp/slack_webhook_url']).out.trim()).toBe('600');
+    // PID 1 is Alertmanager itself (entrypoint.sh execs it) and no longer carries the URL.
+    const environ = sh('docker', ['exec', am, 'cat', '/proc/1/environ']).out;
+    expect(environ).not.toContain('SLACK_WEBHOOK_URL');
+    expect(sh('docker', ['exec', am, 'cat', '/proc/1/cmdline']).out).toContain('alertmanager');
+  });
+});
