@@ -39,8 +39,9 @@ export function judgeHealth(exec: { code: number; stdout: string; stderr: string
   if (exec.code === 0) return { healthy: true, reason: said };
   if (!state) return { healthy: false, reason: 'the new container disappeared during the health check' };
   if (state.status !== 'running' || state.restarts > 0) {
-    const how = state.status === 'running' || state.status === 'restarting' ? `restarted ${state.restarts} time(s)` : `${state.status}`;
-    return { healthy: false, reason: `the new container exited with code ${state.exitCode} during the health check (${how})` };
+    // Once the engine has restarted it, ExitCode describes the current run (0): say "crashed" instead.
+    if (state.restarts > 0) return { healthy: false, reason: `the new container kept crashing during the health check (restarted ${state.restarts} time(s))` };
+    return { healthy: false, reason: `the new container exited with code ${state.exitCode} during the health check (state ${state.status})` };
   }
   if (exec.code === 1) {
     const last = said.replace(/^unhealthy: /, '');
