@@ -51,7 +51,7 @@ describe('localizePrometheusConfig', () => {
     });
   });
 
-  it('changes only the target addresses of each job and leaves out cAdvisor, which cannot run here', () => {
+  it('changes only the target addresses of each job, and leaves out a job mapped to null', () => {
     const byName = (cfg: typeof shippedPrometheus) => new Map(cfg.scrape_configs.map((j) => [j.job_name, j]));
     const before = byName(shippedPrometheus);
     const after = byName(result);

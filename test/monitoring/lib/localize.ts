@@ -36,9 +36,9 @@ export type PrometheusLocal = {
   alertmanagers: string[];
   /**
    * For every job in the shipped config: its local static targets, or for a file_sd job the
-   * path of a local targets file (see localizeTargetsFile), or null when that part cannot run
-   * here (cAdvisor) and the job is left out. A job missing from this map is an error, so a new
-   * job in prometheus.yml forces a decision here.
+   * path of a local targets file (see localizeTargetsFile), or null to leave the job out (a part
+   * that cannot run at all). A job missing from this map is an error, so a new job in
+   * prometheus.yml forces a decision here.
    */
   jobs: Record<string, { targets: string[] } | { file: string } | null>;
 };
