@@ -1,6 +1,7 @@
 // The deploy's settings, read once from the environment (.env locally, secrets in CI) and
 // validated, so a typo stops the command before it touches the VM, naming the variable.
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { z } from 'zod';
 
 export interface DeployConfig {
@@ -51,7 +52,7 @@ const schema = z.object({
 function readEither(env: Record<string, string | undefined>, textVar: string, fileVar: string, what: string): string {
   const text = env[textVar];
   if (text && text.trim()) return text.endsWith('\n') ? text : `${text}\n`;
-  const file = env[fileVar];
+  const file = env[fileVar]?.replace(/^~(?=\/|$)/, os.homedir());
   if (file) {
     try {
       return readFileSync(file, 'utf8');
