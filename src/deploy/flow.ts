@@ -97,6 +97,8 @@ export class EnvFlow {
   private pending?: string;
   private tuning: c.Tuning = {};
   private composeVars: Record<string, string>;
+  /** The upstream file before a switch began; put back if the switch does not complete. */
+  private upstreamBefore?: string;
 
   constructor(private readonly d: FlowDeps) {
     this.exec = d.exec;
@@ -104,8 +106,16 @@ export class EnvFlow {
     this.composeVars = d.cfg.proxyImage ? { PROXY_IMAGE: d.cfg.proxyImage } : {};
   }
 
-  private async run(cmd: c.RemoteCommand, timeoutMs = 60_000): Promise<RunResult> {
-    return this.exec.run(cmd, { timeoutMs, signal: this.d.signal });
+  /**
+   * Only long waits (pull, health check) are cut short by Ctrl-C; short commands finish, so the
+   * VM is never left between two halves of one step. Steps check for an interrupt as they begin.
+   */
+  private async run(cmd: c.RemoteCommand, timeoutMs = 60_000, abortable = false): Promise<RunResult> {
+    return this.exec.run(cmd, { timeoutMs, signal: abortable ? this.d.signal : undefined });
+  }
+
+  private checkInterrupt(): void {
+    if (this.d.signal.aborted) throw new SshError('aborted', 'interrupted');
   }
 
   /** Runs a command that must succeed; otherwise throws with `what` and the command's last stderr line. */
@@ -172,6 +182,12 @@ export class EnvFlow {
       }
     }
     const quiet = async (cmd: c.RemoteCommand) => exec.run(cmd, { timeoutMs: 30_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    if (this.pending && this.upstreamBefore !== undefined) {
+      // Cut off in the middle of a switch: point the proxy back at what served before.
+      await quiet(c.writeFile(this.p.upstream, this.upstreamBefore));
+      await quiet(c.reloadProxy(this.d.env));
+      this.upstreamBefore = undefined;
+    }
     if (this.pending) {
       const r = await quiet(c.removeContainers([this.pending]));
       if (r.code === 0) this.d.report.info(`removed the new container ${this.pending}`);
@@ -203,6 +219,7 @@ export class EnvFlow {
   /** Files up, network there, what serves now, leftovers of an interrupted deploy gone. */
   private async prepare(): Promise<Live | undefined> {
     const { p } = this;
+    this.checkInterrupt();
     await this.must(c.makeDirs(p.dir, p.proxyDir), `cannot create ${p.dir}`);
     await this.must(c.writeFile(p.compose, this.d.files.compose), `cannot write ${p.compose}`);
     await this.must(c.writeFile(p.nginxConf, this.d.files.nginxConf), `cannot write ${p.nginxConf}`);
@@ -245,7 +262,8 @@ export class EnvFlow {
   }
 
   private async pull(image: string): Promise<Target> {
-    const res = await this.run(c.pull(image), 600_000);
+    this.checkInterrupt();
+    const res = await this.run(c.pull(image), 600_000, true);
     if (res.code !== 0) {
       throw new Failure(
         `could not pull ${image} (${lastLine(res.stderr) || `exit ${res.code}`})`,
@@ -300,6 +318,7 @@ export class EnvFlow {
   }
 
   private async start(target: Target): Promise<string> {
+    this.checkInterrupt();
     const name = containerName(this.d.env);
     this.pending = name;
     const spec: c.AppSpec = { env: this.d.env, name, image: target.id, source: target.source, digest: target.digest, envFile: this.p.env, tuning: this.tuning };
@@ -312,7 +331,8 @@ export class EnvFlow {
   private async checkHealth(name: string): Promise<string> {
     const { cfg } = this.d;
     const o = { path: cfg.healthPath, timeoutMs: cfg.healthTimeoutS * 1000, intervalMs: cfg.healthIntervalS * 1000, successes: cfg.healthSuccesses };
-    const res = await this.run(c.healthCheck(name, o), o.timeoutMs + 60_000);
+    this.checkInterrupt();
+    const res = await this.run(c.healthCheck(name, o), o.timeoutMs + 60_000, true);
     const verdict = judgeHealth(res, await this.inspect(name), { path: o.path, timeoutS: cfg.healthTimeoutS, successes: o.successes });
     if (!verdict.healthy) throw new Failure(verdict.reason, '');
     return verdict.reason.replace(/^healthy: /, '');
@@ -325,7 +345,9 @@ export class EnvFlow {
 
   /** Points the proxy at `name`: new upstream file, config test, graceful reload (or first start). */
   private async switchTo(name: string, live: Live | undefined): Promise<void> {
+    this.checkInterrupt();
     const before = (await this.run(c.readFile(this.p.upstream))).stdout;
+    this.upstreamBefore = before;
     await this.must(c.writeFile(this.p.upstream, c.upstreamConf(name, new Date().toISOString())), 'cannot write the proxy upstream');
     const reload = await this.run(c.reloadProxy(this.d.env));
     if (reload.code === c.PROXY_NOT_RUNNING) {
@@ -342,6 +364,7 @@ export class EnvFlow {
       throw new Failure(`the proxy refused the new upstream (${lastLine(reload.stdout + '\n' + reload.stderr)})`, `${live?.name ?? 'the old version'} keeps serving; check proxy/nginx.conf`);
     }
     this.pending = undefined;
+    this.upstreamBefore = undefined;
     // nginx answers the reload signal before its new workers run; give the old workers a moment
     // to stop taking requests before their upstream goes away.
     await sleep(1000);

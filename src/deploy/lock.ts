@@ -52,7 +52,8 @@ export async function acquire(exec: Executor, lockDir: string, who: string, acti
   const line = holderLine({ who, action, since: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), pid: process.pid, token: randomBytes(8).toString('hex') });
   const until = Date.now() + waitS * 1000;
   for (;;) {
-    const res = await exec.run(takeLock(lockDir, line), { timeoutMs: 30_000, signal });
+    // Not abortable: an interrupt between the remote mkdir and its answer would leave a lock we do not know we hold.
+    const res = await exec.run(takeLock(lockDir, line), { timeoutMs: 30_000 });
     if (res.code === 0) return { line, release: async (e) => void (await e.run(releaseLock(lockDir, line), { timeoutMs: 30_000 })) };
     if (res.code !== LOCK_HELD) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
     if (Date.now() >= until || signal?.aborted) throw new LockHeldError(describeHolder(res.stdout));
