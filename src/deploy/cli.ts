@@ -23,7 +23,7 @@ Commands:
 
 Options:
   --env ENV    ${environments.join(' | ')}
-  --json       print a final JSON result line (deploy, rollback) or the status as JSON
+  --json       print a final JSON line: the result (deploy, rollback) or {"environments":[...]} (status)
   -h, --help   this text
 
 Settings come from the environment or .env: VM_HOST, VM_USER, VM_SSH_PORT, VM_SSH_KEY or
