@@ -10,9 +10,10 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 # --- build: compile TypeScript with the full (dev) dependency tree --------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# Manifests before sources: the npm ci layer is reused until the lockfile changes.
+# Manifests before sources: the npm ci layer is reused until the lockfile changes. No install
+# scripts: tsc needs none, and the deploy tool's optional native add-ons would only try to compile.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/service ./src/service
 RUN npm run build && find dist -name '*.map' -delete
