@@ -162,8 +162,8 @@ export class EnvFlow {
   /** Turns SSH trouble and interrupts into Failures (after cleaning up what can be cleaned). */
   private async explain(err: unknown): Promise<unknown> {
     if (err instanceof Failure) return err;
-    if (err instanceof SshError && err.kind === 'aborted') return new Failure('interrupted', `the new version was not switched on; the version that served before still serves`);
-    if (err instanceof SshError) return new Failure(err.message, 'the proxy was not switched unless the output above says so; the next deploy removes anything this one left behind');
+    if (err instanceof SshError && err.kind === 'aborted') return new Failure('interrupted', 'The new version was not switched on; the version that served before still serves');
+    if (err instanceof SshError) return new Failure(err.message, 'The proxy was not switched unless the output above says so; the next deploy removes anything this one left behind');
     return err;
   }
 
