@@ -60,7 +60,7 @@ missing_packages() {
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  [ -x /usr/bin/python3 ] || missing+=(python3)  # the runtime wrapper's interpreter
   echo "${missing[@]:-}"
 }
 
