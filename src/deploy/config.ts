@@ -29,6 +29,8 @@ export class ConfigError extends Error {
 
 const seconds = (fallback: number, min = 0) => z.coerce.number().finite().min(min).default(fallback);
 
+const required: Record<string, string> = { VM_HOST: 'the VM address', VM_USER: 'the deploy user on the VM' };
+
 const schema = z.object({
   VM_HOST: z.string().trim().min(1, 'is required (the VM address)'),
   VM_USER: z.string().trim().min(1, 'is required (the deploy user on the VM)').regex(/^[a-z_][a-z0-9_.-]*$/i, 'is not a valid user name'),
@@ -73,6 +75,7 @@ export function loadConfig(env: Record<string, string | undefined>, localWho: st
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? 'configuration');
+    if (issue?.code === 'invalid_type' && name in required) throw new ConfigError(`${name} is required (${required[name]})`);
     throw new ConfigError(`${name} ${issue?.message ?? 'is invalid'}`);
   }
   const c = parsed.data;
