@@ -393,7 +393,9 @@ export class EnvFlow {
     const images = (await this.must(c.listEnvImages(env), 'cannot list images')).stdout
       .split('\n')
       .map((l) => l.trim().split(' '))
-      .filter((f) => f.length === 3 && f[1] !== '<none>')
+      // Engines differ in how they filter by reference (podman also lists other names of the same
+      // image), so keep only this environment's own repository.
+      .filter((f) => f.length === 3 && f[1] !== '<none>' && (f[0] === envRepository(env) || f[0] === `localhost/${envRepository(env)}`))
       .map(([, tag, id]) => ({ tag: tag as string, id: id as string }));
     const stable = images.find((i) => i.tag === 'stable')?.id;
     const liveImage = (await this.inspect(live))?.imageId;
