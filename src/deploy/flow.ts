@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as c from './commands.js';
 import type { DeployConfig } from './config.js';
-import { envRepository, environmentInfo, projectName, stableRef, type EnvName } from './environments.js';
+import { envRepository, environmentInfo, environments, projectName, stableRef, type EnvName } from './environments.js';
 import { judgeHealth, parseContainerState, type ContainerState } from './health.js';
 import { findVersion, formatEntry, healthyDigests, parseHistory, previousHealthy, repositoryOf, type Action, type HistoryEntry, type Outcome } from './history.js';
 import { acquire, type HeldLock } from './lock.js';
@@ -403,6 +403,8 @@ export class EnvFlow {
       .split('\n')
       .filter(Boolean)
       .map((l) => ({ name: l.split(' ')[0] ?? '', state: l.split(' ')[1] ?? '' }));
+    const deployedRefs = new Set(history.map((e) => e.image));
+    const envTagPattern = new RegExp(`(^|/)berth-(${environments.join('|')}):`);
     const plan = planRetention({ keep: this.d.cfg.keep, images, healthy: healthyDigests(history), protectedIds: [stable, liveImage].filter((x): x is string => !!x), containers, live });
 
     if (plan.removeContainers.length > 0) await this.run(c.removeContainers(plan.removeContainers));
@@ -419,8 +421,10 @@ export class EnvFlow {
         continue;
       }
       const others = (JSON.parse(tags.stdout.trim() || '[]') as string[] | null) ?? [];
-      if (others.some((r) => /(^|\/)berth-[a-z]+:/.test(r))) continue;
-      if (others.length > 0 && (await this.run(c.removeImages(others))).code === 0) removedImages++;
+      if (others.some((r) => envTagPattern.test(r))) continue;
+      // Only names this environment deployed by: an image someone pulled by hand stays.
+      const ours = others.filter((r) => deployedRefs.has(r) || deployedRefs.has(r.replace(/^localhost\//, '')));
+      if (ours.length > 0 && (await this.run(c.removeImages(ours))).code === 0) removedImages++;
     }
     return `kept ${this.d.cfg.keep}: removed ${removedImages} image(s), ${plan.removeContainers.length} stopped container(s)`;
   }
