@@ -37,35 +37,6 @@ describe.skipIf(!ok)('the service image', () => {
     if (image) await removeImage(image.ref, ...extraRefs);
   });
 
-  it('is pushed to the registry and pulled back, byte for byte, by digest', async () => {
-    const repo = `${REGISTRY}/${unique('berth-it')}`;
-    const pushed = `${repo}:${image.version}`;
-    await docker('tag', image.ref, pushed);
-    await docker('push', pushed);
-
-    // The digest as the registry itself reports it: what a deploy pins.
-    const head = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${image.version}`, {
-      method: 'HEAD',
-      headers: {
-        accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
-      },
-    });
-    expect(head.status).toBe(200);
-    const digest = head.headers.get('docker-content-digest') ?? '';
-    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-
-    // Gone locally, then back from the registry: same image ID (= same config and layers).
-    await docker('image', 'rm', pushed, image.ref);
-    expect((await exec('docker', ['image', 'inspect', image.id])).code).not.toBe(0);
-    await docker('pull', `${repo}@${digest}`);
-    expect(await docker('image', 'inspect', '--format', '{{.Id}}', `${repo}@${digest}`)).toBe(image.id);
-    await docker('tag', image.id, image.ref);
-
-    await docker('image', 'rm', `${repo}@${digest}`);
-    const removed = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${digest}`, { method: 'DELETE' });
-    expect(removed.status).toBe(202);
-  });
-
   it('carries OCI labels and the build version in its environment', async () => {
     const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', image.ref)) as Record<string, string>;
     expect(labels).toMatchObject({
@@ -198,5 +169,37 @@ describe.skipIf(!ok)('the service image', () => {
     expect(own.reduce((sum, l) => sum + l.bytes, 0)).toBeGreaterThan(0);
     expect(added).toBeGreaterThan(0);
     expect(added).toBeLessThanOrEqual(ADDED_BUDGET_BYTES);
+  });
+
+  // Last: it removes the local image and brings it back from the registry, so a failure here
+  // cannot take the other tests down with it.
+  it('is pushed to the registry and pulled back, byte for byte, by digest', async () => {
+    const repo = `${REGISTRY}/${unique('berth-it')}`;
+    const pushed = `${repo}:${image.version}`;
+    await docker('tag', image.ref, pushed);
+    await docker('push', pushed);
+
+    // The digest as the registry itself reports it: what a deploy pins.
+    const head = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${image.version}`, {
+      method: 'HEAD',
+      headers: {
+        accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
+      },
+    });
+    expect(head.status).toBe(200);
+    const digest = head.headers.get('docker-content-digest') ?? '';
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    // Gone locally, then back from the registry: same image ID (= same config and layers).
+    if (containers.length > 0) await docker('rm', '-f', ...containers.splice(0));
+    await docker('image', 'rm', pushed, image.ref);
+    expect((await exec('docker', ['image', 'inspect', image.id])).code).not.toBe(0);
+    await docker('pull', `${repo}@${digest}`);
+    expect(await docker('image', 'inspect', '--format', '{{.Id}}', `${repo}@${digest}`)).toBe(image.id);
+    await docker('tag', image.id, image.ref);
+
+    await docker('image', 'rm', `${repo}@${digest}`);
+    const removed = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${digest}`, { method: 'DELETE' });
+    expect(removed.status).toBe(202);
   });
 });
