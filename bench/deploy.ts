@@ -5,7 +5,7 @@
 // image whose /health fails, and prints requests sent, failed requests, the longest gap without
 // a successful response, and the deploy's wall time split by step (from the CLI's --json).
 // Needs the test VM: scripts/test-env/containers.sh up && scripts/test-env/vm.sh up (as root).
-import { deploy, ensureImages, images, resetEnv, testPorts, vmReady, type CliResult, type EnvName } from '../test/deploy/e2e/harness.js';
+import { deploy, ensureImages, images, lockVm, resetEnv, testPorts, vmReady, type CliResult, type EnvName } from '../test/deploy/e2e/harness.js';
 import { startPoller, type PollResult } from '../test/deploy/e2e/poller.js';
 
 const env = (process.env.BENCH_ENV ?? 'testing') as EnvName;
@@ -56,6 +56,15 @@ function printRows(rows: Row[]): void {
 async function main(): Promise<void> {
   if (!vmReady) process.exit(1);
   console.log(`deploy bench: env ${env} on the test VM, ${concurrency} GET /health loops on 127.0.0.1:${testPorts[env]}`);
+  const releaseVm = await lockVm();
+  try {
+    await run();
+  } finally {
+    releaseVm();
+  }
+}
+
+async function run(): Promise<void> {
   await ensureImages();
   await resetEnv(env);
   const first = await deploy(env, images.v1);

@@ -195,6 +195,27 @@ export async function resetEnv(env: EnvName): Promise<void> {
   chownSync(path.join(dir, '.env'), uid, gid);
 }
 
+/**
+ * One user of the test VM at a time: the scenarios, the bench and anyone deploying to it by hand
+ * (`flock /var/lib/berth-test/vm/e2e.lock npm run deploy -- ...`) share its three environments.
+ * The holder exits by itself when this process dies, so a crashed run never leaves it held.
+ */
+export async function lockVm(): Promise<() => void> {
+  const lockFile = path.join(path.dirname(remoteDir), 'e2e.lock');
+  const holder = spawn('flock', ['-w', '900', lockFile, 'sh', '-c', 'echo locked; while kill -0 "$1" 2>/dev/null; do sleep 1; done', 'sh', String(process.pid)], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout?.once('data', () => resolve());
+    holder.once('exit', (code) => reject(new Error(`could not lock ${lockFile} within 900 s (flock exit ${code})`)));
+  });
+  holder.unref();
+  return () => {
+    if (holder.pid && holder.exitCode === null) process.kill(-holder.pid, 'SIGTERM');
+  };
+}
+
 export function historyLines(env: EnvName): string[] {
   const file = path.join(remoteDir, env, 'history.log');
   return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
@@ -237,12 +258,14 @@ export function cliEnv(overrides: Record<string, string | undefined> = {}): Node
     VM_KNOWN_HOSTS_FILE: testEnv.VM_KNOWN_HOSTS_FILE,
     BERTH_REMOTE_DIR: remoteDir,
     PROXY_IMAGE: testEnv.PROXY_IMAGE,
-    DEPLOY_HEALTH_TIMEOUT_S: '20',
+    DEPLOY_HEALTH_TIMEOUT_S: '10',
     DEPLOY_HEALTH_INTERVAL_S: '0.5',
     DEPLOY_HEALTH_SUCCESSES: '2',
     DEPLOY_LOCK_WAIT_S: '0',
     DEPLOY_KEEP: '3',
     NO_COLOR: '1',
+    // Never the developer's own .env: only what the test gives.
+    DEPLOY_ENV_FILE: '/dev/null',
   });
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined) delete env[k];

@@ -1,10 +1,21 @@
 // A steady stream of GETs against the environment's public port while a deploy runs: the
 // contract promises zero failed requests during a healthy deploy and during a rejected one.
 // Used by the scenarios (failures must be 0) and by bench/deploy.ts (which also prints figures).
+//
+// The client behaves like a browser: persistent (keep-alive) connections, and an idempotent
+// request that meets a reset on a *reused* idle connection before any response byte is sent
+// again on a new one (RFC 9110 9.2.2; Node's docs describe the same race under
+// `request.reusedSocket`). A proxy may close an idle connection at any moment (nginx's old
+// workers do so on a reload), so such a retry is normal client behaviour, not a failed request.
+// They are counted separately; everything else (refused connections, resets on fresh
+// connections, timeouts, non-200 answers) is a failure.
+import http from 'node:http';
 
 export interface PollResult {
   sent: number;
   failed: number;
+  /** Requests sent again because an idle keep-alive connection was closed under them. */
+  retriedOnStaleConnection: number;
   /** Status codes or error messages of the failures, at most 20. */
   failures: string[];
   /** Longest time between two successful responses, ms. */
@@ -17,19 +28,52 @@ export interface Poller {
   stop: () => Promise<PollResult>;
 }
 
+interface Answer {
+  status: number;
+  body: string;
+}
+
+class StaleConnection extends Error {}
+
+function getOnce(url: string, agent: http.Agent): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = http.get(url, { agent, timeout: 5000 }, (res) => {
+      answered = true;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const stale = req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      reject(stale ? new StaleConnection(err.message) : err);
+    });
+  });
+}
+
 /**
  * Runs `concurrency` request loops against `url` until stopped. Each loop waits for its answer
  * before sending the next, so this measures availability, not throughput.
  */
 export function startPoller(url: string, concurrency = 2): Poller {
   let running = true;
-  const result: PollResult = { sent: 0, failed: 0, failures: [], longestGapMs: 0, versions: [] };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const result: PollResult = { sent: 0, failed: 0, retriedOnStaleConnection: 0, failures: [], longestGapMs: 0, versions: [] };
   let lastOk = performance.now();
 
-  const recordOk = (version: string | undefined): void => {
+  const recordOk = (body: string): void => {
     const now = performance.now();
     result.longestGapMs = Math.max(result.longestGapMs, now - lastOk);
     lastOk = now;
+    let version: string | undefined;
+    try {
+      version = (JSON.parse(body) as { version?: string }).version;
+    } catch {
+      version = undefined;
+    }
     if (version !== undefined && result.versions.at(-1) !== version) result.versions.push(version);
   };
   const recordFailure = (what: string): void => {
@@ -37,16 +81,26 @@ export function startPoller(url: string, concurrency = 2): Poller {
     if (result.failures.length < 20) result.failures.push(what);
   };
 
+  const request = async (): Promise<Answer> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await getOnce(url, agent);
+      } catch (err) {
+        if (!(err instanceof StaleConnection) || attempt >= 3) throw err;
+        result.retriedOnStaleConnection += 1;
+      }
+    }
+  };
+
   const loop = async (): Promise<void> => {
     while (running) {
       result.sent += 1;
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-        const body = (await res.json().catch(() => ({}))) as { version?: string };
-        if (res.status === 200) recordOk(body.version);
-        else recordFailure(`HTTP ${res.status}`);
+        const answer = await request();
+        if (answer.status === 200) recordOk(answer.body);
+        else recordFailure(`HTTP ${answer.status}`);
       } catch (err) {
-        recordFailure((err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message);
+        recordFailure((err as Error).message);
       }
     }
   };
@@ -56,6 +110,7 @@ export function startPoller(url: string, concurrency = 2): Poller {
     stop: async () => {
       running = false;
       await Promise.all(loops);
+      agent.destroy();
       result.longestGapMs = Math.round(Math.max(result.longestGapMs, performance.now() - lastOk));
       return result;
     },
