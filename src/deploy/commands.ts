@@ -176,6 +176,8 @@ export function createApp(spec: AppSpec): RemoteCommand {
       '--expose', '8000',
       '--label', `com.docker.compose.project=${projectName(spec.env)}`,
       '--label', 'com.docker.compose.service=app',
+      // compose v2 lists only containers marked as not one-off.
+      '--label', 'com.docker.compose.oneoff=False',
       '--label', `${LABEL_ENV}=${spec.env}`,
       '--label', `${LABEL_DIGEST}=${spec.digest}`,
       '--label', `${LABEL_IMAGE}=${spec.source}`,
