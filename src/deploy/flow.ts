@@ -147,7 +147,10 @@ export class EnvFlow {
   // -------------------------------------------------------------------------------------------
 
   private async locked(action: Action, image: string, body: () => Promise<FlowResult>): Promise<FlowResult> {
-    this.lock = await this.d.report.step('lock', () => acquire(this.exec, this.p.lock, this.d.cfg.who, action, this.d.cfg.lockWaitS, this.d.signal));
+    this.lock = await this.d.report.step('lock', () => acquire(this.exec, this.p.lock, this.d.cfg.who, action, this.d.cfg.lockWaitS, this.d.signal, (holder) =>
+        this.d.report.info(`waiting up to ${this.d.cfg.lockWaitS} s for the ${this.d.env} lock, held by ${holder}`),
+      ),
+    );
     let outcome: unknown;
     try {
       return await body();

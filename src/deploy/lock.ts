@@ -48,7 +48,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 
-export async function acquire(exec: Executor, lockDir: string, who: string, action: string, waitS: number, signal?: AbortSignal): Promise<HeldLock> {
+export async function acquire(exec: Executor, lockDir: string, who: string, action: string, waitS: number, signal?: AbortSignal, onWait?: (holder: string) => void): Promise<HeldLock> {
   const line = holderLine({ who, action, since: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), pid: process.pid, token: randomBytes(8).toString('hex') });
   const until = Date.now() + waitS * 1000;
   for (;;) {
@@ -57,6 +57,10 @@ export async function acquire(exec: Executor, lockDir: string, who: string, acti
     if (res.code === 0) return { line, release: async (e) => void (await e.run(releaseLock(lockDir, line), { timeoutMs: 30_000 })) };
     if (res.code !== LOCK_HELD) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
     if (Date.now() >= until || signal?.aborted) throw new LockHeldError(describeHolder(res.stdout));
+    if (onWait) {
+      onWait(describeHolder(res.stdout));
+      onWait = undefined;
+    }
     await sleep(1000, signal);
   }
 }
