@@ -314,10 +314,26 @@ export class EnvFlow {
       return this.fallBackToStable(err.reason, logs, live, target, action);
     }
     await report.step('switch traffic', () => this.switchTo(name, live));
-    await report.step('stop old container', () => this.retire(live), (stopped) => stopped);
-    await report.step('record', () => this.record(target, name, action));
+    await this.afterSwitch(target, name, live, () => this.record(target, name, action));
     await report.step('prune', () => this.prune(name), (n) => n).catch((err: Error) => report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`));
     return { image: target.source, digest: target.digest, rolledBack: false };
+  }
+
+  /**
+   * Once traffic has switched, the new version serves whatever happens next: a failure to stop the
+   * old container is only a warning, and a failure to record is reported as exactly that.
+   */
+  private async afterSwitch(target: Target, name: string, live: Live | undefined, record: () => Promise<void>): Promise<void> {
+    const { report } = this.d;
+    await report
+      .step('stop old container', () => this.retire(live), (stopped) => stopped)
+      .catch((err: Error) => report.warn(`${err.message}; it no longer gets traffic, stop it by hand (docker stop ${live?.name})`));
+    try {
+      await report.step('record', record);
+    } catch (err) {
+      if (err instanceof SshError) throw err;
+      throw new Failure(`${target.source} serves ${this.d.env} now, but recording it failed (${(err as Error).message})`, 'The :stable tag and history may be stale: deploy again, or check the VM', { digest: target.digest });
+    }
   }
 
   private async start(target: Target): Promise<string> {
@@ -449,9 +465,8 @@ export class EnvFlow {
       throw new Failure(`${reason}; :stable did not pass the health check either (${err.reason})`, `Nothing healthy serves ${this.d.env}: look at the VM (docker ps, docker logs)`, { logs, digest: failed.digest });
     }
     await report.step('switch traffic to :stable', () => this.switchTo(name, live));
-    await report.step('stop old container', () => this.retire(live), (s) => s);
     await this.run(c.appendLine(this.p.history, this.entry(action, failed.source, failed.digest, 'failed', reason)));
-    await report.step('record', () => this.record(target, name, 'rollback', 'ok', `automatic: ${action} of ${failed.source} failed`));
+    await this.afterSwitch(target, name, live, () => this.record(target, name, 'rollback', 'ok', `automatic: ${action} of ${failed.source} failed`));
     throw new Failure(reason, `Nothing healthy was running, so :stable (${digest.slice(0, 19)}) now serves; fix the image and deploy again`, { logs, rolledBack: true, digest });
   }
 }
