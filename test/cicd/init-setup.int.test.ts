@@ -115,8 +115,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       const dir = `/opt/berth/${env}`;
       expect(root.chroot(['stat', '-c', '%a %U:%G', dir, `${dir}/.env`]).stdout).toBe('750 deploy:deploy\n600 deploy:deploy\n');
       const dotenv = root.read(`${dir}/.env`);
-      expect(dotenv).toMatch(new RegExp(`^BERTH_ENV=${env}$`, 'm'));
-      expect(dotenv).toMatch(new RegExp(`^APP_PORT=${port}$`, 'm'));
+      // Replaced in place in .env.example's image section, not added a second time.
+      expect(dotenv.match(/^BERTH_ENV=.*$/gm)).toEqual([`BERTH_ENV=${env}`]);
+      expect(dotenv.match(/^APP_PORT=.*$/gm)).toEqual([`APP_PORT=${port}`]);
       expect(dotenv).toMatch(/^LOG_LEVEL=info$/m); // from .env.example's service section
       expect(dotenv).not.toContain('REGISTRY_TOKEN');
     }
