@@ -34,9 +34,13 @@ describe('the scanner finds reads of each kind', () => {
       '  GOLF: integer(1, 2).default(1),',
       "  HOTEL: z.string().default('h'),",
       '});',
+      '  JULIET: z',
+      '    .string(),',
       'const notEnv = { INDIA: 1 };',
     ].join('\n');
-    expect(scanCode(code).map((r) => r.name).sort()).toEqual(['ALPHA', 'BRAVO', 'CHARLIE', 'DELTA', 'ECHO', 'FOXTROT', 'GOLF', 'HOTEL']);
+    expect(scanCode(code).map((r) => r.name).sort()).toEqual(['ALPHA', 'BRAVO', 'CHARLIE', 'DELTA', 'ECHO', 'FOXTROT', 'GOLF', 'HOTEL', 'JULIET']);
+    // The deploy config's shape: a plain env record validated by a schema.
+    expect(scanCode('function load(env: Record<string, string | undefined>) {}\nconst s = z.object({\n  KILO: seconds(60),\n});').map((r) => r.name)).toEqual(['KILO']);
     expect(scanCode('const x = { INDIA: z.string() };')).toEqual([]);
   });
 

@@ -37,8 +37,10 @@ export function scanCode(text: string): { name: string; line: number }[] {
       if (name) found.push({ name, line });
     }
   }
-  if (/process\.env|NodeJS\.ProcessEnv/.test(text)) {
-    found.push(...matchAll(text, new RegExp(`^\\s*(?<name>${NAME}):\\s*(?:z\\.|integer\\(|[a-z]+\\()`, 'gm')));
+  // A file that takes the environment (process.env, or an `env: Record<string, ...>` parameter
+  // as src/deploy/config.ts does) and validates it with a schema keyed by variable name.
+  if (/process\.env|NodeJS\.ProcessEnv|\benv\s*:\s*Record<string/.test(text)) {
+    found.push(...matchAll(text, new RegExp(`^\\s*(?<name>${NAME}):\\s*(?:z\\b|[a-z]+\\()`, 'gm')));
   }
   return found;
 }
