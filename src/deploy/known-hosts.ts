@@ -80,3 +80,15 @@ export function describeVerdict(v: HostKeyVerdict, host: string, port: number): 
       return `the VM's host key ${v.fingerprint} is marked @revoked in VM_KNOWN_HOSTS. Refusing to connect`;
   }
 }
+
+const rsaAlgorithms = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+
+/**
+ * Host key algorithms to offer, like OpenSSH: only the types known_hosts lists for this host, so
+ * a VM that also has another key type is not mistaken for a changed key. Empty = no entry.
+ */
+export function hostKeyAlgorithms(entries: KnownHostEntry[], host: string, port: number): string[] {
+  const name = hostPattern(host, port);
+  const types = entries.filter((e) => e.marker === undefined && hostMatches(e.hosts, name)).map((e) => e.keyType);
+  return [...new Set(types.flatMap((t) => (t === 'ssh-rsa' ? rsaAlgorithms : [t])))];
+}

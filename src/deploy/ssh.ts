@@ -4,7 +4,7 @@
 import { NodeSSH } from 'node-ssh';
 import { toShell, type RemoteCommand } from './commands.js';
 import type { DeployConfig } from './config.js';
-import { describeVerdict, parseKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts.js';
+import { describeVerdict, hostKeyAlgorithms, parseKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts.js';
 
 export interface RunResult {
   code: number;
@@ -45,6 +45,8 @@ export interface ConnectOptions {
 function classify(err: Error, target: string, verdict: HostKeyVerdict | undefined, cfg: DeployConfig): SshError {
   const msg = err.message;
   if (verdict && verdict.kind !== 'known') return new SshError('host-key', describeVerdict(verdict, cfg.host, cfg.port));
+  if (/no matching host key format/i.test(msg))
+    return new SshError('host-key', `${target} offers no host key of the type(s) VM_KNOWN_HOSTS lists for it, so it cannot be the known VM. Refusing to connect: the VM's keys changed or VM_KNOWN_HOSTS belongs to another host; check with ssh-keyscan -p ${cfg.port} on the VM`);
   if (/authentication methods failed/i.test(msg))
     return new SshError('auth', `${target} refused the SSH key (authentication failed): check that VM_SSH_KEY belongs to ${cfg.user} on the VM (its public half in ~${cfg.user}/.ssh/authorized_keys)`);
   if (/privateKey|private key|passphrase/i.test(msg)) return new SshError('auth', `cannot use VM_SSH_KEY: ${msg} (an unencrypted OpenSSH or PEM private key is expected)`);
@@ -58,6 +60,7 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
   const target = `${cfg.user}@${cfg.host}:${cfg.port}`;
   const entries = parseKnownHosts(cfg.knownHosts);
   if (entries.length === 0) throw new SshError('host-key', 'VM_KNOWN_HOSTS holds no host key lines: add the VM\'s key (ssh-keyscan output) so the deploy can tell the VM from an impostor');
+  const algorithms = hostKeyAlgorithms(entries, cfg.host, cfg.port);
   let verdict: HostKeyVerdict | undefined;
   const ssh = new NodeSSH();
   const secrets = [cfg.privateKey];
@@ -72,6 +75,8 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
       keepaliveCountMax: 3,
       // Only the key is offered: no agent, no password prompts in CI.
       tryKeyboard: false,
+      // With no entry for this host, offer the defaults: the key is refused as unknown anyway.
+      ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms as never[] } } : {}),
       hostVerifier: (key: Buffer) => {
         verdict = verifyHostKey(entries, cfg.host, cfg.port, key);
         return verdict.kind === 'known';

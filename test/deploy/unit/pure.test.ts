@@ -10,7 +10,7 @@ import { envForBranch, environmentInfo } from '../../../src/deploy/environments.
 import { containerName, pickDigest } from '../../../src/deploy/flow.js';
 import { judgeHealth, parseContainerState } from '../../../src/deploy/health.js';
 import { findVersion, formatEntry, parseHistory, parseLine, previousHealthy, repositoryOf, type HistoryEntry } from '../../../src/deploy/history.js';
-import { fingerprint, parseKnownHosts, verifyHostKey } from '../../../src/deploy/known-hosts.js';
+import { fingerprint, hostKeyAlgorithms, parseKnownHosts, verifyHostKey } from '../../../src/deploy/known-hosts.js';
 import { describeHolder, holderLine } from '../../../src/deploy/lock.js';
 import { planRetention } from '../../../src/deploy/retention.js';
 import { redact } from '../../../src/deploy/ssh.js';
@@ -58,6 +58,11 @@ describe.skipIf(!hasKeygen)('known_hosts', () => {
   it('refuses a @revoked key even when it is also listed', () => {
     const text = `@revoked ${line('*')}\n${line('[10.0.0.5]:2222')}\n`;
     expect(verifyHostKey(parseKnownHosts(text), '10.0.0.5', 2222, vm.blob).kind).toBe('revoked');
+  });
+  it('offers only the key types known for the host, as OpenSSH does', () => {
+    const text = `[10.0.0.5]:2222 ssh-rsa AAAA\n[10.0.0.5]:2222 ecdsa-sha2-nistp256 AAAA\nother ssh-ed25519 AAAA\n@revoked [10.0.0.5]:2222 ssh-ed25519 AAAA\n`;
+    expect(hostKeyAlgorithms(parseKnownHosts(text), '10.0.0.5', 2222)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ecdsa-sha2-nistp256']);
+    expect(hostKeyAlgorithms(parseKnownHosts(text), '10.0.0.9', 2222)).toEqual([]);
   });
   it('ignores comments, blank lines and a negated pattern', () => {
     expect(verifyHostKey(parseKnownHosts(`# c\n\n${line('10.0.0.*,!10.0.0.5')}\n`), '10.0.0.5', 22, vm.blob).kind).toBe('unknown');
