@@ -107,7 +107,7 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
     cfg = loadConfig(o.env, `${os.userInfo().username}@${os.hostname()}`);
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.err(`${inv.command === 'rollback' ? 'rollback' : 'deploy'} failed: bad configuration: ${err.message}. Set it in .env or the environment (see .env.example)`);
+      io.err(`${inv.command} failed: bad configuration: ${err.message}. Set it in .env or the environment (see .env.example)`);
       return 2;
     }
     throw err;
