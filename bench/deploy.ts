@@ -35,14 +35,15 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const pad = (text: string | number, width: number): string => String(text).padEnd(width);
 
 function printRows(rows: Row[]): void {
-  console.log(`\n${pad('scenario', 26)}${pad('deploy', 10)}${pad('wall', 9)}${pad('sent', 8)}${pad('req/s', 8)}${pad('failed', 8)}longest gap`);
+  console.log(`\n${pad('scenario', 26)}${pad('deploy', 10)}${pad('wall', 9)}${pad('sent', 8)}${pad('req/s', 8)}${pad('failed', 12)}${pad('retried*', 10)}longest gap`);
   for (const { scenario, r, wallMs, load } of rows) {
     const outcome = r.code === 0 ? 'ok' : `exit ${r.code}`;
     const seconds = (wallMs + 2 * settleMs) / 1000;
     console.log(
-      `${pad(scenario, 26)}${pad(outcome, 10)}${pad(s(wallMs), 9)}${pad(load.sent, 8)}${pad(Math.round(load.sent / seconds), 8)}${pad(`${load.failed} (${((100 * load.failed) / Math.max(1, load.sent)).toFixed(2)}%)`, 8)}  ${load.longestGapMs} ms`,
+      `${pad(scenario, 26)}${pad(outcome, 10)}${pad(s(wallMs), 9)}${pad(load.sent, 8)}${pad(Math.round(load.sent / seconds), 8)}${pad(`${load.failed} (${((100 * load.failed) / Math.max(1, load.sent)).toFixed(2)}%)`, 12)}${pad(load.retriedOnStaleConnection, 10)}${load.longestGapMs} ms`,
     );
   }
+  console.log('* sent again after an idle keep-alive connection was closed under it (as browsers do; see test/deploy/e2e/poller.ts)');
   for (const { scenario, r, wallMs, load } of rows) {
     const steps = r.json?.steps ?? [];
     const total = steps.reduce((sum, step) => sum + step.ms, 0);
