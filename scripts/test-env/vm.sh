@@ -47,9 +47,13 @@ install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   # Other set-up scripts may run apt at the same time: wait for the dpkg lock instead of failing.
   local apt=(apt-get -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends)
-  "${apt[@]}" install "${pkgs[@]}" >/dev/null || { "${apt[@]}" update >/dev/null && "${apt[@]}" install "${pkgs[@]}" >/dev/null; }
-  # The package's init script may have started the system sshd on port 22; this VM does not
-  # need it, but it is not ours to stop either.
+  # The package would start the system's own sshd on port 22; this VM runs its own on loopback.
+  local policy=/usr/sbin/policy-rc.d created_policy=0
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
+  local rc=0
+  "${apt[@]}" install "${pkgs[@]}" >/dev/null || { "${apt[@]}" update >/dev/null && "${apt[@]}" install "${pkgs[@]}" >/dev/null; } || rc=$?
+  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
+  [ "$rc" = 0 ] || die "apt-get install ${pkgs[*]} failed"
 }
 
 create_user() {
