@@ -280,19 +280,31 @@ export const probeOnce = (name: string, path: string): RemoteCommand => ({ argv:
 
 const NGINX = ['nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf'];
 
-export function upstreamConf(container: string, note: string): string {
-  return `# Written by the deploy (${note}). The live app container; replaced on every switch.\nserver ${container}:8000;\n`;
+/**
+ * The live container by name (nginx resolves it through the engine's DNS, also after a reboot),
+ * or by address when that DNS does not answer; the name then follows in a comment.
+ */
+export function upstreamConf(container: string, note: string, address?: string): string {
+  const server = address ? `server ${address}:8000;  # ${container}` : `server ${container}:8000;`;
+  return `# Written by the deploy (${note}). The live app container; replaced on every switch.\n${server}\n`;
 }
 
 export function parseUpstream(text: string): string | undefined {
-  return /^\s*server\s+([A-Za-z0-9_.-]+):8000\s*;/m.exec(text)?.[1];
+  const m = /^\s*server\s+([A-Za-z0-9_.-]+):8000\s*;(?:\s*#\s*([A-Za-z0-9_.-]+))?/m.exec(text);
+  return m?.[2] ?? m?.[1];
 }
+
+/** The container's address on the project network (the one the proxy shares). */
+export const containerAddress = (name: string, env: EnvName): RemoteCommand => ({
+  argv: ['docker', 'container', 'inspect', '--format', `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`, name],
+});
 
 /** Exit 3 when the environment's proxy is not running (the flow then starts it with compose). */
 export const PROXY_NOT_RUNNING = 3;
 export const reloadProxy = (env: EnvName): RemoteCommand =>
   sh(
-    'id=$(docker ps -q --filter "label=com.docker.compose.project=$1" --filter label=com.docker.compose.service=proxy | head -n 1); [ -n "$id" ] || exit 3; shift; docker exec "$id" "$@" -t 2>&1 && docker exec "$id" "$@" -s reload',
+    // The config test resolves upstream names: bounded, so a DNS that does not answer costs 20 s, not minutes.
+    'id=$(docker ps -q --filter "label=com.docker.compose.project=$1" --filter label=com.docker.compose.service=proxy | head -n 1); [ -n "$id" ] || exit 3; shift; timeout 20 docker exec "$id" "$@" -t 2>&1 && docker exec "$id" "$@" -s reload',
     projectName(env),
     ...NGINX,
   );

@@ -367,26 +367,43 @@ export class EnvFlow {
     this.checkInterrupt();
     const before = (await this.run(c.readFile(this.p.upstream))).stdout;
     this.upstreamBefore = before;
-    await this.must(c.writeFile(this.p.upstream, c.upstreamConf(name, new Date().toISOString())), 'cannot write the proxy upstream');
-    const reload = await this.run(c.reloadProxy(this.d.env));
-    if (reload.code === c.PROXY_NOT_RUNNING) {
-      const up = await this.run(c.startProxy(this.d.env, this.p.dir, this.composeVars), 300_000);
-      if (up.code !== 0) {
-        await this.run(c.writeFile(this.p.upstream, before)).catch(() => undefined);
-        throw new Failure(`docker compose could not start the proxy (${lastLine(up.stderr)})`, 'Check the proxy settings in .env (APP_PORT, APP_BIND, PROXY_IMAGE) and that the port is free');
+    let outcome = await this.pointProxyAt(name);
+    if (!outcome.ok) {
+      // The engine's DNS may not know the new name yet (podman's aardvark-dns restarts under
+      // load): the container's address works without it.
+      const address = (await this.run(c.containerAddress(name, this.d.env))).stdout.trim();
+      if (/^[0-9a-f.:]+$/i.test(address)) {
+        this.d.report.info(`the proxy could not resolve ${name} (${outcome.why}); using its address ${address}`);
+        outcome = await this.pointProxyAt(name, address);
       }
-    } else if (reload.code !== 0) {
+    }
+    if (!outcome.ok) {
       if (before) {
         await this.run(c.writeFile(this.p.upstream, before));
         await this.run(c.reloadProxy(this.d.env));
       }
-      throw new Failure(`the proxy refused the new upstream (${lastLine(reload.stdout + '\n' + reload.stderr)})`, `${live?.name ?? 'the old version'} keeps serving; check proxy/nginx.conf`);
+      this.upstreamBefore = undefined;
+      throw new Failure(`the proxy did not take the new upstream (${outcome.why})`, `${live?.name ?? 'The old version'} keeps serving; check proxy/nginx.conf and the proxy's logs`);
     }
     this.pending = undefined;
     this.upstreamBefore = undefined;
     // nginx answers the reload signal before its new workers run; give the old workers a moment
     // to stop taking requests before their upstream goes away.
     await sleep(1000);
+  }
+
+  /** Writes the upstream and reloads the running proxy, or starts it and checks that it stays up. */
+  private async pointProxyAt(name: string, address?: string): Promise<{ ok: boolean; why: string }> {
+    await this.must(c.writeFile(this.p.upstream, c.upstreamConf(name, new Date().toISOString(), address)), 'cannot write the proxy upstream');
+    const reload = await this.run(c.reloadProxy(this.d.env), 60_000);
+    if (reload.code === 0) return { ok: true, why: '' };
+    if (reload.code !== c.PROXY_NOT_RUNNING) return { ok: false, why: lastLine(`${reload.stdout}\n${reload.stderr}`) || `exit ${reload.code}` };
+    const up = await this.run(c.startProxy(this.d.env, this.p.dir, this.composeVars), 300_000);
+    if (up.code !== 0) return { ok: false, why: `docker compose could not start the proxy: ${lastLine(up.stderr)}` };
+    // nginx exits at once when its configuration is bad; a moment later it is either up or gone.
+    await sleep(1500);
+    if ((await this.run(c.proxyRunning(this.d.env))).stdout.trim()) return { ok: true, why: '' };
+    return { ok: false, why: 'the proxy exited right after starting' };
   }
 
   private async retire(live: Live | undefined): Promise<string | undefined> {

@@ -141,11 +141,15 @@ describe('health check and proxy', () => {
     expect(c.parseUpstream(text)).toBe('berth-staging-app-1');
     expect(c.parseUpstream(readFileSync(path.join(repoRoot, 'proxy/upstream.conf'), 'utf8'))).toBe('app');
     expect(c.parseUpstream('# server x:8000;\n')).toBeUndefined();
+    // By address when the engine's DNS does not answer; the name stays readable and parseable.
+    const byAddress = c.upstreamConf('berth-staging-app-1', 'note', '10.89.3.7');
+    expect(byAddress).toContain('server 10.89.3.7:8000;  # berth-staging-app-1\n');
+    expect(c.parseUpstream(byAddress)).toBe('berth-staging-app-1');
   });
   it('tests the nginx config before the graceful reload, in the environment\'s own proxy', () => {
     const [, , script, , project, ...nginx] = c.reloadProxy('testing').argv;
     expect(project).toBe('berth-testing');
-    expect(script).toMatch(/-t 2>&1 && docker exec "\$id" "\$@" -s reload/);
+    expect(script).toMatch(/timeout 20 docker exec "\$id" "\$@" -t 2>&1 && docker exec "\$id" "\$@" -s reload/);
     expect(nginx).toEqual(['nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf']);
   });
   it('runs compose in the environment directory with its project name and image overrides', () => {
