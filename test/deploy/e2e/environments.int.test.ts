@@ -43,14 +43,17 @@ describe.skipIf(!vmReady)('deploy: two environments on one VM', () => {
 
     // DEPLOY_KEEP=1: every healthy deploy in testing prunes all but the newest of testing's images.
     const keepOne = cliEnv({ DEPLOY_KEEP: '1' });
-    for (const image of [images.v1, images.v2, images.v1]) {
+    for (const image of [images.v1, images.v2]) {
       const r = await deploy('testing', image, keepOne);
       expect(r.code, explain(r)).toBe(0);
     }
+    // testing itself kept one deployed image besides its :stable.
+    const testingRefs = refsOf(await imageRefs(), 'testing');
+    expect(testingRefs.filter((r) => !r.endsWith(':stable')), testingRefs.join(', ')).toHaveLength(1);
     const refused = await deploy('testing', images.unhealthy, keepOne);
     expect(refused.code, explain(refused)).toBe(1);
 
-    expect(await served('testing')).toEqual({ status: 200, version: versions.v1 });
+    expect(await served('testing')).toEqual({ status: 200, version: versions.v2 });
     expect(await served('staging')).toEqual({ status: 200, version: versions.v1 });
     expect((await appContainers('staging')).map((c) => c.id)).toEqual([stagingId]);
     expect(refsOf(await imageRefs(), 'staging')).toEqual(refsBefore);
