@@ -61,6 +61,7 @@ function getOnce(url: string, agent: http.Agent): Promise<Answer> {
 export function startPoller(url: string, concurrency = 2): Poller {
   let running = true;
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const freshConnection = new http.Agent({ keepAlive: false });
   const result: PollResult = { sent: 0, failed: 0, retriedOnStaleConnection: 0, failures: [], longestGapMs: 0, versions: [] };
   let lastOk = performance.now();
 
@@ -82,13 +83,13 @@ export function startPoller(url: string, concurrency = 2): Poller {
   };
 
   const request = async (): Promise<Answer> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await getOnce(url, agent);
-      } catch (err) {
-        if (!(err instanceof StaleConnection) || attempt >= 3) throw err;
-        result.retriedOnStaleConnection += 1;
-      }
+    try {
+      return await getOnce(url, agent);
+    } catch (err) {
+      if (!(err instanceof StaleConnection)) throw err;
+      // Once, on a new connection: the other idle ones in the pool may be just as stale.
+      result.retriedOnStaleConnection += 1;
+      return getOnce(url, freshConnection);
     }
   };
 
@@ -111,6 +112,7 @@ export function startPoller(url: string, concurrency = 2): Poller {
       running = false;
       await Promise.all(loops);
       agent.destroy();
+      freshConnection.destroy();
       result.longestGapMs = Math.round(Math.max(result.longestGapMs, performance.now() - lastOk));
       return result;
     },
