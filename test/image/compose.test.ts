@@ -17,6 +17,12 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['app', 'proxy']);
   });
 
+  it('keeps the app out of a plain `up`, so compose never recreates a deployed container', () => {
+    expect(app.profiles).toEqual(['standalone']);
+    expect(proxy.profiles).toBeUndefined();
+    expect(proxy.depends_on).toBeUndefined();
+  });
+
   it('takes every image from the environment, with production defaults', () => {
     expect(app.image).toBe('${IMAGE:-docker.io/acme/berth}:${TAG:-latest}');
     expect(proxy.image).toBe('${PROXY_IMAGE:-nginx:1.27-alpine}');
