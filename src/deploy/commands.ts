@@ -56,11 +56,18 @@ export function envPaths(remoteDir: string, env: EnvName): EnvPaths {
 // ---------------------------------------------------------------------------------------------
 // files
 
-export const makeDirs = (...dirs: string[]): RemoteCommand => ({ argv: ['mkdir', '-p', ...dirs] });
+/**
+ * Directories the proxy reads are mounted into a container whose nginx runs as uid 101: the mode
+ * is set explicitly, so a deploy user's strict umask (077) cannot lock nginx out.
+ */
+export const makeDirs = (...dirs: string[]): RemoteCommand => sh('mkdir -p "$@" && chmod 755 "$@"', ...dirs);
 
-/** Replaces a file atomically (write beside it, then rename): readers never see half a file. */
-export function writeFile(path: string, content: string): RemoteCommand {
-  return { ...sh('cat > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"', path), stdin: content };
+/**
+ * Replaces a file atomically (write beside it, then rename): readers never see half a file.
+ * World-readable (644) unless told otherwise, whatever the umask: nginx (uid 101) reads proxy/.
+ */
+export function writeFile(path: string, content: string, mode = '644'): RemoteCommand {
+  return { ...sh('cat > "$1.tmp.$$" && chmod "$2" "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"', path, mode), stdin: content };
 }
 
 /** Creates a file readable only by the deploy user, unless it exists (the user's .env is never overwritten). */

@@ -1,6 +1,6 @@
 // The remote commands, line by line: what the VM will run for each step, without any host.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -161,5 +161,19 @@ describe('health check and proxy', () => {
     expect(c.envTag('testing', 'sha256:0123456789abcdef')).toBe('berth-testing:0123456789ab');
     expect(c.stableRef('testing')).toBe('berth-testing:stable');
     expect(c.listEnvImages('testing').argv.at(-1)).toBe('berth-testing');
+  });
+});
+
+describe('file modes on the VM, whatever the deploy user\'s umask', () => {
+  const tmp = execFileSync('mktemp', ['-d']).toString().trim();
+  const underUmask077 = (cmd: c.RemoteCommand) => execFileSync('sh', ['-c', `umask 077; ${c.toShell(cmd)}`], { input: cmd.stdin ?? '' });
+  const mode = (f: string) => (statSync(f).mode & 0o777).toString(8);
+  it('proxy/ and the files nginx (uid 101) reads are 755 / 644; .env stays 600', () => {
+    const dir = path.join(tmp, 'staging');
+    const proxy = path.join(dir, 'proxy');
+    underUmask077(c.makeDirs(dir, proxy));
+    underUmask077(c.writeFile(path.join(proxy, 'nginx.conf'), 'events {}\n'));
+    underUmask077(c.writeFileIfMissing(path.join(dir, '.env'), 'A=1\n'));
+    expect([mode(dir), mode(proxy), mode(path.join(proxy, 'nginx.conf')), mode(path.join(dir, '.env'))]).toEqual(['755', '755', '644', '600']);
   });
 });
