@@ -1,12 +1,19 @@
-#!/usr/bin/env -S npx tsx
-// Entry point of `npm run deploy -- <command>`: loads .env (the environment wins), runs the typed
-// deploy tool in src/deploy and exits with its code. Run with tsx (the package script does).
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+#!/usr/bin/env -S node --import tsx
+// Entry point of `npm run deploy -- <command>` (a zx script; the package script runs it under
+// node with tsx as the TypeScript loader): loads .env (the environment wins), names who deploys,
+// runs the typed deploy tool in src/deploy and exits with its code.
 import dotenv from 'dotenv';
+import { $, path } from 'zx';
 import { main } from '../src/deploy/cli.ts';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = path.resolve(import.meta.dirname, '..');
 dotenv.config({ path: process.env.DEPLOY_ENV_FILE ?? path.join(process.cwd(), '.env'), quiet: true });
+
+// The deploy history records who deployed. CI names itself (GITHUB_ACTOR); from a laptop the git
+// identity says more than the login name, as Kamal's audit log does.
+if (!process.env.DEPLOY_WHO && !process.env.GITHUB_ACTOR) {
+  const name = (await $({ nothrow: true, quiet: true })`git config user.name`).stdout.trim();
+  if (name) process.env.DEPLOY_WHO = name;
+}
 
 process.exitCode = await main(process.argv.slice(2), { env: process.env, repoRoot, signals: process });
