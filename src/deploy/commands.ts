@@ -306,6 +306,97 @@ export const containerAddress = (name: string, env: EnvName): RemoteCommand => (
   argv: ['docker', 'container', 'inspect', '--format', `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`, name],
 });
 
+/** Where the proxy listens inside its container (proxy/nginx.conf `listen`). */
+export const PROXY_LISTEN_PORT = 8080;
+
+/** One GET with a given X-Request-Id, from inside a container on the project network; prints the status. */
+export const ROUTE_PROBE_SCRIPT =
+  "const [url, id] = process.argv.slice(1); fetch(url, { headers: { 'x-request-id': id }, signal: AbortSignal.timeout(3000) }).then(async (r) => { await r.arrayBuffer(); console.log(r.status); }).catch(() => console.log(0));";
+
+/**
+ * Shell function `routed`: sends one request through the proxy (from container $app, which has
+ * node) tagged with a unique X-Request-Id and prints the upstream address the proxy's access log
+ * says served it. That log line is the proxy's own word on where traffic goes, per container,
+ * which no /health body can say when old and new run the same version.
+ */
+const ROUTED_FN = [
+  'routed() {',
+  '  paddr=$(docker container inspect --format "$fmt" "$proxy") || return 1',
+  '  docker exec "$app" node -e "$probe" "http://$paddr:$port$path" "$1" >/dev/null 2>&1',
+  '  docker logs --since 2m "$proxy" 2>&1 | grep -F "\\"request_id\\":\\"$1\\"" | sed -n \'s/.*"upstream":"\\([^"]*\\)".*/\\1/p\' | tail -n 1',
+  '}',
+  'findproxy() { docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy | head -n 1; }',
+].join('\n');
+
+/** Exit codes of switchProxy / verifyRoute. */
+export const SWITCH = { ok: 0, notRunning: 3, badConfig: 4, reloadFailed: 5, notSwitched: 6 } as const;
+
+export interface SwitchSpec {
+  env: EnvName;
+  upstreamFile: string;
+  /** The new upstream.conf (sent on stdin). */
+  conf: string;
+  /** The container that must get the traffic (the probe runs in it). */
+  app: string;
+  path: string;
+  /** Makes the probe's request ids unique to this run. */
+  token: string;
+  tries: number;
+}
+
+/**
+ * The whole switch as ONE remote script, so a lost SSH connection cannot split it (it ignores
+ * SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
+ * `nginx -t`, graceful reload, then ask through the proxy until 3 requests in a row are served
+ * by the new container. Any failure puts the previous upstream back (only if there was one) and
+ * reloads, so the old container keeps serving. With no proxy running, the new file stays in
+ * place and the script exits 3: the flow starts the proxy and then runs verifyRoute.
+ */
+export function switchProxy(s: SwitchSpec): RemoteCommand {
+  const script = [
+    "trap '' HUP PIPE",
+    'project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 probe=$8 port=$9; shift 9',
+    ROUTED_FN,
+    'cat > "$file.next" && chmod 644 "$file.next" || exit 1',
+    'if [ -s "$file" ]; then cp -p "$file" "$file.prev" || exit 1; else rm -f "$file.prev"; fi',
+    'mv -f "$file.next" "$file" || exit 1',
+    'proxy=$(findproxy); [ -n "$proxy" ] || exit 3',
+    'restore() { if [ -s "$file.prev" ]; then mv -f "$file.prev" "$file" && docker exec "$proxy" "$@" -s reload >/dev/null 2>&1; fi; }',
+    'out=$(timeout 20 docker exec "$proxy" "$@" -t 2>&1) || { restore "$@"; printf "%s\\n" "$out" | tail -n 1; exit 4; }',
+    'out=$(docker exec "$proxy" "$@" -s reload 2>&1) || { restore "$@"; printf "%s\\n" "$out" | tail -n 1; exit 5; }',
+    'want=$(docker container inspect --format "$fmt" "$app"):8000',
+    'i=0 ok=0 got=',
+    'while [ $i -lt "$tries" ]; do',
+    '  i=$((i + 1)); got=$(routed "berth-switch-$token-$i")',
+    '  if [ "$got" = "$want" ]; then ok=$((ok + 1)); if [ $ok -ge 3 ]; then rm -f "$file.prev"; echo "switched to $got"; exit 0; fi',
+    '  else ok=0; sleep 0.5; fi',
+    'done',
+    'restore "$@"',
+    'echo "after the reload the proxy still sent requests to ${got:-no upstream it logged}, not to $want"',
+    'exit 6',
+  ].join('\n');
+  return {
+    argv: ['sh', '-c', script, 'sh', projectName(s.env), s.upstreamFile, s.app, addressFormat(s.env), s.path, s.token, String(s.tries), ROUTE_PROBE_SCRIPT, String(PROXY_LISTEN_PORT), ...NGINX],
+    stdin: s.conf,
+  };
+}
+
+/**
+ * Asks through the running proxy which upstream address serves (probe sent from container `app`).
+ * Prints that address (empty when the proxy logged none); exit 3 when no proxy runs.
+ */
+export function routedAddress(env: EnvName, app: string, path: string, requestId: string): RemoteCommand {
+  const script = [
+    'project=$1 app=$2 fmt=$3 path=$4 id=$5 probe=$6 port=$7',
+    ROUTED_FN,
+    'proxy=$(findproxy); [ -n "$proxy" ] || exit 3',
+    'routed "$id"',
+  ].join('\n');
+  return sh(script, projectName(env), app, addressFormat(env), path, requestId, ROUTE_PROBE_SCRIPT, String(PROXY_LISTEN_PORT));
+}
+
+const addressFormat = (env: EnvName): string => `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`;
+
 /** Exit 3 when the environment's proxy is not running (the flow then starts it with compose). */
 export const PROXY_NOT_RUNNING = 3;
 export const reloadProxy = (env: EnvName): RemoteCommand =>

@@ -19,6 +19,8 @@ export interface DeployConfig {
   keep: number;
   lockWaitS: number;
   proxyImage?: string;
+  /** The docker network shared with monitoring (docker-compose.yml reads the same BERTH_NETWORK). */
+  network: string;
   /** Who runs the deploy, for the lock and the history (user@host, or the CI actor). */
   who: string;
 }
@@ -47,6 +49,7 @@ const schema = z.object({
   DEPLOY_KEEP: z.coerce.number().int().min(1).max(100).default(3),
   DEPLOY_LOCK_WAIT_S: seconds(0),
   PROXY_IMAGE: z.string().regex(/^[A-Za-z0-9._/:@-]+$/, 'is not an image reference').optional(),
+  BERTH_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'is not a docker network name').default('berth'),
   DEPLOY_WHO: z.string().optional(),
   GITHUB_ACTOR: z.string().optional(),
 });
@@ -98,6 +101,7 @@ export function loadConfig(env: Record<string, string | undefined>, localWho: st
     keep: c.DEPLOY_KEEP,
     lockWaitS: c.DEPLOY_LOCK_WAIT_S,
     proxyImage: c.PROXY_IMAGE,
+    network: c.BERTH_NETWORK,
     who: (c.DEPLOY_WHO ?? (c.GITHUB_ACTOR ? `${c.GITHUB_ACTOR}@github-actions` : localWho)).replace(/[^A-Za-z0-9@._-]/g, '_'),
   };
 }

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as c from './commands.js';
 import type { DeployConfig } from './config.js';
-import { envRepository, environmentInfo, environments, projectName, stableRef, type EnvName } from './environments.js';
+import { appAlias, envRepository, environmentInfo, environments, projectName, stableRef, type EnvName } from './environments.js';
 import { judgeHealth, parseContainerState, type ContainerState } from './health.js';
 import { findVersion, formatEntry, healthyDigests, parseHistory, previousHealthy, repositoryOf, type Action, type HistoryEntry, type Outcome } from './history.js';
 import { acquire, type HeldLock } from './lock.js';
@@ -61,6 +61,8 @@ interface Live {
 }
 
 const LOG_LINES = 30;
+/** Requests through the proxy (about 0.5-1 s apart) before a switch counts as not taken. */
+const SWITCH_TRIES = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const lastLine = (text: string) => text.trim().split('\n').filter(Boolean).at(-1) ?? '';
 
@@ -99,11 +101,17 @@ export class EnvFlow {
   private composeVars: Record<string, string>;
   /** The upstream file before a switch began; put back if the switch does not complete. */
   private upstreamBefore?: string;
+  /** Where this run stands: a lost connection means different things before and after the switch. */
+  private phase: 'before' | 'switching' | 'switched' = 'before';
+  /** What serves once the switch went through (for a true message if recording then fails). */
+  private switched?: { source: string; name: string };
+  /** What served when this run began. */
+  private live?: Live;
 
   constructor(private readonly d: FlowDeps) {
     this.exec = d.exec;
     this.p = c.envPaths(d.cfg.remoteDir, d.env);
-    this.composeVars = d.cfg.proxyImage ? { PROXY_IMAGE: d.cfg.proxyImage } : {};
+    this.composeVars = { BERTH_NETWORK: d.cfg.network, ...(d.cfg.proxyImage ? { PROXY_IMAGE: d.cfg.proxyImage } : {}) };
   }
 
   /**
@@ -131,6 +139,7 @@ export class EnvFlow {
   async deploy(image: string): Promise<FlowResult> {
     return this.locked('deploy', image, async () => {
       const live = await this.d.report.step('prepare', () => this.prepare(), (l) => (l ? `live: ${l.name}${l.healthy ? '' : ' (not healthy)'}` : 'first deploy'));
+      this.live = live;
       const target = await this.d.report.step('pull image', () => this.pull(image), (t) => c.envTag(this.d.env, t.digest).split(':')[1]);
       return this.activate(target, live, 'deploy');
     });
@@ -139,6 +148,7 @@ export class EnvFlow {
   async rollback(version: string | undefined): Promise<FlowResult> {
     return this.locked('rollback', version ?? 'previous', async () => {
       const live = await this.d.report.step('prepare', () => this.prepare(), (l) => (l ? `live: ${l.name}` : 'nothing serving'));
+      this.live = live;
       const target = await this.d.report.step('find version', () => this.findTarget(version, live), (t) => `${t.source} ${c.envTag(this.d.env, t.digest).split(':')[1]}`);
       return this.activate(target, live, 'rollback');
     });
@@ -147,48 +157,60 @@ export class EnvFlow {
   // -------------------------------------------------------------------------------------------
 
   private async locked(action: Action, image: string, body: () => Promise<FlowResult>): Promise<FlowResult> {
-    this.lock = await this.d.report.step('lock', () => acquire(this.exec, this.p.lock, this.d.cfg.who, action, this.d.cfg.lockWaitS, this.d.signal, (holder) =>
-        this.d.report.info(`waiting up to ${this.d.cfg.lockWaitS} s for the ${this.d.env} lock, held by ${holder}`),
-      ),
-    );
+    try {
+      this.lock = await this.d.report.step('lock', () => acquire(this.exec, this.p.lock, this.d.cfg.who, action, this.d.cfg.lockWaitS, this.d.signal, (holder) =>
+          this.d.report.info(`waiting up to ${this.d.cfg.lockWaitS} s for the ${this.d.env} lock, held by ${holder}`),
+        ),
+      );
+    } catch (err) {
+      // The remote mkdir may have run before the answer was lost: the lock may now be ours.
+      if (err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout'))
+        throw new Failure(`${err.message} while taking the ${this.d.env} lock`, `Nothing was deployed; the lock may be left behind: if no deploy runs, \`npm run deploy -- unlock --env ${this.d.env}\``);
+      throw err;
+    }
+    let result: FlowResult | undefined;
     let outcome: unknown;
     try {
-      return await body();
+      result = await body();
     } catch (err) {
-      outcome = err;
-      throw await this.explain(err);
-    } finally {
-      await this.cleanUp(action, image, outcome);
+      outcome = err ?? new Error('unknown error');
     }
+    // Clean up first: only then is it known whether a switch cut off by a lost connection went through.
+    await this.cleanUp(action, image, outcome);
+    if (outcome !== undefined || !result) throw await this.explain(outcome);
+    return result;
   }
 
   /** Turns SSH trouble and interrupts into Failures (after cleaning up what can be cleaned). */
   private async explain(err: unknown): Promise<unknown> {
     if (err instanceof Failure) return err;
-    if (err instanceof SshError && err.kind === 'aborted') return new Failure('interrupted', 'The new version was not switched on; the version that served before still serves');
-    if (err instanceof SshError) return new Failure(err.message, 'The proxy was not switched unless the output above says so; the next deploy removes anything this one left behind');
+    const why = err instanceof Error ? err.message : String(err);
+    if (this.phase === 'switched' && this.switched) {
+      return new Failure(`${this.switched.source} now serves ${this.d.env} (${this.switched.name}); recording failed: ${why}`, `The :stable tag and history may be stale: check \`npm run deploy -- status --env ${this.d.env}\`, then deploy again`);
+    }
+    const before = this.live?.healthy ? `${this.live.name} (the version that served before) keeps serving` : `${this.d.env} serves what it served before this run (nothing healthy was running)`;
+    if (err instanceof SshError && err.kind === 'aborted') return new Failure('interrupted', `The new version was not switched on; ${before}`);
+    if (err instanceof SshError) return new Failure(err.message, `The proxy was not switched; ${before}. The next deploy removes anything this one left behind`);
     return err;
   }
 
   /** Removes a container this run started but never switched to, records the outcome, releases the lock. */
   private async cleanUp(action: Action, image: string, outcome: unknown): Promise<void> {
-    let exec = this.exec;
-    const lost = outcome instanceof SshError && (outcome.kind === 'lost' || outcome.kind === 'timeout');
-    if (lost) {
-      try {
-        exec = await this.d.reconnect();
-        this.exec = exec;
-        this.d.report.info('reconnected to clean up');
-      } catch (err) {
-        this.d.report.warn(`could not reconnect to clean up (${(err as Error).message}); the lock stays: after checking the VM run \`npm run deploy -- unlock --env ${this.d.env}\``);
-        return;
+    const lost = (e: unknown) => e instanceof SshError && (e.kind === 'lost' || e.kind === 'timeout');
+    if (lost(outcome) && !(await this.reconnect())) return;
+    const quiet = async (cmd: c.RemoteCommand) => this.exec.run(cmd, { timeoutMs: 30_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+
+    if (this.phase === 'switching' && this.pending) {
+      // Cut off while the switch script ran: what the proxy routes to decides, not what was planned.
+      if (await this.serves(this.pending)) {
+        this.phase = 'switched';
+        this.switched ??= { source: image, name: this.pending };
+        this.pending = undefined;
+      } else if (this.upstreamBefore?.trim()) {
+        // Never an empty file: that would leave nginx without an upstream (a first deploy cut off mid-switch).
+        await quiet(c.writeFile(this.p.upstream, this.upstreamBefore));
+        await quiet(c.reloadProxy(this.d.env));
       }
-    }
-    const quiet = async (cmd: c.RemoteCommand) => exec.run(cmd, { timeoutMs: 30_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
-    if (this.pending && this.upstreamBefore !== undefined) {
-      // Cut off in the middle of a switch: point the proxy back at what served before.
-      await quiet(c.writeFile(this.p.upstream, this.upstreamBefore));
-      await quiet(c.reloadProxy(this.d.env));
       this.upstreamBefore = undefined;
     }
     if (this.pending) {
@@ -197,18 +219,49 @@ export class EnvFlow {
       else this.d.report.warn(`could not remove ${this.pending}: ${lastLine(r.stderr)}`);
       this.pending = undefined;
     }
-    if (outcome !== undefined && !(outcome instanceof Failure && outcome.extra.rolledBack)) {
+    // A version that serves is never recorded as failed; its own record (or the lack of it) stands.
+    if (outcome !== undefined && this.phase !== 'switched' && !(outcome instanceof Failure && outcome.extra.rolledBack)) {
       const digest = outcome instanceof Failure ? outcome.extra.digest : undefined;
       const reason = outcome instanceof Error ? (outcome instanceof Failure ? outcome.reason : outcome.message) : String(outcome);
       await quiet(c.appendLine(this.p.history, this.entry(action, image, digest ?? '-', 'failed', reason)));
     }
-    if (this.lock) {
+    await this.releaseLock(outcome);
+  }
+
+  /** A second connection after the first was lost; false (with what to do) when there is none. */
+  private async reconnect(): Promise<boolean> {
+    try {
+      this.exec = await this.d.reconnect();
+      this.d.report.info('reconnected to clean up');
+      return true;
+    } catch (err) {
+      this.d.report.warn(`could not reconnect to clean up (${(err as Error).message}); the lock stays: after checking the VM run \`npm run deploy -- unlock --env ${this.d.env}\``);
+      return false;
+    }
+  }
+
+  /** Releases the lock, reconnecting once if the connection went away (e.g. during prune). */
+  private async releaseLock(outcome: unknown): Promise<void> {
+    if (!this.lock) return;
+    const unlock = `npm run deploy -- unlock --env ${this.d.env}`;
+    let why = '';
+    for (const attempt of [1, 2]) {
       try {
-        await this.lock.release(exec);
+        await this.lock.release(this.exec);
+        return;
       } catch (err) {
-        this.d.report.warn(`could not release the lock (${(err as Error).message}): run \`npm run deploy -- unlock --env ${this.d.env}\``);
+        why = (err as Error).message;
+        if (attempt === 1 && err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout') && (await this.reconnect())) continue;
+        break;
       }
     }
+    if (outcome !== undefined) {
+      this.d.report.warn(`could not release the lock (${why}): run \`${unlock}\``);
+      return;
+    }
+    // Success otherwise, but a held lock blocks every later deploy: say so and exit non-zero.
+    const serving = this.switched ? `${this.switched.source} now serves ${this.d.env}, ` : '';
+    throw new Failure(`${serving}but the lock could not be released (${why})`, `Run \`${unlock}\``);
   }
 
   private entry(action: Action, image: string, digest: string, result: Outcome, reason?: string): string {
@@ -228,12 +281,23 @@ export class EnvFlow {
     await this.must(c.writeFile(p.nginxConf, this.d.files.nginxConf), `cannot write ${p.nginxConf}`);
     const created = await this.must(c.writeFileIfMissing(p.env, defaultDotEnv(this.d.env)), `cannot create ${p.env}`);
     if (created.stdout.includes('created')) this.d.report.info(`created ${p.env} with defaults (edit it on the VM for the app's settings)`);
-    await this.must(c.ensureNetwork('berth'), 'cannot create the docker network berth');
+    await this.must(c.ensureNetwork(this.d.cfg.network), `cannot create the docker network ${this.d.cfg.network}`);
     this.tuning = c.parseTuning((await this.must(c.readTuning(p.env), 'cannot read .env')).stdout);
 
-    const live = await this.liveContainer();
+    let live = await this.liveContainer();
     const all = (await this.must(c.listAppContainers(this.d.env), 'cannot list containers')).stdout.split('\n').filter(Boolean);
-    const leftovers = all.map((l) => l.split(' ')).filter(([name, state]) => name !== live?.name && /^(running|restarting|created|paused)$/i.test(state ?? '')).map(([name]) => name as string);
+    let leftovers = all.map((l) => l.split(' ')).filter(([name, state]) => name !== live?.name && /^(running|restarting|created|paused)$/i.test(state ?? '')).map(([name]) => name as string);
+    if (leftovers.length > 0) {
+      // An earlier run was cut off: upstream.conf may name a container nginx never switched to
+      // (or the other way round). What the proxy routes to decides which one is live.
+      const routed = live && (await this.serves(live.name, 2)) ? undefined : await this.firstServing(leftovers);
+      if (routed) {
+        this.d.report.info(`the proxy routes to ${routed}, not to ${live?.name ?? 'what upstream.conf names'}: keeping ${routed}`);
+        await this.must(c.writeFile(p.upstream, c.upstreamConf(routed, `found serving ${new Date().toISOString()}`)), 'cannot write the proxy upstream');
+        leftovers = [...leftovers.filter((n) => n !== routed), ...(live && live.state?.status === 'running' ? [live.name] : [])];
+        live = await this.liveContainer();
+      }
+    }
     if (leftovers.length > 0) {
       await this.must(c.removeContainers(leftovers), 'cannot remove containers left by an interrupted deploy');
       this.d.report.info(`removed ${leftovers.length} container(s) left by an interrupted deploy: ${leftovers.join(', ')}`);
@@ -241,6 +305,11 @@ export class EnvFlow {
     const proxy = await this.must(c.proxyRunning(this.d.env), 'cannot look for the proxy');
     if (!proxy.stdout.trim()) await this.must(c.createProxy(this.d.env, p.dir, this.composeVars), 'docker compose could not create the proxy', 300_000);
     return live;
+  }
+
+  private async firstServing(names: string[]): Promise<string | undefined> {
+    for (const name of names) if ((await this.inspect(name))?.status === 'running' && (await this.serves(name, 2))) return name;
+    return undefined;
   }
 
   private async liveContainer(): Promise<Live | undefined> {
@@ -313,7 +382,7 @@ export class EnvFlow {
       if (live?.healthy) throw new Failure(err.reason, `${live.name} (the version that served before) keeps serving; fix the image and deploy again`, { logs, digest: target.digest });
       return this.fallBackToStable(err.reason, logs, live, target, action);
     }
-    await report.step('switch traffic', () => this.switchTo(name, live));
+    await report.step('switch traffic', () => this.switchTo(name, live, target), (how) => how);
     await this.afterSwitch(target, name, live, () => this.record(target, name, action));
     await report.step('prune', () => this.prune(name), (n) => n).catch((err: Error) => report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`));
     return { image: target.source, digest: target.digest, rolledBack: false };
@@ -325,6 +394,10 @@ export class EnvFlow {
    */
   private async afterSwitch(target: Target, name: string, live: Live | undefined, record: () => Promise<void>): Promise<void> {
     const { report } = this.d;
+    const network = this.d.cfg.network;
+    await report
+      .step(`join ${network} network`, async () => void (await this.must(c.joinSharedNetwork(network, this.d.env, name), `cannot attach ${name} to the ${network} network`)))
+      .catch((err: Error) => report.warn(`${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(this.d.env)} ${network} ${name}`));
     await report
       .step('stop old container', () => this.retire(live), (stopped) => stopped)
       .catch((err: Error) => report.warn(`${err.message}; it no longer gets traffic, stop it by hand (docker stop ${live?.name})`));
@@ -332,7 +405,7 @@ export class EnvFlow {
       await report.step('record', record);
     } catch (err) {
       if (err instanceof SshError) throw err;
-      throw new Failure(`${target.source} serves ${this.d.env} now, but recording it failed (${(err as Error).message})`, 'The :stable tag and history may be stale: deploy again, or check the VM', { digest: target.digest });
+      throw new Failure(`${target.source} now serves ${this.d.env} (${name}); recording failed: ${(err as Error).message}`, 'The :stable tag and history may be stale: deploy again, or check the VM', { digest: target.digest });
     }
   }
 
@@ -341,8 +414,9 @@ export class EnvFlow {
     const name = containerName(this.d.env);
     this.pending = name;
     const spec: c.AppSpec = { env: this.d.env, name, image: target.id, source: target.source, digest: target.digest, envFile: this.p.env, tuning: this.tuning };
+    // Only the project network for now: the shared one (where Prometheus scrapes the app alias)
+    // follows the switch, so scrapes never land on a candidate that may yet be refused.
     await this.must(c.createApp(spec), 'docker could not create the new container');
-    await this.must(c.joinSharedNetwork('berth', this.d.env, name), 'cannot attach the new container to the berth network');
     await this.must(c.startContainer(name), 'docker could not start the new container');
     return name;
   }
@@ -362,13 +436,16 @@ export class EnvFlow {
     return res ? [res.stdout, res.stderr].filter((s) => s.trim()).join('\n') : '';
   }
 
-  /** Points the proxy at `name`: new upstream file, config test, graceful reload (or first start). */
-  private async switchTo(name: string, live: Live | undefined): Promise<void> {
+  /**
+   * Points the proxy at `name` and confirms, through the proxy, that the new container answers.
+   * The remote script restores the previous upstream itself when any part fails.
+   */
+  private async switchTo(name: string, live: Live | undefined, target: Target): Promise<string> {
     this.checkInterrupt();
-    const before = (await this.run(c.readFile(this.p.upstream))).stdout;
-    this.upstreamBefore = before;
+    this.upstreamBefore = (await this.must(c.readFile(this.p.upstream), 'cannot read the proxy upstream')).stdout;
+    this.phase = 'switching';
     let outcome = await this.pointProxyAt(name);
-    if (!outcome.ok) {
+    if (!outcome.ok && outcome.retryByAddress) {
       // The engine's DNS may not know the new name yet (podman's aardvark-dns restarts under
       // load): the container's address works without it.
       const address = (await this.run(c.containerAddress(name, this.d.env))).stdout.trim();
@@ -378,32 +455,44 @@ export class EnvFlow {
       }
     }
     if (!outcome.ok) {
-      if (before) {
-        await this.run(c.writeFile(this.p.upstream, before));
-        await this.run(c.reloadProxy(this.d.env));
-      }
+      this.phase = 'before';
       this.upstreamBefore = undefined;
-      throw new Failure(`the proxy did not take the new upstream (${outcome.why})`, `${live?.name ?? 'The old version'} keeps serving; check proxy/nginx.conf and the proxy's logs`);
+      const before = live?.healthy ? `${live.name} (the version that served before) keeps serving` : 'nothing healthy served before this deploy';
+      throw new Failure(`the proxy did not switch to the new container (${outcome.why})`, `${before}; check proxy/nginx.conf and the proxy's logs (docker logs ${projectName(this.d.env)}_proxy_1)`, { digest: target.digest });
     }
+    this.phase = 'switched';
+    this.switched = { source: target.source, name };
     this.pending = undefined;
     this.upstreamBefore = undefined;
-    // nginx answers the reload signal before its new workers run; give the old workers a moment
-    // to stop taking requests before their upstream goes away.
-    await sleep(1000);
+    return outcome.why;
   }
 
-  /** Writes the upstream and reloads the running proxy, or starts it and checks that it stays up. */
-  private async pointProxyAt(name: string, address?: string): Promise<{ ok: boolean; why: string }> {
-    await this.must(c.writeFile(this.p.upstream, c.upstreamConf(name, new Date().toISOString(), address)), 'cannot write the proxy upstream');
-    const reload = await this.run(c.reloadProxy(this.d.env), 60_000);
-    if (reload.code === 0) return { ok: true, why: '' };
-    if (reload.code !== c.PROXY_NOT_RUNNING) return { ok: false, why: lastLine(`${reload.stdout}\n${reload.stderr}`) || `exit ${reload.code}` };
+  /** One switch attempt: the remote switch script, or (no proxy running yet) compose up and a check. */
+  private async pointProxyAt(name: string, address?: string): Promise<{ ok: boolean; why: string; retryByAddress?: boolean }> {
+    const conf = c.upstreamConf(name, new Date().toISOString(), address);
+    const res = await this.run(c.switchProxy({ env: this.d.env, upstreamFile: this.p.upstream, conf, app: name, path: this.d.cfg.healthPath, token: randomBytes(4).toString('hex'), tries: SWITCH_TRIES }), 180_000);
+    const said = lastLine(`${res.stdout}\n${res.stderr}`) || `exit ${res.code}`;
+    if (res.code === c.SWITCH.ok) return { ok: true, why: said };
+    if (res.code === c.SWITCH.badConfig || res.code === c.SWITCH.reloadFailed) return { ok: false, why: said, retryByAddress: !address };
+    if (res.code !== c.SWITCH.notRunning) return { ok: false, why: said };
+    // No proxy yet (first deploy): the new upstream is in place; start nginx on it and ask through it.
     const up = await this.run(c.startProxy(this.d.env, this.p.dir, this.composeVars), 300_000);
     if (up.code !== 0) return { ok: false, why: `docker compose could not start the proxy: ${lastLine(up.stderr)}` };
-    // nginx exits at once when its configuration is bad; a moment later it is either up or gone.
-    await sleep(1500);
-    if ((await this.run(c.proxyRunning(this.d.env))).stdout.trim()) return { ok: true, why: '' };
-    return { ok: false, why: 'the proxy exited right after starting' };
+    if (await this.serves(name)) return { ok: true, why: `started the proxy on ${name}` };
+    return { ok: false, why: 'the proxy did not send requests to the new container after starting (see its logs)' };
+  }
+
+  /** Does the proxy route requests to `name`? Asked through the proxy, from inside `name`. */
+  private async serves(name: string, tries = SWITCH_TRIES): Promise<boolean> {
+    const want = (await this.run(c.containerAddress(name, this.d.env))).stdout.trim();
+    if (!want) return false;
+    for (let i = 0; i < tries; i++) {
+      const res = await this.run(c.routedAddress(this.d.env, name, this.d.cfg.healthPath, `berth-check-${randomBytes(4).toString('hex')}`), 30_000);
+      if (res.code === c.SWITCH.notRunning) return false;
+      if (res.stdout.trim() === `${want}:8000`) return true;
+      await sleep(500);
+    }
+    return false;
   }
 
   private async retire(live: Live | undefined): Promise<string | undefined> {
@@ -481,7 +570,7 @@ export class EnvFlow {
       if (!(err instanceof Failure)) throw err;
       throw new Failure(`${reason}; :stable did not pass the health check either (${err.reason})`, `Nothing healthy serves ${this.d.env}: look at the VM (docker ps, docker logs)`, { logs, digest: failed.digest });
     }
-    await report.step('switch traffic to :stable', () => this.switchTo(name, live));
+    await report.step('switch traffic to :stable', () => this.switchTo(name, live, target), (how) => how);
     await this.run(c.appendLine(this.p.history, this.entry(action, failed.source, failed.digest, 'failed', reason)));
     await this.afterSwitch(target, name, live, () => this.record(target, name, 'rollback', 'ok', `automatic: ${action} of ${failed.source} failed`));
     throw new Failure(reason, `Nothing healthy was running, so :stable (${digest.slice(0, 19)}) now serves; fix the image and deploy again`, { logs, rolledBack: true, digest });

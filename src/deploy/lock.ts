@@ -54,7 +54,13 @@ export async function acquire(exec: Executor, lockDir: string, who: string, acti
   for (;;) {
     // Not abortable: an interrupt between the remote mkdir and its answer would leave a lock we do not know we hold.
     const res = await exec.run(takeLock(lockDir, line), { timeoutMs: 30_000 });
-    if (res.code === 0) return { line, release: async (e) => void (await e.run(releaseLock(lockDir, line), { timeoutMs: 30_000 })) };
+    if (res.code === 0) {
+      const release = async (e: Executor) => {
+        const r = await e.run(releaseLock(lockDir, line), { timeoutMs: 30_000 });
+        if (r.code !== 0) throw new Error(`cannot remove the lock ${lockDir}: ${r.stderr.trim() || `exit ${r.code}`}`);
+      };
+      return { line, release };
+    }
     if (res.code !== LOCK_HELD) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
     if (Date.now() >= until || signal?.aborted) throw new LockHeldError(describeHolder(res.stdout));
     if (onWait) {
