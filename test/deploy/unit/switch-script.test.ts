@@ -1,0 +1,100 @@
+// The switch script as the VM runs it: a real sh, with a stand-in `docker` on PATH that plays an
+// nginx proxy whose graceful reload may or may not take the new upstream (the master keeps the
+// old config when it fails to re-resolve). The script must confirm through the proxy that the new
+// container answers, and otherwise put the old upstream back: a signal sent is not a switch made.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as c from '../../../src/deploy/commands.js';
+
+// docker stand-in. State in $STUB: proxy-up, ip-<name>, loaded (what nginx routes by), proxy.log,
+// reload-takes (reload re-reads upstream.conf), bad-config (nginx -t fails).
+const DOCKER = `#!/bin/sh
+S="$STUB"
+case "$1" in
+  ps) [ -e "$S/proxy-up" ] && echo proxy1; exit 0 ;;
+  container) shift 4; cat "$S/ip-$1" 2>/dev/null || exit 1; exit 0 ;;
+  logs) cat "$S/proxy.log" 2>/dev/null; exit 0 ;;
+  exec)
+    shift
+    if [ "$1" = proxy1 ]; then
+      case "$*" in
+        *" -t") [ -e "$S/bad-config" ] && { echo 'nginx: [emerg] host not found in upstream'; exit 1; }; exit 0 ;;
+        *"-s reload") [ -e "$S/reload-takes" ] && cp "$S/upstream.conf" "$S/loaded"; exit 0 ;;
+      esac
+    fi
+    # node -e PROBE URL ID, from an app container: the proxy logs the upstream it used.
+    id=$(eval "printf '%s' \\"\\\${$#}\\"")
+    name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
+    printf '{"request_id":"%s","status":200,"upstream":"%s:8000"}\\n' "$id" "$(cat "$S/ip-$name")" >> "$S/proxy.log"
+    echo 200; exit 0 ;;
+esac
+echo "docker stub: unexpected $*" >&2; exit 99
+`;
+
+let stub: string;
+const file = () => path.join(stub, 'upstream.conf');
+const oldConf = c.upstreamConf('berth-staging-app-old', 'before');
+const newConf = c.upstreamConf('berth-staging-app-new', 'now');
+
+function runSwitch(conf = newConf) {
+  const cmd = c.switchProxy({ env: 'staging', upstreamFile: file(), conf, app: 'berth-staging-app-new', path: '/health', token: 't1', tries: 3 });
+  return spawnSync('sh', ['-c', c.toShell(cmd)], { input: cmd.stdin, encoding: 'utf8', env: { ...process.env, PATH: `${path.join(stub, 'bin')}:${process.env.PATH}`, STUB: stub } });
+}
+
+beforeEach(() => {
+  stub = mkdtempSync(path.join(os.tmpdir(), 'berth-switch-'));
+  execFileSync('mkdir', ['-p', path.join(stub, 'bin')]);
+  writeFileSync(path.join(stub, 'bin', 'docker'), DOCKER);
+  chmodSync(path.join(stub, 'bin', 'docker'), 0o755);
+  writeFileSync(path.join(stub, 'proxy-up'), '');
+  writeFileSync(path.join(stub, 'ip-berth-staging-app-old'), '10.0.0.2\n');
+  writeFileSync(path.join(stub, 'ip-berth-staging-app-new'), '10.0.0.3\n');
+  writeFileSync(path.join(stub, 'ip-proxy1'), '10.0.0.9\n');
+  writeFileSync(file(), oldConf);
+  writeFileSync(path.join(stub, 'loaded'), oldConf);
+});
+afterEach(() => rmSync(stub, { recursive: true, force: true }));
+
+describe('the switch script in a real shell', () => {
+  it('succeeds only once requests through the proxy reach the new container', () => {
+    writeFileSync(path.join(stub, 'reload-takes'), '');
+    const r = runSwitch();
+    expect(r.status, r.stderr).toBe(c.SWITCH.ok);
+    expect(r.stdout).toContain('switched to 10.0.0.3:8000');
+    expect(readFileSync(file(), 'utf8')).toBe(newConf);
+    expect(existsSync(`${file()}.prev`)).toBe(false);
+  });
+
+  it('a reload that leaves nginx on the old upstream fails and puts the old upstream.conf back', () => {
+    const r = runSwitch();
+    expect(r.status).toBe(c.SWITCH.notSwitched);
+    expect(r.stdout).toContain('still sent requests to 10.0.0.2:8000, not to 10.0.0.3:8000');
+    expect(readFileSync(file(), 'utf8')).toBe(oldConf);
+    expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(oldConf);
+  });
+
+  it('a config that fails nginx -t is never reloaded; the old file is back', () => {
+    writeFileSync(path.join(stub, 'bad-config'), '');
+    writeFileSync(path.join(stub, 'reload-takes'), '');
+    const r = runSwitch();
+    expect(r.status).toBe(c.SWITCH.badConfig);
+    expect(r.stdout).toContain('host not found in upstream');
+    expect(readFileSync(file(), 'utf8')).toBe(oldConf);
+  });
+
+  it('never restores an empty upstream (a first deploy has nothing to go back to)', () => {
+    writeFileSync(file(), '');
+    const r = runSwitch();
+    expect(r.status).toBe(c.SWITCH.notSwitched);
+    expect(readFileSync(file(), 'utf8')).toBe(newConf);
+  });
+
+  it('with no proxy running, leaves the new file in place and says so (exit 3)', () => {
+    rmSync(path.join(stub, 'proxy-up'));
+    expect(runSwitch().status).toBe(c.SWITCH.notRunning);
+    expect(readFileSync(file(), 'utf8')).toBe(newConf);
+  });
+});
