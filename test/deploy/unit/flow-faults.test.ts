@@ -34,6 +34,10 @@ class FakeVm {
   proxyRunning = true;
   /** The upstream config nginx has loaded (what it routes to), not what the file says. */
   loaded = '';
+  /** Every command that reached the VM, in order. */
+  log: c.RemoteCommand[] = [];
+  /** The new image's /health fails. */
+  newUnhealthy = false;
   private nextIp = 10;
 
   constructor() {
@@ -55,6 +59,7 @@ class FakeVm {
 
   /** Runs one command's effect and returns its answer. */
   exec(cmd: c.RemoteCommand): RunResult {
+    this.log.push(cmd);
     const a = cmd.argv;
     const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
     const fail = (code = 1, stderr = 'no such thing'): RunResult => ({ code, stdout: '', stderr });
@@ -116,6 +121,7 @@ class FakeVm {
     }
     if (sub === 'exec') {
       const target = this.containers.get(third ?? '');
+      if (this.newUnhealthy && target?.digest === NEW_DIGEST && a.includes(c.HEALTH_SCRIPT)) return { code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' };
       return target?.running ? ok('healthy: 3 answers in a row, last HTTP 200\n') : fail(1, 'container is not running');
     }
     if (sub === 'ps' && a.includes('-a')) return ok([...this.containers.entries()].map(([n, b]) => `${n} ${b.running ? 'running' : 'exited'}`).join('\n'));
@@ -185,13 +191,14 @@ const cfg = {
   healthTimeoutS: 5, healthIntervalS: 0.1, healthSuccesses: 1, keep: 3, lockWaitS: 0, network: 'berth', who: 'tester',
 } satisfies DeployConfig;
 
-async function deployWith(fault: Fault) {
+async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unhealthy?: boolean } = {}) {
   const vm = new FakeVm();
+  vm.newUnhealthy = o.unhealthy ?? false;
   const counter = { n: 0 };
   const lines: string[] = [];
   const report = new Reporter({ out: (l) => lines.push(l), err: (l) => lines.push(l) });
   const flow = new EnvFlow({
-    cfg, env: ENV, exec: executor(vm, fault, counter),
+    cfg: { ...cfg, ...o.cfg }, env: ENV, exec: executor(vm, fault, counter),
     reconnect: async () => executor(vm, undefined, { n: 10_000 }),
     report, signal: new AbortController().signal, files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
   });
@@ -248,6 +255,23 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     expect(r.vm.lockHeld()).toBe(false);
     expect(parseHistory(r.vm.files.get(P.history) ?? '').at(-1)).toMatchObject({ result: 'ok', digest: NEW_DIGEST });
     expect(r.commands).toBeGreaterThan(20);
+  });
+
+  it('the new container joins the shared network (BERTH_NETWORK) only after the switch, under the scrape alias', async () => {
+    const r = await deployWith(undefined, { cfg: { network: 'shared-net' } });
+    const at = (pred: (cmd: c.RemoteCommand) => boolean) => r.vm.log.findIndex(pred);
+    const join = at((cmd) => cmd.argv[1] === 'network' && cmd.argv[2] === 'connect');
+    expect(r.vm.log[join]?.argv).toEqual(['docker', 'network', 'connect', '--alias', 'berth-staging-app', 'shared-net', newBox(r.vm)]);
+    expect(join).toBeGreaterThan(at((cmd) => (cmd.argv[2] ?? '').includes("trap '' HUP PIPE")));
+    expect(r.vm.log.some((cmd) => cmd.argv.join(' ').includes('network inspect') && cmd.argv.includes('shared-net'))).toBe(true);
+  });
+
+  it('a candidate refused by the health check never joins the shared network; the old one keeps serving', async () => {
+    const r = await deployWith(undefined, { unhealthy: true });
+    expect(r.final).toMatch(/^deploy failed: the new container did not pass the health check.*old \(the version that served before\) keeps serving/);
+    expect(r.vm.log.some((cmd) => cmd.argv[1] === 'network' && cmd.argv[2] === 'connect')).toBe(false);
+    expect(r.vm.routedTo()).toBe('old');
+    expect(newBox(r.vm)).toBeUndefined();
   });
 
   it('for every k: command k fails, or the connection drops after command k ran', { timeout: 120_000 }, async () => {
