@@ -228,9 +228,9 @@ export const CONTAINER_FORMAT = `{{.State.Status}}\t{{.State.ExitCode}}\t{{.Rest
 /** Exit 1 with nothing on stdout when the container does not exist. */
 export const inspectContainer = (name: string): RemoteCommand => ({ argv: ['docker', 'container', 'inspect', '--format', CONTAINER_FORMAT, name] });
 
-/** All app containers of the environment, running or not: `NAME STATE` per line. */
+/** All app containers of the environment, running or not: `NAME STATE DIGEST` per line (digest from the label). */
 export const listAppContainers = (env: EnvName): RemoteCommand => ({
-  argv: ['docker', 'ps', '-a', '--no-trunc', '--filter', `label=${LABEL_ENV}=${env}`, '--format', '{{.Names}} {{.State}}'],
+  argv: ['docker', 'ps', '-a', '--no-trunc', '--filter', `label=${LABEL_ENV}=${env}`, '--format', `{{.Names}} {{.State}} {{.Label "${LABEL_DIGEST}"}}`],
 });
 
 // ---------------------------------------------------------------------------------------------

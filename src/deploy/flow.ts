@@ -527,29 +527,36 @@ export class EnvFlow {
     const containers = (await this.must(c.listAppContainers(env), 'cannot list containers')).stdout
       .split('\n')
       .filter(Boolean)
-      .map((l) => ({ name: l.split(' ')[0] ?? '', state: l.split(' ')[1] ?? '' }));
-    const deployedRefs = new Set(history.map((e) => e.image));
-    const envTagPattern = new RegExp(`(^|/)berth-(${environments.join('|')}):`);
-    const plan = planRetention({ keep: this.d.cfg.keep, images, healthy: healthyDigests(history), protectedIds: [stable, liveImage].filter((x): x is string => !!x), containers, live });
+      .map((l) => l.split(' '))
+      .map(([name = '', state = '', digest = '']) => ({ name, state, digest: /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : undefined }));
+    const input = {
+      keep: this.d.cfg.keep,
+      images,
+      healthy: healthyDigests(history),
+      protectedIds: [stable, liveImage].filter((x): x is string => !!x),
+      containers,
+      live,
+      deployedRefs: history.map((e) => e.image),
+      otherEnvTag: new RegExp(`(^|/)berth-(${environments.filter((e) => e !== env).join('|')}):`),
+    };
+    // Plan, look up the names of the images that go, plan again: the decision stays in planRetention.
+    const names: Record<string, string[]> = {};
+    for (const t of planRetention(input).untag) {
+      const id = images.find((i) => i.tag === t)?.id ?? '';
+      const res = await this.run(c.imageTags(id));
+      if (res.code === 0) names[id] = (JSON.parse(res.stdout.trim() || '[]') as string[] | null) ?? [];
+    }
+    const plan = planRetention({ ...input, names });
 
-    if (plan.removeContainers.length > 0) await this.run(c.removeContainers(plan.removeContainers));
+    // Containers first: the engine refuses to remove an image a stopped container still uses.
+    if (plan.removeContainers.length > 0) await this.must(c.removeContainers(plan.removeContainers), 'cannot remove old containers');
+    for (const t of plan.untag) await this.run(c.removeImages([`${envRepository(env)}:${t}`]));
     let removedImages = 0;
     for (const t of plan.untag) {
-      const ref = `${envRepository(env)}:${t}`;
       const id = images.find((i) => i.tag === t)?.id ?? '';
-      await this.run(c.removeImages([ref]));
-      // The registry name it was pulled by goes too, unless another environment still tags it
-      // (every environment keeps its images under berth-<env>:...) or a container uses it.
-      const tags = await this.run(c.imageTags(id));
-      if (tags.code !== 0) {
-        removedImages++;
-        continue;
-      }
-      const others = (JSON.parse(tags.stdout.trim() || '[]') as string[] | null) ?? [];
-      if (others.some((r) => envTagPattern.test(r))) continue;
-      // Only names this environment deployed by: an image someone pulled by hand stays.
-      const ours = others.filter((r) => deployedRefs.has(r) || deployedRefs.has(r.replace(/^localhost\//, '')));
-      if (ours.length > 0 && (await this.run(c.removeImages(ours))).code === 0) removedImages++;
+      const left = plan.removeNames.filter((n) => names[id]?.includes(n));
+      if (left.length > 0 && (await this.run(c.removeImages(left))).code === 0) removedImages++;
+      else if ((await this.run(c.imageTags(id))).code !== 0) removedImages++;
     }
     return `kept ${this.d.cfg.keep}: removed ${removedImages} image(s), ${plan.removeContainers.length} stopped container(s)`;
   }

@@ -126,6 +126,38 @@ describe('retention', () => {
     const plan = planRetention({ keep: 2, images: [], healthy: [], protectedIds: [], containers, live: 'berth-x-app-20260101000004-a' });
     expect(plan.removeContainers).toEqual(['berth-x-app-20260101000001-a']);
   });
+  it('removes a version as a pair: its stopped container goes with its image, so rmi is not refused', () => {
+    // keep 2 containers by age would keep 0001's container; its image (tag 1) is dropped, so it goes too.
+    const containers = [
+      { name: 'berth-x-app-20260101000004-a', state: 'running', digest: digest(4) },
+      { name: 'berth-x-app-20260101000001-a', state: 'exited', digest: digest(1) },
+    ];
+    const plan = planRetention({ keep: 1, images, healthy: [4, 3, 2, 1].map(digest), protectedIds: ['id4'], containers, live: 'berth-x-app-20260101000004-a' });
+    expect(plan.untag.sort()).toEqual([hex(1), hex(2), hex(3)]);
+    expect(plan.removeContainers).toEqual(['berth-x-app-20260101000001-a']);
+  });
+  it('removes the registry name a dropped version was deployed by, unless another environment or a hand pull names it', () => {
+    const plan = planRetention({
+      keep: 1,
+      images,
+      healthy: [4, 3, 2, 1].map(digest),
+      protectedIds: ['id4'],
+      containers: [],
+      names: {
+        id1: ['localhost/berth-x:111111111111', 'reg.example/berth:v1'],
+        id2: ['berth-x:222222222222', 'reg.example/berth:v2', 'berth-production:222222222222'],
+        id3: ['berth-x:333333333333', 'reg.example/berth:pulled-by-hand'],
+      },
+      deployedRefs: ['reg.example/berth:v1', 'reg.example/berth:v2', 'reg.example/berth:v4'],
+      otherEnvTag: /(^|\/)berth-(production|testing):/,
+    });
+    expect(plan.removeNames).toEqual(['reg.example/berth:v1']);
+  });
+  it('keeps the names of a dropped version whose container stays', () => {
+    const containers = [{ name: 'berth-x-app-20260101000002-a', state: 'running', digest: digest(2) }];
+    const plan = planRetention({ keep: 1, images, healthy: [4, 3, 2, 1].map(digest), protectedIds: ['id4'], containers, names: { id2: ['reg.example/berth:v2'] }, deployedRefs: ['reg.example/berth:v2'] });
+    expect(plan.removeNames).toEqual([]);
+  });
 });
 
 describe('health verdicts', () => {
