@@ -191,7 +191,7 @@ export class EnvFlow {
     const before = this.live?.healthy ? `${this.live.name} (the version that served before) keeps serving` : `${this.d.env} serves what it served before this run (nothing healthy was running)`;
     if (err instanceof SshError && err.kind === 'aborted') return new Failure('interrupted', `The new version was not switched on; ${before}`);
     if (err instanceof SshError) return new Failure(err.message, `The proxy was not switched; ${before}. The next deploy removes anything this one left behind`);
-    return err;
+    return new Failure(why, `The proxy was not switched; ${before}`);
   }
 
   /** Removes a container this run started but never switched to, records the outcome, releases the lock. */
