@@ -323,7 +323,7 @@ const ROUTED_FN = [
   'routed() {',
   '  paddr=$(docker container inspect --format "$fmt" "$proxy") || return 1',
   '  docker exec "$app" node -e "$probe" "http://$paddr:$port$path" "$1" >/dev/null 2>&1',
-  '  docker logs --since 2m "$proxy" 2>&1 | grep -F "\\"request_id\\":\\"$1\\"" | sed -n \'s/.*"upstream":"\\([^"]*\\)".*/\\1/p\' | tail -n 1',
+  '  docker logs --since 15s "$proxy" 2>&1 | grep -F "\\"request_id\\":\\"$1\\"" | sed -n \'s/.*"upstream":"\\([^"]*\\)".*/\\1/p\' | tail -n 1',
   '}',
   'findproxy() { docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy | head -n 1; }',
 ].join('\n');
