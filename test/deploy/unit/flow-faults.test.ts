@@ -191,8 +191,9 @@ const cfg = {
   healthTimeoutS: 5, healthIntervalS: 0.1, healthSuccesses: 1, keep: 3, lockWaitS: 0, network: 'berth', who: 'tester',
 } satisfies DeployConfig;
 
-async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unhealthy?: boolean } = {}) {
+async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unhealthy?: boolean; setup?: (vm: FakeVm) => void } = {}) {
   const vm = new FakeVm();
+  o.setup?.(vm);
   vm.newUnhealthy = o.unhealthy ?? false;
   const counter = { n: 0 };
   const lines: string[] = [];
@@ -272,6 +273,35 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     expect(r.vm.log.some((cmd) => cmd.argv[1] === 'network' && cmd.argv[2] === 'connect')).toBe(false);
     expect(r.vm.routedTo()).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
+  });
+
+  // An earlier run cut off between writing upstream.conf and a reload that took: file and nginx disagree.
+  const leftover = (vm: FakeVm) => vm.containers.set('cut-off', { running: true, imageId: 'old-id', digest: OLD_DIGEST, source: 'reg.example/berth:v1', ip: '10.0.0.5' });
+  it('prepare trusts what nginx routes to, not upstream.conf: the container that really serves is kept', async () => {
+    const r = await deployWith({ kind: 'fail', at: 1_000 }, {
+      unhealthy: true,
+      setup: (vm) => {
+        leftover(vm);
+        vm.files.set(P.upstream, c.upstreamConf('cut-off', 'never loaded'));
+      },
+    });
+    expect(r.lines.join('\n')).toMatch(/the proxy routes to old, not to cut-off: keeping old/);
+    expect(r.final).toMatch(/old \(the version that served before\) keeps serving/);
+    expect(r.vm.routedTo()).toBe('old');
+    expect(r.vm.containers.has('cut-off')).toBe(false);
+    expect(c.parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
+  });
+  it('prepare keeps a leftover the proxy really routes to, and retires what upstream.conf named', async () => {
+    const r = await deployWith(undefined, {
+      unhealthy: true,
+      setup: (vm) => {
+        leftover(vm);
+        vm.loaded = c.upstreamConf('cut-off', 'loaded');
+      },
+    });
+    expect(r.vm.routedTo()).toBe('cut-off');
+    expect(r.vm.containers.has('old')).toBe(false);
+    expect(r.final).toMatch(/cut-off \(the version that served before\) keeps serving/);
   });
 
   it('for every k: command k fails, or the connection drops after command k ran', { timeout: 120_000 }, async () => {
