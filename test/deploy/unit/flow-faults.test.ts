@@ -311,3 +311,45 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     }
   });
 });
+
+describe('the :stable fallback against a fake VM, failing at every command', () => {
+  // Nothing healthy runs (the old container stopped), the new image fails its health check: the
+  // flow brings back berth-<env>:stable. Whatever command fails, the line must match what serves.
+  const setup = (vm: FakeVm) => {
+    const old = vm.containers.get('old');
+    if (old) old.running = false;
+    vm.images.set('berth-staging:stable', { id: 'old-id', digests: [`reg.example/berth@${OLD_DIGEST}`] });
+  };
+  const run = (fault: Fault) => deployWith(fault, { unhealthy: true, setup });
+
+  it('brings back :stable and says so', async () => {
+    const r = await run(undefined);
+    expect(r.final).toMatch(/^deploy failed: the new container did not pass the health check.*:stable \(sha256:aaaa/);
+    const serving = r.vm.routedTo();
+    expect(r.vm.containers.get(serving ?? '')?.digest).toBe(OLD_DIGEST);
+    expect(r.vm.lockHeld()).toBe(false);
+  });
+
+  it('for every k: the line tells the truth about what serves', { timeout: 120_000 }, async () => {
+    const total = (await run(undefined)).commands;
+    for (let k = 1; k <= total; k++) {
+      for (const kind of ['fail', 'drop'] as const) {
+        const r = await run({ kind, at: k });
+        const serving = r.vm.routedTo();
+        const ctx = `${kind} at ${k}/${total}: ${r.final}\n${r.lines.join('\n')}`;
+        expect(r.final.startsWith('deploy failed: '), ctx).toBe(true);
+        // Never "keeps serving" about a version that does not (the old container was stopped).
+        expect(r.final, ctx).not.toMatch(/keeps serving/);
+        if (serving) {
+          expect(r.vm.containers.get(serving)?.digest, ctx).toBe(OLD_DIGEST);
+          expect(r.final, ctx).toMatch(/:stable|now serves/);
+        } else {
+          expect(r.final, ctx).not.toMatch(/now serves/);
+        }
+        // Whatever is not serving is not left running.
+        expect([...r.vm.containers.entries()].filter(([n, b]) => b.running && n !== serving).map(([n]) => n), ctx).toEqual([]);
+        if (r.vm.lockHeld()) expect(`${r.final}\n${r.lines.join('\n')}`, ctx).toMatch(/unlock/);
+      }
+    }
+  });
+});
