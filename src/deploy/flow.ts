@@ -455,6 +455,9 @@ export class EnvFlow {
       }
     }
     if (!outcome.ok) {
+      // The remote script restores a running proxy's file itself; with no proxy running (it would
+      // not start) the new file is still there: put the old one back, never an empty one.
+      if (this.upstreamBefore?.trim()) await this.run(c.writeFile(this.p.upstream, this.upstreamBefore));
       this.phase = 'before';
       this.upstreamBefore = undefined;
       const before = live?.healthy ? `${live.name} (the version that served before) keeps serving` : 'nothing healthy served before this deploy';

@@ -38,6 +38,8 @@ class FakeVm {
   log: c.RemoteCommand[] = [];
   /** The new image's /health fails. */
   newUnhealthy = false;
+  /** `docker compose up proxy` fails (e.g. its image cannot be pulled). */
+  proxyWontStart = false;
   private nextIp = 10;
 
   constructor() {
@@ -97,7 +99,12 @@ class FakeVm {
         this.loaded = this.files.get(P.upstream) ?? '';
         return ok();
       }
-      if (script.startsWith('cd "$1"')) return (a.includes('-d') && (this.proxyRunning = true), ok());
+      if (script.startsWith('cd "$1"')) {
+        if (!a.includes('-d')) return ok();
+        if (this.proxyWontStart) return fail(1, 'pull access denied for nginx');
+        this.proxyRunning = true;
+        return ok();
+      }
       throw new Error(`fake VM: unknown script ${script.slice(0, 60)}`);
     }
     const [, sub, third] = a;
@@ -273,6 +280,19 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     expect(r.vm.log.some((cmd) => cmd.argv[1] === 'network' && cmd.argv[2] === 'connect')).toBe(false);
     expect(r.vm.routedTo()).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
+  });
+
+  it('a proxy that will not start: the deploy fails and upstream.conf names the old container again', async () => {
+    const r = await deployWith(undefined, {
+      setup: (vm) => {
+        vm.proxyRunning = false;
+        vm.proxyWontStart = true;
+      },
+    });
+    expect(r.final).toMatch(/^deploy failed: the proxy did not switch to the new container \(docker compose could not start the proxy: pull access denied/);
+    expect(c.parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
+    expect(newBox(r.vm)).toBeUndefined();
+    expect(r.vm.lockHeld()).toBe(false);
   });
 
   // An earlier run cut off between writing upstream.conf and a reload that took: file and nginx disagree.
