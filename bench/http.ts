@@ -1,7 +1,7 @@
 // npm run bench:http [-- --duration 5 --rounds 3 --connections 50]
 // Drives the fully instrumented service and a bare Express app with the same load on loopback and
 // prints requests/s, p50/p99 latency and RSS for each, and the ratio service/bare.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -34,7 +34,7 @@ async function freePort(): Promise<number> {
 async function start(entry: string, port: number): Promise<ChildProcess> {
   // The access log goes to /dev/null: written and serialized as in production, but not read back
   // by this process, which also runs the load generator.
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawn(process.execPath, [entry], {
     cwd: root,
     // Every service variable is set, so a local .env cannot change what is measured.
     env: {
@@ -89,9 +89,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const paths = ['/health', '/items/5?q=bench'];
 const targets = [
-  { name: 'bare express', entry: 'bench/bare-app.ts' },
-  { name: 'berth service', entry: 'src/service/server.ts' },
+  { name: 'bare express', entry: 'bench/bare-app.mjs' },
+  { name: 'berth service', entry: 'dist/service/server.js' },
 ];
+// Both run as plain JavaScript under node, as the image runs the service: no TypeScript loader
+// on either side of the comparison.
+execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 console.log(
   `load: autocannon, ${connections} connections, ${rounds} alternating rounds of ${duration} s per target ` +
     `after ${warmup} s warm-up, loopback; figures are medians`,

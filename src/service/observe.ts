@@ -12,23 +12,23 @@ export function requestId(incoming: string | undefined): string {
   return incoming !== undefined && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
-/** The matched route template (e.g. /items/:item_id), independent of BASE_PATH. */
-export function routeTemplate(req: Request): string {
+/** The matched route template (e.g. /items/:item_id), without BASE_PATH. */
+export function routeTemplate(req: Request, basePath = ''): string {
   const path: unknown = req.route?.path;
-  return typeof path === 'string' ? path : UNMATCHED_ROUTE;
+  return typeof path === 'string' ? path.slice(basePath.length) || '/' : UNMATCHED_ROUTE;
 }
 
 // nginx's code for a request the client gave up on before the answer was written.
 export const CLIENT_CLOSED_REQUEST = 499;
 
-export function observeRequests(logger: Logger, metrics: Metrics): RequestHandler {
+export function observeRequests(logger: Logger, metrics: Metrics, basePath = ''): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     const id = requestId(req.get('x-request-id'));
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     const done = () => {
-      const route = routeTemplate(req);
+      const route = routeTemplate(req, basePath);
       if (route === '/metrics') return;
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;

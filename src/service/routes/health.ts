@@ -1,11 +1,11 @@
-import type { RequestHandler, Router } from 'express';
+import type { IRouter, RequestHandler } from 'express';
 import type { Config } from '../config.js';
 import { methodNotAllowed } from '../errors.js';
 
 /** Flipped by the server on SIGTERM so proxies stop sending traffic before the process exits. */
 export type Readiness = { ready: boolean };
 
-export function addHealthRoutes(router: Router, config: Config, readiness: Readiness): void {
+export function addHealthRoutes(router: IRouter, at: (path: string) => string, config: Config, readiness: Readiness): void {
   const startedAt = Date.now();
 
   const health: RequestHandler = (_req, res) => {
@@ -16,11 +16,11 @@ export function addHealthRoutes(router: Router, config: Config, readiness: Readi
       uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
     });
   };
-  router.route('/health').get(health).all(methodNotAllowed('GET, HEAD'));
-  router.route('/healthz').get(health).all(methodNotAllowed('GET, HEAD'));
+  router.route(at('/health')).get(health).all(methodNotAllowed('GET, HEAD'));
+  router.route(at('/healthz')).get(health).all(methodNotAllowed('GET, HEAD'));
 
   router
-    .route('/ready')
+    .route(at('/ready'))
     .get((_req, res) => {
       if (readiness.ready) res.json({ status: 'ready' });
       else res.status(503).json({ status: 'shutting_down' });

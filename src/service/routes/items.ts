@@ -1,4 +1,4 @@
-import type { Router } from 'express';
+import type { IRouter } from 'express';
 import { methodNotAllowed, validationError } from '../errors.js';
 
 // Plain decimal integers only: "+5", "5.0", "1e3" and "0x10" are rejected, as FastAPI's int does
@@ -34,16 +34,17 @@ export function parseQuery(raw: unknown): string | null {
   return raw;
 }
 
-export function addItemRoutes(router: Router): void {
+export function addItemRoutes(router: IRouter, at: (path: string) => string): void {
   router
-    .route('/items/:item_id')
+    .route(at('/items/:item_id'))
     .get((req, res) => {
-      res.json({ item_id: parseItemId(req.params.item_id ?? ''), q: parseQuery(req.query.q) });
+      const raw = req.params.item_id;
+      res.json({ item_id: parseItemId(typeof raw === 'string' ? raw : ''), q: parseQuery(req.query.q) });
     })
     .all(methodNotAllowed('GET, HEAD'));
   // "/items/" has an empty id: say so in the same shape instead of a bare 404 (routing is not
   // strict, so this one path also matches the trailing slash).
-  router.get('/items', () => {
+  router.get(at('/items'), () => {
     throw validationError(['path', 'item_id'], 'missing', 'Field required', '');
   });
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Router } from 'express';
+import type { IRouter } from 'express';
 import { HttpError, methodNotAllowed, validationError } from '../errors.js';
 
 // A fixed, small amount of CPU (about a millisecond): enough to show on dashboards, too little to
@@ -32,9 +32,9 @@ export function burnCpu(rounds = HASH_ROUNDS): string {
   return digest;
 }
 
-export function addWorkRoutes(router: Router): void {
+export function addWorkRoutes(router: IRouter, at: (path: string) => string): void {
   router
-    .route('/work')
+    .route(at('/work'))
     .get(async (req, res) => {
       const fail = parseFail(req.query.fail);
       const delayMs = parseDelayMs(req.query.delay_ms);

@@ -1,4 +1,4 @@
-// The baseline: bare Express answering the same JSON as the service, with nothing else.
+// The baseline for bench:http: bare Express answering the same JSON as the service, nothing else.
 import express from 'express';
 
 const app = express();
