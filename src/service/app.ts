@@ -1,12 +1,12 @@
 // createApp(config): the whole HTTP surface, with no listening socket and no signal handling,
 // so tests drive it in-process and the server entry stays small.
 import express from 'express';
-import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { errorHandler, methodNotAllowed, notFound } from './errors.js';
 import { createLogger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { securityHeaders } from './security-headers.js';
 import { observeRequests } from './observe.js';
 import { addHealthRoutes, type Readiness } from './routes/health.js';
 import { addItemRoutes } from './routes/items.js';
@@ -29,7 +29,7 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
   app.set('etag', false);
 
   app.use(observeRequests(logger, metrics, config.basePath));
-  app.use(helmet());
+  app.use(securityHeaders());
   app.use((_req, res, next) => {
     // While draining, ask keep-alive clients to reconnect, so their next request finds a live
     // instance instead of a closing socket.

@@ -137,7 +137,17 @@ describe('errors', () => {
 });
 
 describe('headers', () => {
-  it('sets security headers and hides x-powered-by', async () => {
+  it('sets every header helmet sets, on every answer, and hides x-powered-by', async () => {
+    const { default: express } = await import('express');
+    const { default: helmet } = await import('helmet');
+    const reference = express().use(helmet()).get('/', (_req, res) => void res.json({}));
+    const expected = (await request(reference).get('/')).headers;
+    for (const path of ['/health', '/nope', '/items/x']) {
+      const got = (await request(testApp().app).get(path)).headers;
+      for (const name of ['content-security-policy', 'strict-transport-security', 'x-frame-options', 'referrer-policy', 'cross-origin-opener-policy', 'x-content-type-options', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'origin-agent-cluster', 'cross-origin-resource-policy']) {
+        expect(got[name], `${name} on ${path}`).toBe(expected[name]);
+      }
+    }
     const res = await request(testApp().app).get('/health');
     expect(res.headers['x-powered-by']).toBeUndefined();
     expect(res.headers['x-content-type-options']).toBe('nosniff');
