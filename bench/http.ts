@@ -3,10 +3,10 @@
 // prints requests/s, p50/p99 latency and RSS for each, and the ratio service/bare.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { freePort } from '../test/helpers/net.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,13 +23,6 @@ const rounds = Number(values.rounds);
 const root = path.resolve(import.meta.dirname, '..');
 const TARGET_RATIO = 0.85;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function start(entry: string, port: number): Promise<ChildProcess> {
   // The access log goes to /dev/null: written and serialized as in production, but not read back

@@ -1,9 +1,9 @@
 // Thin wrappers over the real docker CLI (pointed at the engine scripts/test-env/containers.sh
 // starts), shared by the image tests. No logic to test here: each call is one CLI invocation.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { loadTestEnv, onPath, requirePart } from '../helpers/real-tools.js';
+export { freePort } from '../helpers/net.js';
 
 const run = promisify(execFile);
 export const testEnv = loadTestEnv();
@@ -53,17 +53,6 @@ export function listFiles(container: string): Promise<string[]> {
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `url` until it answers 200 (the container needs a moment to start listening). */
 export async function waitFor200(url: string, timeoutMs = 30_000): Promise<Response> {

@@ -4,11 +4,11 @@
 // rendered paths, and a stop must finish inside terminationGracePeriodSeconds, before SIGKILL.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
 import { helmAvailable, one, render, type K8sObject } from './manifests.js';
+import { freePort } from '../helpers/net.js';
 
 const env = { ...process.env, ...loadTestEnv() };
 const docker = (args: string[]) => spawnSync('docker', args, { env, encoding: 'utf8', cwd: repoRoot });
@@ -52,13 +52,6 @@ function runFlags(pod: PodSpec, config: Record<string, string>): string[] {
   return flags;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function get(port: number, urlPath: string): Promise<number> {
   try {
