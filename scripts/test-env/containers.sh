@@ -212,7 +212,9 @@ start_daemon() {
   local pidfile="$1" logfile="$2"
   shift 2
   # 9>&-: the lock fd of `up` must not live on in the daemon, or the next `up`/`down` waits forever.
-  setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+  # cd /: the daemon (and every conmon it forks) must not keep the caller's checkout as its
+  # working directory; once that clone is removed, podman can no longer start containers.
+  (cd / && exec setsid "$@" </dev/null >>"$logfile" 2>&1 9>&-) &
   echo $! >"$pidfile"
 }
 
