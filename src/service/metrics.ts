@@ -46,32 +46,13 @@ export function createMetrics(config: Pick<Config, 'appVersion' | 'gitCommit'>):
     registers: [registry],
   }).set({ version: config.appVersion, commit: config.gitCommit }, 1);
 
-  // Label sets are bounded (route templates, real methods, status codes), so the bound children
-  // can be kept: prom-client then skips hashing the labels on every request.
-  type Label = (typeof labelNames)[number];
-  type Series = {
-    requests: ReturnType<Counter<Label>["labels"]>;
-    duration: ReturnType<Histogram<Label>["labels"]>;
-    errors: ReturnType<Counter<Label>["labels"]> | undefined;
-  };
-  const series = new Map<string, Series>();
   return {
     registry,
     observe({ method, route, status, seconds }) {
-      const key = `${method} ${route} ${status}`;
-      let s = series.get(key);
-      if (s === undefined) {
-        const labels = { method, route, status: String(status) };
-        s = {
-          requests: requests.labels(labels),
-          duration: duration.labels(labels),
-          errors: status >= 500 ? errors.labels(labels) : undefined,
-        };
-        series.set(key, s);
-      }
-      s.requests.inc();
-      s.duration.observe(seconds);
-      s.errors?.inc();
+      const labels = { method, route, status: String(status) };
+      requests.inc(labels);
+      duration.observe(labels, seconds);
+      if (status >= 500) errors.inc(labels);
     },
   };
 }
