@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appContainers, cliEnv, deploy, ensureImages, explain, failureLine, historyLines, images, lockVm, resetEnv, served, startCli, versions, vmReady, waitFor, type CliRun } from './harness.js';
+import { appContainers, cliEnv, type CliRun, deploy, explain, failureLine, historyLines, images, served, startCli, takeVm, versions, vmReady, waitFor } from './harness.js';
 
 const env = 'testing';
 
@@ -19,9 +19,7 @@ describe.skipIf(!vmReady)('deploy: two deploys to one environment', () => {
   afterAll(() => releaseVm());
 
   beforeAll(async () => {
-    releaseVm = await lockVm();
-    await ensureImages();
-    await resetEnv(env);
+    releaseVm = await takeVm(env);
     const r = await deploy(env, images.v1);
     expect(r.code, explain(r)).toBe(0);
   }, 900_000);

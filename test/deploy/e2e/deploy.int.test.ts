@@ -6,22 +6,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   appContainers,
   cliEnv,
+  type CliResult,
   deploy,
   docker,
-  ensureImages,
   explain,
   failureLine,
   historyLines,
   images,
-  lockVm,
-  resetEnv,
   runCli,
   served,
+  takeVm,
   testEnv,
   testPorts,
   versions,
   vmReady,
-  type CliResult,
 } from './harness.js';
 import { startPoller, type PollResult } from './poller.js';
 
@@ -42,9 +40,7 @@ describe.skipIf(!vmReady)('deploy: one environment on the test VM', () => {
   const runningIds = async (): Promise<string[]> => (await appContainers(env)).map((c) => c.id);
 
   beforeAll(async () => {
-    releaseVm = await lockVm();
-    await ensureImages();
-    await resetEnv(env);
+    releaseVm = await takeVm(env);
   }, 900_000);
 
   it('first deploy (key and known_hosts given as text, as in CI) serves v1 and records it', async () => {

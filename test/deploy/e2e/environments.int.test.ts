@@ -1,7 +1,7 @@
 // Two environments on one VM: each serves its own version on its own port, and deploys, refused
 // deploys and retention in one never touch the other's container, images or :stable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appContainers, cliEnv, deploy, docker, ensureImages, explain, images, lockVm, resetEnv, served, versions, vmReady } from './harness.js';
+import { appContainers, cliEnv, deploy, docker, explain, images, served, takeVm, versions, vmReady } from './harness.js';
 
 /** Every image the engine holds, as `repository:tag` (dangling ones left out). */
 async function imageRefs(): Promise<string[]> {
@@ -18,10 +18,7 @@ describe.skipIf(!vmReady)('deploy: two environments on one VM', () => {
   let stagingId = '';
 
   beforeAll(async () => {
-    releaseVm = await lockVm();
-    await ensureImages();
-    await resetEnv('staging');
-    await resetEnv('testing');
+    releaseVm = await takeVm('staging', 'testing');
   }, 900_000);
 
   it('staging and testing each serve their own version on their own port', async () => {

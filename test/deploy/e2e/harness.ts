@@ -200,6 +200,17 @@ export async function resetEnv(env: EnvName): Promise<void> {
  * (`flock /var/lib/berth-test/vm/e2e.lock npm run deploy -- ...`) share its three environments.
  * The holder exits by itself when this process dies, so a crashed run never leaves it held.
  */
+/**
+ * What every deploy e2e file does first: hold the test VM for the whole file, have the images,
+ * and start the given environments from nothing. Returns the release of the VM lock.
+ */
+export async function takeVm(...envs: EnvName[]): Promise<() => void> {
+  const release = await lockVm();
+  await ensureImages();
+  for (const env of envs) await resetEnv(env);
+  return release;
+}
+
 export async function lockVm(): Promise<() => void> {
   const lockFile = path.join(path.dirname(remoteDir), 'e2e.lock');
   const holder = spawn('flock', ['-w', '900', lockFile, 'sh', '-c', 'echo locked; while kill -0 "$1" 2>/dev/null; do sleep 1; done', 'sh', String(process.pid)], {

@@ -10,16 +10,14 @@ import {
   appContainers,
   cliEnv,
   deploy,
-  ensureImages,
   explain,
   failureLine,
   historyLines,
   images,
-  lockVm,
-  resetEnv,
   runCli,
   served,
   startCli,
+  takeVm,
   testEnv,
   versions,
   vmReady,
@@ -65,9 +63,7 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
   let servingId = '';
 
   beforeAll(async () => {
-    releaseVm = await lockVm();
-    await ensureImages();
-    await resetEnv(env);
+    releaseVm = await takeVm(env);
     const r = await deploy(env, images.v1);
     expect(r.code, explain(r)).toBe(0);
     servingId = (await appContainers(env))[0]?.id ?? '';
