@@ -36,8 +36,14 @@ engine_docker_host() {
   if [ -f "$f" ]; then sed -n 's/^DOCKER_HOST=//p' "$f" | tail -n 1; fi
 }
 
+# The PID file outlives the process (a machine image or a later CI run can carry it over), and
+# its number may by then belong to anything: only our own sshd's command line counts.
 sshd_running() {
-  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+  local pid
+  [ -f "$pid_file" ] || return 1
+  pid="$(cat "$pid_file")"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-f $config"
 }
 
 install_packages() {
