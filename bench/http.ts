@@ -1,8 +1,9 @@
-// npm run bench:http [-- --duration 5 --rounds 3 --connections 50]
+// npm run bench:http [-- --trials 5 --duration 3 --warmup 2 --connections 50]
 // Drives the fully instrumented service and a bare Express app with the same load on loopback and
 // prints requests/s, p50/p99 latency and RSS for each, and the ratio service/bare.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -10,24 +11,30 @@ import { freePort } from '../test/helpers/net.js';
 
 const { values } = parseArgs({
   options: {
-    duration: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
+    trials: { type: 'string', default: '5' },
   },
 });
 const duration = Number(values.duration);
 const connections = Number(values.connections);
 const warmup = Number(values.warmup);
-const rounds = Number(values.rounds);
+const trials = Number(values.trials);
 const root = path.resolve(import.meta.dirname, '..');
 const TARGET_RATIO = 0.85;
 
+// On a shared 2-core machine the server and the load generator otherwise take turns on both
+// cores, and one run of the same code differed from the next by up to 25 %. Pinned, each has a
+// core to itself.
+const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
+if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
 async function start(entry: string, port: number): Promise<ChildProcess> {
   // The access log goes to /dev/null: written and serialized as in production, but not read back
   // by this process, which also runs the load generator.
-  const child = spawn(process.execPath, [entry], {
+  const command = pinned ? ['taskset', '-c', '0', process.execPath, entry] : [process.execPath, entry];
+  const child = spawn(command[0] ?? '', command.slice(1), {
     cwd: root,
     // Every service variable is set, so a local .env cannot change what is measured.
     env: {
@@ -60,7 +67,6 @@ function rssMb(pid: number): number {
 }
 
 type Run = { rps: number; p50: number; p99: number; errors: number; cpuUsPerReq: number };
-type Row = Run & { target: string; path: string; rss: number };
 
 /** CPU seconds (user + system) the process has used, from /proc. */
 function cpuSeconds(pid: number): number {
@@ -89,62 +95,66 @@ const targets = [
 // on either side of the comparison.
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 console.log(
-  `load: autocannon, ${connections} connections, ${rounds} alternating rounds of ${duration} s per target ` +
-    `after ${warmup} s warm-up, loopback; figures are medians`,
+  `load: autocannon, ${connections} connections, loopback, ${pinned ? 'server on core 0 and load on core 1' : 'not pinned to cores'}; ` +
+    `${trials} trials, each with fresh processes of both targets: ${warmup} s warm-up, then ${duration} s measured ` +
+    'per target and path, back to back; figures are medians over the trials',
 );
 
-// Both servers run for the whole benchmark and the measured runs alternate between them, so a
-// busy neighbour on the machine slows both sides alike instead of skewing the ratio.
-const servers: ((typeof targets)[number] & { port: number; child: ChildProcess })[] = [];
-const rows: Row[] = [];
-try {
-  for (const t of targets) {
-    const port = await freePort();
-    servers.push({ ...t, port, child: await start(t.entry, port) });
-  }
-  for (const p of paths) {
-    const runs = new Map<string, Run[]>(servers.map((s) => [s.name, []]));
-    for (const s of servers) await run(`http://127.0.0.1:${s.port}${p}`, warmup, s.child.pid ?? 0);
-    for (let i = 0; i < rounds; i++) {
+// A fresh pair of processes per trial, because the same build settled at different speeds in
+// different processes (JIT and heap layout); each trial's ratio compares two runs made seconds
+// apart, so a slow spell on the machine slows both sides of that ratio.
+type Trial = Map<string, Run & { rss: number }>;
+const results = new Map<string, Trial[]>(paths.map((p) => [p, []]));
+for (let t = 0; t < trials; t++) {
+  const servers: ((typeof targets)[number] & { port: number; child: ChildProcess })[] = [];
+  try {
+    for (const target of targets) {
+      const port = await freePort();
+      servers.push({ ...target, port, child: await start(target.entry, port) });
+    }
+    // Alternate which side goes first, so neither always runs on the warmer machine.
+    if (t % 2 === 1) servers.reverse();
+    for (const p of paths) {
+      const trial: Trial = new Map();
       for (const s of servers) {
-        runs.get(s.name)?.push(await run(`http://127.0.0.1:${s.port}${p}`, duration, s.child.pid ?? 0));
+        const pid = s.child.pid ?? 0;
+        await run(`http://127.0.0.1:${s.port}${p}`, warmup, pid);
+        trial.set(s.name, { ...(await run(`http://127.0.0.1:${s.port}${p}`, duration, pid)), rss: rssMb(pid) });
       }
+      results.get(p)?.push(trial);
     }
-    for (const s of servers) {
-      const r = runs.get(s.name) ?? [];
-      rows.push({
-        target: s.name,
-        path: p,
-        rps: median(r.map((x) => x.rps)),
-        p50: median(r.map((x) => x.p50)),
-        p99: median(r.map((x) => x.p99)),
-        errors: r.reduce((n, x) => n + x.errors, 0),
-        cpuUsPerReq: median(r.map((x) => x.cpuUsPerReq)),
-        rss: rssMb(s.child.pid ?? 0),
-      });
-    }
+  } finally {
+    for (const s of servers) s.child.kill('SIGTERM');
   }
-} finally {
-  for (const s of servers) s.child.kill('SIGTERM');
+  process.stdout.write(`trial ${t + 1}/${trials} done\n`);
 }
 
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(9);
 console.log('\ntarget          path               req/s   p50 ms   p99 ms  CPU µs/req   RSS MB   errors');
-for (const r of rows) {
-  console.log(`${r.target.padEnd(15)} ${r.path.padEnd(16)} ${fmt(r.rps)} ${fmt(r.p50, 1)} ${fmt(r.p99, 1)} ${fmt(r.cpuUsPerReq, 1).padStart(11)} ${fmt(r.rss, 1)} ${fmt(r.errors)}`);
+for (const p of paths) {
+  for (const target of targets) {
+    const runs = (results.get(p) ?? []).map((trial) => trial.get(target.name)).filter((r) => r !== undefined);
+    const m = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
+    const errors = runs.reduce((n, r) => n + r.errors, 0);
+    console.log(
+      `${target.name.padEnd(15)} ${p.padEnd(16)} ${fmt(m((r) => r.rps))} ${fmt(m((r) => r.p50), 1)} ${fmt(m((r) => r.p99), 1)} ` +
+        `${fmt(m((r) => r.cpuUsPerReq), 1).padStart(11)} ${fmt(m((r) => r.rss), 1)} ${fmt(errors)}`,
+    );
+  }
 }
-console.log(`\nratio service/bare, target >= ${TARGET_RATIO} for requests/s`);
-console.log('path               req/s ratio   capacity ratio (bare CPU/req ÷ service CPU/req)');
+
+console.log(`\nratio service/bare per trial (median first), target >= ${TARGET_RATIO} for requests/s`);
+console.log('path               req/s ratio        capacity ratio (bare CPU/req ÷ service CPU/req)   per trial (req/s)');
 let ok = true;
 for (const p of paths) {
-  const b = rows.find((r) => r.path === p && r.target === 'bare express');
-  const s = rows.find((r) => r.path === p && r.target === 'berth service');
-  if (!b || !s) continue;
-  const ratio = s.rps / b.rps;
+  const pairs = (results.get(p) ?? []).map((trial) => ({ b: trial.get('bare express'), s: trial.get('berth service') }));
+  const rps = pairs.map(({ b, s }) => (s?.rps ?? NaN) / (b?.rps ?? NaN));
+  const capacity = pairs.map(({ b, s }) => (b?.cpuUsPerReq ?? NaN) / (s?.cpuUsPerReq ?? NaN));
+  const ratio = median(rps);
   ok &&= ratio >= TARGET_RATIO;
-  const capacity = b.cpuUsPerReq / s.cpuUsPerReq;
   console.log(
-    `${p.padEnd(18)} ${ratio.toFixed(3).padStart(11)} ${ratio >= TARGET_RATIO ? 'ok  ' : 'LOW '} ${capacity.toFixed(3).padStart(14)}`,
+    `${p.padEnd(18)} ${ratio.toFixed(3).padStart(11)} ${ratio >= TARGET_RATIO ? 'ok  ' : 'LOW '} ${median(capacity).toFixed(3).padStart(17)}` +
+      `${''.padStart(34)}${rps.map((r) => r.toFixed(2)).join(' ')}`,
   );
 }
 process.exitCode = ok ? 0 : 1;

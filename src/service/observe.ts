@@ -1,7 +1,7 @@
 // One hook per request that feeds both the access log and the RED metrics, so the two always
 // agree on method, route template, status and duration.
 import { randomUUID } from 'node:crypto';
-import type { Request, RequestHandler } from 'express';
+import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { UNMATCHED_ROUTE, type Metrics } from './metrics.js';
 
@@ -21,13 +21,19 @@ export function routeTemplate(req: Request, basePath = ''): string {
 // nginx's code for a request the client gave up on before the answer was written.
 export const CLIENT_CLOSED_REQUEST = 499;
 
-export function observeRequests(logger: Logger, metrics: Metrics, basePath = ''): RequestHandler {
-  return (req, res, next) => {
+/**
+ * Starts watching one request: gives it an id (echoed in X-Request-Id) and, once the response
+ * closes, logs one line and records it in the metrics.
+ */
+export function observeRequests(logger: Logger, metrics: Metrics, basePath = ''): (req: Request, res: Response) => void {
+  return (req, res) => {
     const started = process.hrtime.bigint();
     const id = requestId(req.get('x-request-id'));
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
-    const done = () => {
+    // 'close' fires for every request, answered or not, so aborted ones are counted too. It
+    // fires once per response, so a plain listener does (once() adds a wrapper per request).
+    res.on('close', () => {
       const route = routeTemplate(req, basePath);
       if (route === '/metrics') return;
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST;
@@ -37,9 +43,6 @@ export function observeRequests(logger: Logger, metrics: Metrics, basePath = '')
         { requestId: id, method: req.method, route, status, durationMs: Math.round(seconds * 1e6) / 1e3 },
         'request',
       );
-    };
-    // 'close' fires for every request, answered or not, so aborted ones are counted too.
-    res.once('close', done);
-    next();
+    });
   };
 }

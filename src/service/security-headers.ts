@@ -1,4 +1,4 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, Response } from 'express';
 import helmet from 'helmet';
 
 /**
@@ -6,7 +6,7 @@ import helmet from 'helmet';
  * With helmet's defaults the headers do not depend on the request (no CSP nonces), so running
  * its dozen small middlewares on every request would only repeat the same work.
  */
-export function securityHeaders(): RequestHandler {
+export function securityHeaders(): (res: Response) => void {
   const headers = new Map<string, string>();
   const capture = {
     setHeader: (name: string, value: unknown) => headers.set(name, String(value)),
@@ -15,8 +15,7 @@ export function securityHeaders(): RequestHandler {
   };
   helmet()({ method: 'GET', headers: {} } as Request, capture as unknown as Response, () => undefined);
   if (headers.size === 0) throw new Error('helmet set no headers: its API changed');
-  return (_req, res, next) => {
+  return (res) => {
     res.setHeaders(headers);
-    next();
   };
 }

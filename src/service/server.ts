@@ -41,7 +41,17 @@ server.on('error', (err) => {
 });
 server.listen(config.port, config.host, () => {
   logger.info({ host: config.host, port: config.port, basePath: config.basePath || '/' }, 'listening');
+  // Whoever waits for this line (a person, a supervisor) should not wait for the next flush.
+  logger.flush();
 });
+
+// Log lines are buffered: a crash must not take the last second of them along.
+function crash(err: unknown): void {
+  logger.fatal({ err }, 'crashed: uncaught error');
+  exit(1);
+}
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LOG_FLUSH_MS } from '../../src/service/logger.js';
 import { freePort } from '../helpers/net.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -22,8 +23,8 @@ const SERVICE_VARS = ['PORT', 'HOST', 'LOG_LEVEL', 'BASE_PATH', 'APP_VERSION', '
 const tsxLoader = path.join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const serverEntry = path.join(root, 'src', 'service', 'server.ts');
 
-function startServer(env: Record<string, string>, cwd = root) {
-  const child = spawn(process.execPath, ['--import', pathToFileURL(tsxLoader).href, serverEntry], {
+function startServer(env: Record<string, string>, cwd = root, nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', pathToFileURL(tsxLoader).href, serverEntry], {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
@@ -56,10 +57,10 @@ function startServer(env: Record<string, string>, cwd = root) {
   return { child, exited, listening, output: () => ({ stdout, stderr }) };
 }
 
-function get(port: number, pathname: string, agent?: http.Agent) {
+function get(port: number, pathname: string, agent?: http.Agent, headers: Record<string, string> = {}) {
   return new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port, path: pathname, agent }, (res) => {
+      .get({ host: '127.0.0.1', port, path: pathname, agent, headers }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
@@ -126,6 +127,34 @@ describe('server process', () => {
     expect(code).toBe(0);
     expect(at - signalledAt).toBeGreaterThanOrEqual(1_500);
     expect(at - signalledAt).toBeLessThan(5_000);
+  });
+
+  it('writes a request\'s log line within about a second even when no other line follows', async () => {
+    const port = await freePort();
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1' });
+    await server.listening();
+    const answered = await get(port, '/items/7', undefined, { 'X-Request-Id': 'flush-check' });
+    expect(answered.status).toBe(200);
+    const answeredAt = Date.now();
+    const line = () => server.output().stdout.split('\n').find((l) => l.includes('"requestId":"flush-check"'));
+    while (line() === undefined && Date.now() - answeredAt < 5_000) await new Promise((r) => setTimeout(r, 25));
+    expect(Date.now() - answeredAt).toBeLessThan(LOG_FLUSH_MS + 1_000);
+    expect(JSON.parse(line() ?? '{}')).toMatchObject({ msg: 'request', route: '/items/:item_id', status: 200 });
+  });
+
+  it('on an uncaught error logs it, flushes the buffered lines and exits 1', async () => {
+    const port = await freePort();
+    // A fault the service itself cannot be asked for: a throw from a signal handler is uncaught.
+    const fault = `data:text/javascript,process.on('SIGUSR2', () => { throw new Error('injected fault'); });`;
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1' }, root, ['--import', fault]);
+    await server.listening();
+    expect((await get(port, '/health', undefined, { 'X-Request-Id': 'before-crash' })).status).toBe(200);
+    server.child.kill('SIGUSR2');
+    const { code } = await server.exited;
+    expect(code).toBe(1);
+    const lines = server.output().stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.some((l) => l.requestId === 'before-crash')).toBe(true);
+    expect(lines.at(-1)).toMatchObject({ level: 60, msg: 'crashed: uncaught error', err: { message: 'injected fault' } });
   });
 
   it('reads .env from its working directory', async () => {
