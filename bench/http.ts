@@ -1,4 +1,4 @@
-// npm run bench:http [-- --trials 5 --duration 3 --warmup 2 --connections 50]
+// npm run bench:http [-- --trials 7 --duration 3 --warmup 2 --connections 50]
 // Drives the fully instrumented service and a bare Express app with the same load on loopback and
 // prints requests/s, p50/p99 latency and RSS for each, and the ratio service/bare.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -14,7 +14,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
-    trials: { type: 'string', default: '5' },
+    trials: { type: 'string', default: '7' },
   },
 });
 const duration = Number(values.duration);

@@ -11,6 +11,7 @@ import { observeRequests } from './observe.js';
 import { addHealthRoutes, type Readiness } from './routes/health.js';
 import { addItemRoutes } from './routes/items.js';
 import { addWorkRoutes } from './routes/work.js';
+import { sendJson } from './send-json.js';
 
 // Small on purpose: no endpoint takes a body, so anything large is a mistake or an attack.
 export const BODY_LIMIT = '16kb';
@@ -52,7 +53,7 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
   app
     .route(config.basePath || '/')
     .get((_req, res) => {
-      res.json({ message: 'Welcome to the Berth API', version: config.appVersion });
+      sendJson(res, { message: 'Welcome to the Berth API', version: config.appVersion });
     })
     .all(methodNotAllowed('GET, HEAD'));
   addHealthRoutes(app, at, config, readiness);

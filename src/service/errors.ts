@@ -2,6 +2,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { sendJson } from './send-json.js';
 
 export class HttpError extends Error {
   constructor(
@@ -63,7 +64,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
-    res.status(status).json(body);
+    sendJson(res, body, status);
   };
 }
 

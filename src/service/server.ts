@@ -41,11 +41,9 @@ server.on('error', (err) => {
 });
 server.listen(config.port, config.host, () => {
   logger.info({ host: config.host, port: config.port, basePath: config.basePath || '/' }, 'listening');
-  // Whoever waits for this line (a person, a supervisor) should not wait for the next flush.
-  logger.flush();
 });
 
-// Log lines are buffered: a crash must not take the last second of them along.
+// Log lines are written asynchronously: a crash must not take the ones still queued along.
 function crash(err: unknown): void {
   logger.fatal({ err }, 'crashed: uncaught error');
   exit(1);

@@ -155,6 +155,26 @@ describe('headers', () => {
     expect(res.headers['strict-transport-security']).toBeDefined();
   });
 
+  it('writes JSON byte for byte as res.json would, and answers HEAD with the same headers', async () => {
+    const { default: express } = await import('express');
+    const q = 'größe ☃ "quoted"';
+    const reference = express().get('/', (_req, res) => void res.json({ item_id: 3, q }));
+    const expected = await request(reference).get('/');
+    const got = await request(testApp().app).get(`/items/3?q=${encodeURIComponent(q)}`).expect(200);
+    expect(got.text).toBe(expected.text);
+    expect(got.headers['content-type']).toBe(expected.headers['content-type']);
+    expect(got.headers['content-length']).toBe(expected.headers['content-length']);
+
+    const error = await request(testApp().app).get('/items/x').expect(422);
+    expect(error.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(Number(error.headers['content-length'])).toBe(Buffer.byteLength(error.text));
+
+    const head = await request(testApp().app).head('/items/3?q=x').expect(200);
+    const get = await request(testApp().app).get('/items/3?q=x');
+    expect(head.headers['content-length']).toBe(get.headers['content-length']);
+    expect(head.headers['content-type']).toBe(get.headers['content-type']);
+  });
+
   it('honours a sane X-Request-Id and replaces an unsafe one', async () => {
     const ok = await request(testApp().app).get('/health').set('X-Request-Id', 'req-42.a:b');
     expect(ok.headers['x-request-id']).toBe('req-42.a:b');

@@ -1,6 +1,7 @@
 import type { IRouter, RequestHandler } from 'express';
 import type { Config } from '../config.js';
 import { methodNotAllowed } from '../errors.js';
+import { sendJson } from '../send-json.js';
 
 /** Flipped by the server on SIGTERM so proxies stop sending traffic before the process exits. */
 export type Readiness = { ready: boolean };
@@ -9,7 +10,7 @@ export function addHealthRoutes(router: IRouter, at: (path: string) => string, c
   const startedAt = Date.now();
 
   const health: RequestHandler = (_req, res) => {
-    res.json({
+    sendJson(res, {
       status: 'ok',
       version: config.appVersion,
       commit: config.gitCommit,
@@ -22,8 +23,8 @@ export function addHealthRoutes(router: IRouter, at: (path: string) => string, c
   router
     .route(at('/ready'))
     .get((_req, res) => {
-      if (readiness.ready) res.json({ status: 'ready' });
-      else res.status(503).json({ status: 'shutting_down' });
+      if (readiness.ready) sendJson(res, { status: 'ready' });
+      else sendJson(res, { status: 'shutting_down' }, 503);
     })
     .all(methodNotAllowed('GET, HEAD'));
 }

@@ -1,5 +1,6 @@
 import type { IRouter } from 'express';
 import { methodNotAllowed, validationError } from '../errors.js';
+import { sendJson } from '../send-json.js';
 
 // Plain decimal integers only: "+5", "5.0", "1e3" and "0x10" are rejected, as FastAPI's int does
 // for the cases users hit in practice, and the value must be exactly representable in JSON.
@@ -39,7 +40,7 @@ export function addItemRoutes(router: IRouter, at: (path: string) => string): vo
     .route(at('/items/:item_id'))
     .get((req, res) => {
       const raw = req.params.item_id;
-      res.json({ item_id: parseItemId(typeof raw === 'string' ? raw : ''), q: parseQuery(req.query.q) });
+      sendJson(res, { item_id: parseItemId(typeof raw === 'string' ? raw : ''), q: parseQuery(req.query.q) });
     })
     .all(methodNotAllowed('GET, HEAD'));
   // "/items/" has an empty id: say so in the same shape instead of a bare 404 (routing is not

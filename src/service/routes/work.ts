@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IRouter } from 'express';
 import { HttpError, methodNotAllowed, validationError } from '../errors.js';
+import { sendJson } from '../send-json.js';
 
 // A fixed, small amount of CPU (about a millisecond): enough to show on dashboards, too little to
 // let a caller tie up the event loop.
@@ -42,7 +43,7 @@ export function addWorkRoutes(router: IRouter, at: (path: string) => string): vo
       burnCpu();
       if (delayMs > 0) await sleep(delayMs);
       if (fail) throw new HttpError(500, { error: 'simulated failure' });
-      res.json({ status: 'ok', duration_ms: Math.round((performance.now() - started) * 1000) / 1000 });
+      sendJson(res, { status: 'ok', duration_ms: Math.round((performance.now() - started) * 1000) / 1000 });
     })
     .all(methodNotAllowed('GET, HEAD'));
 }
