@@ -1,9 +1,8 @@
-// npm run bench:http [-- --trials 7 --duration 3 --warmup 2 --connections 50]
+// npm run bench:http [-- --trials 8 --duration 3 --warmup 2 --connections 50]
 // Drives the fully instrumented service and a bare Express app with the same load on loopback and
 // prints requests/s, p50/p99 latency and RSS for each, and the ratio service/bare.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -14,7 +13,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '2' },
-    trials: { type: 'string', default: '7' },
+    trials: { type: 'string', default: '8' },
   },
 });
 const duration = Number(values.duration);
@@ -26,15 +25,24 @@ const TARGET_RATIO = 0.85;
 
 // On a shared 2-core machine the server and the load generator otherwise take turns on both
 // cores, and one run of the same code differed from the next by up to 25 %. Pinned, each has a
-// core to itself.
-const pinned = availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
-if (pinned) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+// core to itself: the servers on the first core this process may use, the load on the second.
+function allowedCpus(): number[] {
+  const list = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
+  return list.split(',').flatMap((part) => {
+    const [from, to = from] = part.split('-').map(Number);
+    return from === undefined || to === undefined ? [] : Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  });
+}
+const [serverCpu, loadCpu] = allowedCpus();
+const pinned = loadCpu !== undefined && spawnSync('taskset', ['-V']).status === 0;
 
 async function start(entry: string, port: number): Promise<ChildProcess> {
   // The access log goes to /dev/null: written and serialized as in production, but not read back
   // by this process, which also runs the load generator.
-  const command = pinned ? ['taskset', '-c', '0', process.execPath, entry] : [process.execPath, entry];
-  const child = spawn(command[0] ?? '', command.slice(1), {
+  const [file, args] = pinned
+    ? ['taskset', ['-c', String(serverCpu), process.execPath, entry]]
+    : [process.execPath, [entry]];
+  const child = spawn(file, args, {
     cwd: root,
     // Every service variable is set, so a local .env cannot change what is measured.
     env: {
@@ -94,8 +102,10 @@ const targets = [
 // Both run as plain JavaScript under node, as the image runs the service: no TypeScript loader
 // on either side of the comparison.
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+if (pinned) execFileSync('taskset', ['-a', '-p', '-c', String(loadCpu), String(process.pid)], { stdio: 'ignore' });
 console.log(
-  `load: autocannon, ${connections} connections, loopback, ${pinned ? 'server on core 0 and load on core 1' : 'not pinned to cores'}; ` +
+  `load: autocannon, ${connections} connections, loopback, ` +
+    `${pinned ? `servers on CPU ${serverCpu} and load on CPU ${loadCpu}` : 'not pinned to CPUs (needs taskset and two CPUs)'}; ` +
     `${trials} trials, each with fresh processes of both targets: ${warmup} s warm-up, then ${duration} s measured ` +
     'per target and path, back to back; figures are medians over the trials',
 );
@@ -112,7 +122,8 @@ for (let t = 0; t < trials; t++) {
       const port = await freePort();
       servers.push({ ...target, port, child: await start(target.entry, port) });
     }
-    // Alternate which side goes first, so neither always runs on the warmer machine.
+    // Alternate which side goes first (an even number of trials balances it), so neither always
+    // runs on the warmer machine.
     if (t % 2 === 1) servers.reverse();
     for (const p of paths) {
       const trial: Trial = new Map();

@@ -43,7 +43,7 @@ sshd_running() {
   [ -f "$pid_file" ] || return 1
   pid="$(cat "$pid_file")"
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-f $config"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- " -f $config "
 }
 
 install_packages() {

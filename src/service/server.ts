@@ -31,7 +31,8 @@ const terminator = createHttpTerminator({
 });
 
 function exit(code: number): void {
-  // The logger writes asynchronously: flush it, or the last lines are lost with the process.
+  // Writes still queued are finished by pino's own exit hook; flush() also waits for a
+  // destination that buffers lines.
   logger.flush(() => process.exit(code));
 }
 
@@ -43,10 +44,18 @@ server.listen(config.port, config.host, () => {
   logger.info({ host: config.host, port: config.port, basePath: config.basePath || '/' }, 'listening');
 });
 
-// Log lines are written asynchronously: a crash must not take the ones still queued along.
+// An uncaught error leaves as one JSON `fatal` line with its stack, where the log shipper looks,
+// instead of Node's plain-text dump on stderr. Exit code 1 even if logging it fails.
+let crashing = false;
 function crash(err: unknown): void {
-  logger.fatal({ err }, 'crashed: uncaught error');
-  exit(1);
+  if (crashing) return;
+  crashing = true;
+  process.exitCode = 1;
+  try {
+    logger.fatal({ err }, 'crashed: uncaught error');
+  } finally {
+    exit(1);
+  }
 }
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);

@@ -137,14 +137,14 @@ describe('server process', () => {
     const answeredAt = Date.now();
     const line = () => server.output().stdout.split('\n').find((l) => l.includes('"requestId":"flush-check"'));
     while (line() === undefined && Date.now() - answeredAt < 5_000) await new Promise((r) => setTimeout(r, 25));
-    expect(Date.now() - answeredAt).toBeLessThan(500);
+    expect(Date.now() - answeredAt).toBeLessThan(1_000);
     const entry = JSON.parse(line() ?? '{}') as { time?: string };
     expect(entry).toMatchObject({ msg: 'request', route: '/items/:item_id', status: 200 });
     expect(entry.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Math.abs(Date.parse(entry.time ?? '') - answeredAt)).toBeLessThan(1_000);
   });
 
-  it('on an uncaught error logs it, flushes the queued lines and exits 1', async () => {
+  it('logs an uncaught error as a fatal JSON line after the lines before it, and exits 1', async () => {
     const port = await freePort();
     // A fault the service itself cannot be asked for: a throw from a signal handler is uncaught.
     const fault = `data:text/javascript,process.on('SIGUSR2', () => { throw new Error('injected fault'); });`;
