@@ -1,12 +1,14 @@
 // The test VM itself (scripts/test-env/vm.sh): what the deploy scenarios rely on, checked with
 // OpenSSH's own client so a broken VM is reported as such and not as a deploy bug.
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadTestEnv, requirePart } from '../../helpers/real-tools.js';
 
 const run = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '..', '..', '..');
 const vm = loadTestEnv();
 const ready = requirePart('the deploy test VM', () => Boolean(vm.VM_HOST && vm.VM_SSH_KEY_FILE && vm.VM_KNOWN_HOSTS_FILE), 'run `bash scripts/test-env/vm.sh up` as root');
 
@@ -49,4 +51,37 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
     const attempt = run('ssh', ['-p', vm.VM_SSH_PORT ?? '22', '-i', vm.VM_SSH_KEY_FILE ?? '', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`, `root@${vm.VM_HOST}`, 'true']);
     await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied') });
   });
+
+  // What broke CI once: a machine image carried sshd.pid over, and its number belonged to a
+  // live process that was not sshd, so `up` believed sshd was running.
+  it('`up` starts sshd when sshd.pid names some other live process', async () => {
+    const pidFile = vm.BERTH_VM_SSHD_PID_FILE ?? '';
+    const listener = Number(readFileSync(pidFile, 'utf8').trim());
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      process.kill(listener, 'SIGTERM');
+      for (let i = 0; i < 50 && alive(listener); i++) await new Promise((r) => setTimeout(r, 100));
+      writeFileSync(pidFile, `${stranger.pid}\n`);
+
+      await run('bash', [path.join(root, 'scripts/test-env/vm.sh'), 'up'], { cwd: root });
+
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      expect(pid).not.toBe(stranger.pid);
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('sshd');
+      expect((await ssh(['echo', 'in'], ['-i', vm.VM_SSH_KEY_FILE ?? ''])).stdout.trim()).toBe('in');
+    } finally {
+      stranger.kill();
+      // Leave a running VM for the files after this one, whatever happened above.
+      await run('bash', [path.join(root, 'scripts/test-env/vm.sh'), 'up'], { cwd: root });
+    }
+  });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
