@@ -164,6 +164,9 @@ export interface AppSpec {
 /** Network compose gives the project (v1 and v2 both name it `<project>_default`); the proxy lives there. */
 export const projectNetwork = (env: EnvName): string => `${projectName(env)}_default`;
 
+/** The port the app listens on inside its container, whatever .env says: the proxy and Prometheus use it. */
+export const APP_LISTEN_PORT = 8000;
+
 /**
  * `docker create` with the hardening of the `app` service in docker-compose.yml (a unit test
  * holds the two together). The container joins the compose project by label, so `docker compose
@@ -177,10 +180,9 @@ export function createApp(spec: AppSpec): RemoteCommand {
       '--name', spec.name,
       '--network', projectNetwork(spec.env),
       '--env-file', spec.envFile,
-      // The proxy and Prometheus expect the service on 8000 whatever .env says.
-      '--env', 'PORT=8000',
+      '--env', `PORT=${APP_LISTEN_PORT}`,
       '--env', 'HOST=0.0.0.0',
-      '--expose', '8000',
+      '--expose', String(APP_LISTEN_PORT),
       '--label', `com.docker.compose.project=${projectName(spec.env)}`,
       '--label', 'com.docker.compose.service=app',
       // compose v2 lists only containers marked as not one-off.
@@ -274,13 +276,13 @@ export interface HealthOptions {
 }
 
 export const healthCheck = (name: string, o: HealthOptions): RemoteCommand => ({
-  argv: ['docker', 'exec', name, 'node', '-e', HEALTH_SCRIPT, `http://127.0.0.1:8000${o.path}`, String(Math.round(o.timeoutMs)), String(Math.round(o.intervalMs)), String(o.successes)],
+  argv: ['docker', 'exec', name, 'node', '-e', HEALTH_SCRIPT, `http://127.0.0.1:${APP_LISTEN_PORT}${o.path}`, String(Math.round(o.timeoutMs)), String(Math.round(o.intervalMs)), String(o.successes)],
 });
 
 /** One GET, printing `STATUS BODY` (body cut at 500 bytes): for `status`. */
 export const PROBE_SCRIPT =
   "fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then(async (r) => console.log(r.status + ' ' + (await r.text()).slice(0, 500))).catch((e) => { console.log('0 ' + (e.cause?.code ?? e.message)); process.exit(1); });";
-export const probeOnce = (name: string, path: string): RemoteCommand => ({ argv: ['docker', 'exec', name, 'node', '-e', PROBE_SCRIPT, `http://127.0.0.1:8000${path}`] });
+export const probeOnce = (name: string, path: string): RemoteCommand => ({ argv: ['docker', 'exec', name, 'node', '-e', PROBE_SCRIPT, `http://127.0.0.1:${APP_LISTEN_PORT}${path}`] });
 
 // ---------------------------------------------------------------------------------------------
 // the proxy
@@ -292,19 +294,23 @@ const NGINX = ['nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf'];
  * or by address when that DNS does not answer; the name then follows in a comment.
  */
 export function upstreamConf(container: string, note: string, address?: string): string {
-  const server = address ? `server ${address}:8000;  # ${container}` : `server ${container}:8000;`;
+  const server = address ? `server ${address}:${APP_LISTEN_PORT};  # ${container}` : `server ${container}:${APP_LISTEN_PORT};`;
   return `# Written by the deploy (${note}). The live app container; replaced on every switch.\n${server}\n`;
 }
 
+const UPSTREAM_SERVER = new RegExp(`^\\s*server\\s+([A-Za-z0-9_.-]+):${APP_LISTEN_PORT}\\s*;(?:\\s*#\\s*([A-Za-z0-9_.-]+))?`, 'm');
+
 export function parseUpstream(text: string): string | undefined {
-  const m = /^\s*server\s+([A-Za-z0-9_.-]+):8000\s*;(?:\s*#\s*([A-Za-z0-9_.-]+))?/m.exec(text);
+  const m = UPSTREAM_SERVER.exec(text);
   return m?.[2] ?? m?.[1];
 }
 
 /** The container's address on the project network (the one the proxy shares). */
 export const containerAddress = (name: string, env: EnvName): RemoteCommand => ({
-  argv: ['docker', 'container', 'inspect', '--format', `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`, name],
+  argv: ['docker', 'container', 'inspect', '--format', addressFormat(env), name],
 });
+
+const addressFormat = (env: EnvName): string => `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`;
 
 /** Where the proxy listens inside its container (proxy/nginx.conf `listen`). */
 export const PROXY_LISTEN_PORT = 8080;
@@ -364,7 +370,7 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
     'restore() { if [ -s "$file.prev" ]; then mv -f "$file.prev" "$file" && docker exec "$proxy" "$@" -s reload >/dev/null 2>&1; fi; }',
     'out=$(timeout 20 docker exec "$proxy" "$@" -t 2>&1) || { restore "$@"; printf "%s\\n" "$out" | tail -n 1; exit 4; }',
     'out=$(docker exec "$proxy" "$@" -s reload 2>&1) || { restore "$@"; printf "%s\\n" "$out" | tail -n 1; exit 5; }',
-    'want=$(docker container inspect --format "$fmt" "$app"):8000',
+    `want=$(docker container inspect --format "$fmt" "$app"):${APP_LISTEN_PORT}`,
     'i=0 ok=0 got=',
     'while [ $i -lt "$tries" ]; do',
     '  i=$((i + 1)); got=$(routed "berth-switch-$token-$i")',
@@ -394,8 +400,6 @@ export function routedAddress(env: EnvName, app: string, path: string, requestId
   ].join('\n');
   return sh(script, projectName(env), app, addressFormat(env), path, requestId, ROUTE_PROBE_SCRIPT, String(PROXY_LISTEN_PORT));
 }
-
-const addressFormat = (env: EnvName): string => `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`;
 
 /** Exit 3 when the environment's proxy is not running (the flow then starts it with compose). */
 export const PROXY_NOT_RUNNING = 3;

@@ -10,7 +10,7 @@ import { findVersion, formatEntry, healthyDigests, parseHistory, previousHealthy
 import { acquire, type HeldLock } from './lock.js';
 import type { Reporter } from './report.js';
 import { planRetention } from './retention.js';
-import { SshError, type Executor, type RunResult } from './ssh.js';
+import { connectionLost, SshError, type Executor, type RunResult } from './ssh.js';
 
 /** A failure with the one-line reason and the advice the operator gets. */
 export class Failure extends Error {
@@ -164,7 +164,7 @@ export class EnvFlow {
       );
     } catch (err) {
       // The remote mkdir may have run before the answer was lost: the lock may now be ours.
-      if (err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout'))
+      if (connectionLost(err))
         throw new Failure(`${err.message} while taking the ${this.d.env} lock`, `Nothing was deployed; the lock may be left behind: if no deploy runs, \`npm run deploy -- unlock --env ${this.d.env}\``);
       throw err;
     }
@@ -196,8 +196,7 @@ export class EnvFlow {
 
   /** Removes a container this run started but never switched to, records the outcome, releases the lock. */
   private async cleanUp(action: Action, image: string, outcome: unknown): Promise<void> {
-    const lost = (e: unknown) => e instanceof SshError && (e.kind === 'lost' || e.kind === 'timeout');
-    if (lost(outcome) && !(await this.reconnect())) return;
+    if (connectionLost(outcome) && !(await this.reconnect())) return;
     const quiet = async (cmd: c.RemoteCommand) => this.exec.run(cmd, { timeoutMs: 30_000 }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
 
     if (this.phase === 'switching' && this.pending) {
@@ -251,7 +250,7 @@ export class EnvFlow {
         return;
       } catch (err) {
         why = (err as Error).message;
-        if (attempt === 1 && err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout') && (await this.reconnect())) continue;
+        if (attempt === 1 && connectionLost(err) && (await this.reconnect())) continue;
         break;
       }
     }
@@ -492,7 +491,7 @@ export class EnvFlow {
     for (let i = 0; i < tries; i++) {
       const res = await this.run(c.routedAddress(this.d.env, name, this.d.cfg.healthPath, `berth-check-${randomBytes(4).toString('hex')}`), 30_000);
       if (res.code === c.SWITCH.notRunning) return false;
-      if (res.stdout.trim() === `${want}:8000`) return true;
+      if (res.stdout.trim() === `${want}:${c.APP_LISTEN_PORT}`) return true;
       await sleep(500);
     }
     return false;

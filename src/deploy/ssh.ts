@@ -24,6 +24,9 @@ export class SshError extends Error {
   }
 }
 
+/** The connection went away or stopped answering: the remote side may have done more than we heard. */
+export const connectionLost = (err: unknown): err is SshError => err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout');
+
 /** Replaces every secret (and each long line of it, e.g. a key's base64 body) with [redacted]. */
 export function redact(text: string, secrets: string[]): string {
   let out = text;
