@@ -53,7 +53,6 @@ export function listFiles(container: string): Promise<string[]> {
   });
 }
 
-
 /** Polls `url` until it answers 200 (the container needs a moment to start listening). */
 export async function waitFor200(url: string, timeoutMs = 30_000): Promise<Response> {
   const deadline = Date.now() + timeoutMs;

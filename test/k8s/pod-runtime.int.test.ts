@@ -52,7 +52,6 @@ function runFlags(pod: PodSpec, config: Record<string, string>): string[] {
   return flags;
 }
 
-
 async function get(port: number, urlPath: string): Promise<number> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, { signal: AbortSignal.timeout(2_000) });

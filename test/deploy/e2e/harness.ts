@@ -196,11 +196,6 @@ export async function resetEnv(env: EnvName): Promise<void> {
 }
 
 /**
- * One user of the test VM at a time: the scenarios, the bench and anyone deploying to it by hand
- * (`flock /var/lib/berth-test/vm/e2e.lock npm run deploy -- ...`) share its three environments.
- * The holder exits by itself when this process dies, so a crashed run never leaves it held.
- */
-/**
  * What every deploy e2e file does first: hold the test VM for the whole file, have the images,
  * and start the given environments from nothing. Returns the release of the VM lock.
  */
@@ -211,6 +206,11 @@ export async function takeVm(...envs: EnvName[]): Promise<() => void> {
   return release;
 }
 
+/**
+ * One user of the test VM at a time: the scenarios, the bench and anyone deploying to it by hand
+ * (`flock /var/lib/berth-test/vm/e2e.lock npm run deploy -- ...`) share its three environments.
+ * The holder exits by itself when this process dies, so a crashed run never leaves it held.
+ */
 export async function lockVm(): Promise<() => void> {
   const lockFile = path.join(path.dirname(remoteDir), 'e2e.lock');
   const holder = spawn('flock', ['-w', '900', lockFile, 'sh', '-c', 'echo locked; while kill -0 "$1" 2>/dev/null; do sleep 1; done', 'sh', String(process.pid)], {

@@ -5,7 +5,6 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 export { freePort } from '../../helpers/net.js';
 
-
 export type Proc = { name: string; child: ChildProcess; logFile: string; exited: Promise<number | null> };
 
 export function startProcess(name: string, cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; logFile: string; cwd?: string }): Proc {
