@@ -46,7 +46,7 @@ EXPOSE 8000
 # Node itself is PID 1: the service handles SIGTERM (readiness off, drain, exit), so `docker stop`
 # is a graceful shutdown. Nothing here spawns child processes, so there are no zombies to reap.
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --start-interval=1s --retries=3 \
   CMD ["node", "dist/service/healthcheck.js"]
 CMD ["node", "dist/service/server.js"]
 
@@ -56,9 +56,6 @@ ARG GIT_COMMIT=unknown
 ARG BUILD_DATE=unknown
 ARG SOURCE_URL=https://github.com/acme/berth
 ARG NODE_IMAGE
-# Empty, but it names the build arguments: podman/buildah would otherwise reuse a cached ENV/LABEL
-# layer from a build with other values (containers/buildah#5501). Docker does not need it.
-RUN : "build ${APP_VERSION} ${GIT_COMMIT} ${BUILD_DATE} ${SOURCE_URL} ${NODE_IMAGE}"
 ENV APP_VERSION=${APP_VERSION} \
     GIT_COMMIT=${GIT_COMMIT}
 LABEL org.opencontainers.image.title="berth" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The deploy tests' stand-in for the production VM: a real OpenSSH server on 127.0.0.1 with its
-# own host key, and a deploy user `berth` whose `docker` reaches the podman engine that
-# containers.sh starts. The deploy tool connects to it exactly as it would to a real VM.
+# own host key, and a deploy user `berth` whose `docker` reaches the Docker Engine that
+# engine.sh starts. The deploy tool connects to it exactly as it would to a real VM.
 #
 #   scripts/test-env/vm.sh up      install openssh-server if missing, create the user and keys,
 #                                  start sshd, write .test-env/vm.env (idempotent, ~1 s when up)
@@ -30,9 +30,9 @@ die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it creates a user and starts sshd)"
 
-# DOCKER_HOST of the engine containers.sh started; empty when that script has not run.
+# DOCKER_HOST of the engine engine.sh started; empty when that script has not run.
 engine_docker_host() {
-  local f="$repo/.test-env/containers.env"
+  local f="$repo/.test-env/engine.env"
   if [ -f "$f" ]; then sed -n 's/^DOCKER_HOST=//p' "$f" | tail -n 1; fi
 }
 
@@ -72,13 +72,13 @@ create_user() {
   usermod -p '*' "$user"
 }
 
-# The podman API socket is root's; the deploy user reaches it through a group, as `docker`
+# The engine socket is root's; the deploy user reaches it through a group, as `docker`
 # group members do on a real VM (same power as root: this is a throwaway test machine).
 grant_engine_access() {
   local docker_host sock
   docker_host="$(engine_docker_host)"
   if [ -z "$docker_host" ]; then
-    log "warning: .test-env/containers.env not found; run scripts/test-env/containers.sh up first (docker will not work for $user)"
+    log "warning: .test-env/engine.env not found; run scripts/test-env/engine.sh up first (docker will not work for $user)"
     return
   fi
   sock="${docker_host#unix://}"
@@ -89,15 +89,15 @@ grant_engine_access() {
     chmod g+rx "$(dirname "$sock")"
     chmod g+rw "$sock"
   else
-    log "warning: engine socket $sock does not exist (is the podman service running?)"
+    log "warning: engine socket $sock does not exist (is dockerd running? scripts/test-env/engine.sh up)"
   fi
 }
 
-# `docker compose` (v2 syntax) is what the product runs on the VM; on this machine it is the
-# test-only shim containers.sh installs in front of docker-compose v1.
+# `docker compose` (the v2 plugin) is what the product runs on the VM; engine.sh installs it
+# for every user.
 check_compose_for_user() {
   su -s /bin/sh "$user" -c 'docker compose version' >/dev/null 2>&1 \
-    || log "warning: 'docker compose' does not work for $user (scripts/test-env/containers.sh up installs it)"
+    || log "warning: 'docker compose' does not work for $user (scripts/test-env/engine.sh up installs it)"
 }
 
 make_keys() {
@@ -221,7 +221,7 @@ up() {
   ssh_cmd true || die "cannot log in as $user over ssh; see $log_file"
   write_env
   if [ -n "$(engine_docker_host)" ] && ! ssh_cmd docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-    die "$user reaches sshd but not the engine at $(engine_docker_host); is containers.sh up?"
+    die "$user reaches sshd but not the engine at $(engine_docker_host); is engine.sh up?"
   fi
   log "sshd on 127.0.0.1:$port (pid $(cat "$pid_file")), user $user, remote dir $remote_dir"
   log "try: ssh -i $keys/id_ed25519 -p $port -o UserKnownHostsFile=$keys/known_hosts $user@127.0.0.1 docker ps"

@@ -1,36 +1,38 @@
-// docker-compose.yml brought up for real (docker-compose v1.29 against podman here; the VM runs
-// compose v2 against Docker Engine) with a test .env: the public port answers through the proxy,
-// the app is hardened as the file says, and Prometheus can reach it by its alias on the shared
-// network.
+// docker-compose.yml brought up for real with `docker compose` (v2) on Docker Engine, as on the
+// VM, with a test .env and app.env: the public port answers through the proxy, the app is
+// hardened as the file says, its settings arrive byte for byte, and Prometheus can reach it by
+// its alias on the shared network.
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, requireTool } from '../helpers/real-tools.js';
+import { repoRoot } from '../helpers/real-tools.js';
+import { awkwardSettings, awkwardSettingsFile } from '../helpers/settings.js';
 import { buildImage, removeImage, type BuiltImage } from './build.js';
 import { docker, engineAvailable, exec, freePort, must, testEnv, unique, waitFor200 } from './engine.js';
 
-const hasCompose = requireTool('docker-compose', 'apt-get install docker-compose (scripts/test-env/containers.sh up does it)');
-const ok = hasCompose && engineAvailable();
+const ok = engineAvailable();
 
-function copyComposeDir(env: string): string {
+function copyComposeDir(env: string, appEnv?: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-compose-'));
   cpSync(path.join(repoRoot, 'docker-compose.yml'), path.join(dir, 'docker-compose.yml'));
   cpSync(path.join(repoRoot, 'proxy'), path.join(dir, 'proxy'), { recursive: true });
   writeFileSync(path.join(dir, '.env'), env);
+  if (appEnv !== undefined) writeFileSync(path.join(dir, 'app.env'), appEnv, { mode: 0o600 });
   return dir;
 }
 
-describe.skipIf(!hasCompose)('docker-compose.yml, statically', () => {
-  it('passes `docker-compose config -q` with an empty .env (every variable has a default)', async () => {
+describe.skipIf(!ok)('docker-compose.yml, statically', () => {
+  it('passes `docker compose config -q` with an empty .env and no app.env (every variable has a default)', async () => {
     const dir = copyComposeDir('');
     try {
-      const r = await exec('docker-compose', ['config', '-q'], { cwd: dir });
+      const r = await exec('docker', ['compose', 'config', '-q'], { cwd: dir });
       expect(r).toMatchObject({ code: 0, stderr: '' });
-      const resolved = await must('docker-compose', ['config'], { cwd: dir });
-      expect(resolved).toContain('image: docker.io/acme/berth:latest');
-      expect(resolved).toContain('image: nginx:1.27-alpine');
-      expect(resolved).toContain('0.0.0.0:8000:8080/tcp');
+      type Resolved = { services: Record<string, { image: string; ports?: { host_ip: string; published: string; target: number }[] }> };
+      const resolved = JSON.parse(await must('docker', ['compose', '--profile', 'standalone', 'config', '--format', 'json'], { cwd: dir })) as Resolved;
+      expect(resolved.services.app?.image).toBe('docker.io/acme/berth:latest');
+      expect(resolved.services.proxy?.image).toBe('nginx:1.27-alpine');
+      expect(resolved.services.proxy?.ports).toMatchObject([{ host_ip: '0.0.0.0', published: '8000', target: 8080 }]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -44,7 +46,7 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
   let image: BuiltImage;
   let dir: string;
   let base: string;
-  const compose = (...args: string[]) => must('docker-compose', ['-p', project, ...args], { cwd: dir });
+  const compose = (...args: string[]) => must('docker', ['compose', '-p', project, ...args], { cwd: dir });
   const id = async (service: string) => compose('ps', '-q', service);
 
   beforeAll(async () => {
@@ -60,10 +62,12 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
       `APP_PORT=${port}`,
       `BERTH_ENV=${berthEnv}`,
       `BERTH_NETWORK=${network}`,
+      '',
+    ].join('\n'), [
       'LOG_LEVEL=warn',
       // Must not move the app off 8000: the compose file pins PORT for the proxy and Prometheus.
       'PORT=9999',
-      '',
+      awkwardSettingsFile,
     ].join('\n'));
     await docker('network', 'create', network);
     await compose('--profile', 'standalone', 'up', '-d');
@@ -72,7 +76,7 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
 
   afterAll(async () => {
     if (dir) {
-      await exec('docker-compose', ['-p', project, 'down', '-v', '--timeout', '5'], { cwd: dir });
+      await exec('docker', ['compose', '-p', project, 'down', '-v', '--timeout', '5'], { cwd: dir });
       rmSync(dir, { recursive: true, force: true });
     }
     await exec('docker', ['network', 'rm', network]);
@@ -88,6 +92,14 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
     // The proxy logged it, with the same id and the app container as upstream.
     const logs = await compose('logs', '--no-color', 'proxy');
     expect(logs).toMatch(/"request_id":"compose-it-1".*"status":200.*"upstream":"[\d.]+:8000"/);
+  });
+
+  it("gives the app every value of app.env byte for byte ($, $$, quotes, #, \\, spaces, =)", async () => {
+    const env = JSON.parse(await docker('exec', await id('app'), 'node', '-e', 'console.log(JSON.stringify(process.env))')) as Record<string, string>;
+    for (const [key, value] of Object.entries(awkwardSettings)) expect({ key, value: env[key] }).toEqual({ key, value });
+    // .env is compose's: its keys never reach the app.
+    expect(env.APP_PORT).toBeUndefined();
+    expect(env.PORT).toBe('8000');
   });
 
   it('publishes no host port for the app itself', async () => {

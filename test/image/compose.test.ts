@@ -34,7 +34,7 @@ describe('docker-compose.yml', () => {
       read_only: true,
       tmpfs: [expect.stringMatching(/^\/tmp(:|$)/)],
       cap_drop: ['ALL'],
-      security_opt: ['no-new-privileges:true'],
+      security_opt: ['no-new-privileges=true'],
       logging: { driver: 'json-file', options: { 'max-size': expect.any(String), 'max-file': expect.any(String) } },
     });
     expect(service.mem_limit).toMatch(/^\$\{[A-Z_]+:-\d+m\}$/);
@@ -42,10 +42,12 @@ describe('docker-compose.yml', () => {
     expect(service.pids_limit).toBeGreaterThan(0);
   });
 
-  it('gives the app no host port, its env file, a fixed port 8000 and a node healthcheck', () => {
+  it('gives the app no host port, its own raw settings file, a fixed port 8000 and a node healthcheck', () => {
     expect(app.ports).toBeUndefined();
     expect(app.expose).toEqual(['8000']);
-    expect(app.env_file).toBe('.env');
+    // app.env, not .env: compose's interpolation file never reaches the app, and `raw` keeps
+    // every value byte for byte, as `docker create --env-file` does in a deploy.
+    expect(app.env_file).toEqual([{ path: 'app.env', format: 'raw', required: false }]);
     expect(app.environment).toMatchObject({ PORT: '8000' });
     expect(app.healthcheck).toMatchObject({ test: ['CMD', 'node', 'dist/service/healthcheck.js'] });
   });

@@ -1,4 +1,4 @@
-// Thin wrappers over the real docker CLI (pointed at the engine scripts/test-env/containers.sh
+// Thin wrappers over the real docker CLI (pointed at the Docker Engine scripts/test-env/engine.sh
 // starts), shared by the image tests. No logic to test here: each call is one CLI invocation.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -11,7 +11,6 @@ export const testEnv = loadTestEnv();
 export const engineEnv: NodeJS.ProcessEnv = {
   ...process.env,
   ...(testEnv.DOCKER_HOST ? { DOCKER_HOST: testEnv.DOCKER_HOST } : {}),
-  DOCKER_BUILDKIT: '0',
 };
 
 export type Result = { code: number; stdout: string; stderr: string };
@@ -70,12 +69,24 @@ export async function waitFor200(url: string, timeoutMs = 30_000): Promise<Respo
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
 }
 
+/** Polls Docker's own health status of `container` until it is `want`; returns the last status. */
+export async function waitForHealth(container: string, want: 'healthy' | 'unhealthy', timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let status = '';
+  while (Date.now() < deadline) {
+    status = await must('docker', ['inspect', '--format', '{{.State.Health.Status}}', container]);
+    if (status === want) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return status;
+}
+
 /** True when the engine answers; under CI=true its absence fails the file instead of skipping. */
 export function engineAvailable(): boolean {
   return requirePart(
-    'the container engine (podman behind the docker CLI)',
-    () => onPath('docker') && onPath('podman') && Boolean(testEnv.DOCKER_HOST) && engineAnswers(),
-    'run `bash scripts/test-env/containers.sh up` as root',
+    'Docker Engine (with compose v2 and buildx)',
+    () => onPath('docker') && Boolean(testEnv.DOCKER_HOST) && engineAnswers(),
+    'run `bash scripts/test-env/engine.sh up` as root',
   );
 }
 

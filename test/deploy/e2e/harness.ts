@@ -1,6 +1,6 @@
 // Shared by the deploy end-to-end scenarios: the images they ship, the deploy CLI as a real
 // subprocess (exactly what users run), and what actually serves on the test VM afterwards.
-// The VM is scripts/test-env/vm.sh's sshd; the engine behind it is containers.sh's podman, which
+// The VM is scripts/test-env/vm.sh's sshd; the engine behind it is engine.sh's Docker Engine, which
 // this process also reaches directly (as root) to look at containers without going through the tool.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,11 +15,11 @@ export const testEnv = loadTestEnv();
 
 /** True when the engine, the registry and the test VM are up (fails under CI=true otherwise). */
 export const vmReady = requirePart(
-  'the deploy test VM (sshd + podman engine + registry)',
+  'the deploy test VM (sshd + Docker Engine + registry)',
   () =>
     ['DOCKER_HOST', 'REGISTRY', 'PROXY_IMAGE', 'VM_HOST', 'VM_SSH_KEY_FILE', 'BERTH_REMOTE_DIR'].every((k) => testEnv[k]) &&
     existsSync(path.join(repoRoot, 'scripts', 'deploy.mjs')),
-  'run `bash scripts/test-env/containers.sh up && bash scripts/test-env/vm.sh up` as root (and the deploy CLI must exist)',
+  'run `bash scripts/test-env/engine.sh up && bash scripts/test-env/vm.sh up` as root (and the deploy CLI must exist)',
 );
 
 export type EnvName = 'production' | 'staging' | 'testing';
@@ -33,7 +33,7 @@ export const testPorts: Record<EnvName, number> = { production: 18000, staging: 
 // ---------------------------------------------------------------------------------------------
 // the engine, seen directly
 
-const dockerEnv = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST, DOCKER_BUILDKIT: '0' };
+const dockerEnv = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST };
 
 export async function docker(args: string[], timeoutMs = 300_000): Promise<string> {
   const { stdout } = await execFileAsync('docker', args, { env: dockerEnv, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 });
