@@ -4,7 +4,7 @@
 // environment's published port during (a) a healthy deploy v1 -> v2 and (b) a deploy of an
 // image whose /health fails, and prints requests sent, failed requests, the longest gap without
 // a successful response, and the deploy's wall time split by step (from the CLI's --json).
-// Needs the test VM: scripts/test-env/containers.sh up && scripts/test-env/vm.sh up (as root).
+// Needs the test VM: scripts/test-env/engine.sh up && scripts/test-env/vm.sh up (as root).
 import { deploy, ensureImages, images, lockVm, resetEnv, testPorts, vmReady, type CliResult, type EnvName } from '../test/deploy/e2e/harness.js';
 import { startPoller, type PollResult } from '../test/deploy/e2e/poller.js';
 

@@ -1,5 +1,5 @@
 // npm run bench:image [-- --rounds 3 --cold]
-// The image's operating figures on the real engine (scripts/test-env/containers.sh up first):
+// The image's operating figures on the real engine (scripts/test-env/engine.sh up first):
 // build time (cold with --cold, and warm = a new version on unchanged sources, what CI does for a
 // docs-only commit), size added to the base, docker run -> first 200 on /health, and
 // `docker stop` with a request in flight. Prints medians and the ratio to each budget.
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     figures.push(['docker stop, 0.5 s request in flight', `${stop.toFixed(2)} s`, `${((stop / STOP_BUDGET_S) * 100).toFixed(0)} % of ${STOP_BUDGET_S} s budget`]);
 
     const width = Math.max(...figures.map(([k]) => k.length));
-    console.log(`bench:image (${BASE_IMAGE} stand-in, podman ${await docker('version', '--format', '{{.Server.Version}}')})`);
+    console.log(`bench:image (${BASE_IMAGE} stand-in, Docker Engine ${await docker('version', '--format', '{{.Server.Version}}')})`);
     for (const [k, v, note] of figures) console.log(`  ${k.padEnd(width)}  ${v.padStart(9)}  ${note}`);
   } finally {
     if (containers.length > 0) await exec('docker', ['rm', '-f', ...containers]);

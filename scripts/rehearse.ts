@@ -1,7 +1,7 @@
 // npm run rehearse [-- --json] [-- --keep]
 //
 // Plays deploy.yml and promote.yml locally with real parts: the container engine and registry
-// (scripts/test-env/containers.sh), the test VM with sshd (scripts/test-env/vm.sh), the real
+// (scripts/test-env/engine.sh), the test VM with sshd (scripts/test-env/vm.sh), the real
 // Dockerfile and the real deploy CLI. Builds ONE image, pushes it, deploys its digest to testing,
 // promotes the digest testing runs to staging and production without rebuilding, then ships a
 // broken build and checks it is rejected while the old one keeps serving. Prints a table; exits
@@ -71,10 +71,10 @@ async function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
 }
 
 async function partsUp(): Promise<Record<string, string>> {
-  for (const part of ['containers', 'vm']) await sh('bash', [`scripts/test-env/${part}.sh`, 'up']);
+  for (const part of ['engine', 'vm']) await sh('bash', [`scripts/test-env/${part}.sh`, 'up']);
   const env = readTestEnv();
   for (const key of ['DOCKER_HOST', 'REGISTRY', 'PROXY_IMAGE', 'VM_HOST', 'VM_USER', 'VM_SSH_KEY_FILE', 'BERTH_REMOTE_DIR']) {
-    if (!env[key]) throw new Error(`.test-env has no ${key} after containers.sh/vm.sh up`);
+    if (!env[key]) throw new Error(`.test-env has no ${key} after engine.sh/vm.sh up`);
   }
   return env;
 }
@@ -83,7 +83,7 @@ async function partsUp(): Promise<Record<string, string>> {
 // the engine and the VM's environments
 
 function dockerEnv(t: Record<string, string>): NodeJS.ProcessEnv {
-  return { ...process.env, DOCKER_HOST: t.DOCKER_HOST, DOCKER_BUILDKIT: '0' };
+  return { ...process.env, DOCKER_HOST: t.DOCKER_HOST };
 }
 
 async function resetEnv(t: Record<string, string>, env: Env): Promise<void> {
@@ -187,7 +187,7 @@ async function running(t: Record<string, string>, env: Env): Promise<string> {
 
 async function main(): Promise<number> {
   const started = Date.now();
-  log('== parts: engine + registry (containers.sh), test VM with sshd (vm.sh)');
+  log('== parts: Docker Engine + registry (engine.sh), test VM with sshd (vm.sh)');
   const t = await partsUp();
   for (const env of ENVS) await resetEnv(t, env);
 

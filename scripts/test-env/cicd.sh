@@ -2,40 +2,25 @@
 # What the CI/CD tests need: shellcheck, and a throwaway Debian 12 root to run init_setup.sh in
 # (test/cicd/init-setup.int.test.ts). The root is debootstrap's minbase plus openssh-server,
 # openssl, ca-certificates and sudo, cached as a tarball; each test run unpacks a fresh copy.
-# When containers.sh already cached a bookworm minbase, this reuses it (about 10 s instead of 40).
+# When engine.sh already cached a bookworm minbase, this reuses it (about 10 s instead of 40).
 #
 # Usage: cicd.sh up|down
 set -euo pipefail
+LOG_TAG=cicd.sh
+# shellcheck source=scripts/test-env/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-STATE="${BERTH_TEST_STATE:-/var/lib/berth-test}"
-CACHE_DIR="$STATE/cache"
 MINBASE="$CACHE_DIR/debian-bookworm-minbase.tar"
 SETUP_ROOT="$CACHE_DIR/setup-root-bookworm.tar"
-REPO_ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-ENV_FILE="$REPO_ROOT/.test-env/cicd.env"
+ENV_FILE="$TEST_ENV_DIR/cicd.env"
 ROOT_PACKAGES=(openssh-server openssl ca-certificates sudo)
-
-log() { printf 'cicd.sh: %s\n' "$*"; }
-die() { printf 'cicd.sh: %s\n' "$*" >&2; exit 1; }
-
-debian_mirror() {
-  local uri=""
-  [ -f /etc/apt/sources.list.d/debian.sources ] \
-    && uri="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)"
-  echo "${uri:-http://deb.debian.org/debian}"
-}
 
 install_tools() {
   local missing=()
   command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
-  [ "${#missing[@]}" = 0 ] && return
-  [ "$(id -u)" = 0 ] || die "need root to apt-get install ${missing[*]}"
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+  apt_install "${missing[@]}"
 }
 
 # Runs a command chrooted into $1 with /proc and /dev mounted in a private mount namespace,
@@ -52,7 +37,7 @@ build_setup_root() {
   rm -rf "$work"
   mkdir -p "$work/rootfs"
   if [ -f "$MINBASE" ]; then
-    log "setup root: minbase from containers.sh's cache + ${ROOT_PACKAGES[*]}"
+    log "setup root: minbase from engine.sh's cache + ${ROOT_PACKAGES[*]}"
     tar -C "$work/rootfs" -xf "$MINBASE"
     cp /etc/resolv.conf "$work/rootfs/etc/resolv.conf"
     # Packages' services must not start inside the build root.

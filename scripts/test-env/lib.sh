@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the scripts/test-env/*.sh set-up scripts (sourced, never run). Each script sets
 # LOG_TAG before sourcing; everything here is idempotent and safe to call on every `up`.
+# shellcheck disable=SC2034 # the paths below are for the scripts that source this file
 
 STATE="${BERTH_TEST_STATE:-/var/lib/berth-test}"
 CACHE_DIR="$STATE/cache"

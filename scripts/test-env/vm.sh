@@ -11,9 +11,12 @@
 # Everything lives under $BERTH_TEST_STATE/vm (default /var/lib/berth-test/vm), outside the
 # checkout, so clones share one VM. Test-machine only: never run this on a real server.
 set -euo pipefail
+LOG_TAG=vm
+# shellcheck source=scripts/test-env/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-repo="$(cd "$(dirname "$0")/../.." && pwd)"
-state_root="${BERTH_TEST_STATE:-/var/lib/berth-test}"
+repo="$REPO_ROOT"
+state_root="$STATE"
 vm="$state_root/vm"
 port="${BERTH_VM_SSH_PORT:-2222}"
 user="${BERTH_VM_USER:-berth}"
@@ -25,9 +28,6 @@ log_file="$vm/sshd.log"
 remote_dir="$vm/opt-berth"       # BERTH_REMOTE_DIR: this VM's /opt/berth
 env_file="$repo/.test-env/vm.env"
 
-log() { printf 'vm: %s\n' "$*"; }
-die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
-
 [ "$(id -u)" = 0 ] || die "run as root (it creates a user and starts sshd)"
 
 # DOCKER_HOST of the engine engine.sh started; empty when that script has not run.
@@ -36,30 +36,13 @@ engine_docker_host() {
   if [ -f "$f" ]; then sed -n 's/^DOCKER_HOST=//p' "$f" | tail -n 1; fi
 }
 
-# The PID file outlives the process (a machine image or a later CI run can carry it over), and
-# its number may by then belong to anything: only our own sshd's command line counts.
-sshd_running() {
-  local pid
-  [ -f "$pid_file" ] || return 1
-  pid="$(cat "$pid_file")"
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- " -f $config "
-}
+# Only our own sshd's command line counts (see `running` in lib.sh).
+sshd_running() { running "$pid_file" " -f $config "; }
 
 install_packages() {
   command -v sshd >/dev/null && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && return
-  local pkgs=(openssh-server openssh-client)
-  log "installing ${pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Other set-up scripts may run apt at the same time: wait for the dpkg lock instead of failing.
-  local apt=(apt-get -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends)
-  # The package would start the system's own sshd on port 22; this VM runs its own on loopback.
-  local policy=/usr/sbin/policy-rc.d created_policy=0
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
-  local rc=0
-  "${apt[@]}" install "${pkgs[@]}" >/dev/null || { "${apt[@]}" update >/dev/null && "${apt[@]}" install "${pkgs[@]}" >/dev/null; } || rc=$?
-  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
-  [ "$rc" = 0 ] || die "apt-get install ${pkgs[*]} failed"
+  # apt_install keeps the package from starting the system's own sshd on port 22.
+  apt_install openssh-server openssh-client
 }
 
 create_user() {

@@ -1,7 +1,7 @@
 // The check steps of ci.yml, run here exactly as written (the step's own script, bash -e -o
 // pipefail, the step's env): shellcheck over every tracked script, and `docker compose config`
-// over every compose file with .env.example as the .env. On this machine `docker compose` is
-// containers.sh's shim onto docker-compose v1; on GitHub's runner it is the real compose v2.
+// over every compose file with .env.example as the .env, with the same compose v2 plugin as
+// GitHub's runner (scripts/test-env/engine.sh installs it).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,7 @@ const hasShellcheck = requireTool('shellcheck', 'apt-get install shellcheck (scr
 const hasCompose = requirePart(
   '`docker compose`',
   () => onPath('docker') && spawnSync('docker', ['compose', 'version']).status === 0,
-  'run `bash scripts/test-env/containers.sh up` (it installs docker-compose and the `docker compose` shim)',
+  'run `bash scripts/test-env/engine.sh up` (it installs the compose v2 plugin)',
 );
 
 describe.skipIf(!hasShellcheck)('ci.yml shellcheck step', () => {

@@ -1,4 +1,4 @@
-// Tests that drive real parts (podman, sshd, Prometheus, ...) call these at module level.
+// Tests that drive real parts (Docker Engine, sshd, Prometheus, ...) call these at module level.
 // In CI a missing part is a failure, never a silent skip; on a developer's machine the test
 // skips with one line saying how to get the part.
 import { execFileSync } from 'node:child_process';
@@ -35,7 +35,7 @@ export function requireTool(command: string, howToInstall: string): boolean {
 
 /**
  * Reads the KEY=VALUE files that scripts/test-env/*.sh write into .test-env/ (for example
- * DOCKER_HOST for the podman socket), so tests use exactly what the set-up scripts started.
+ * DOCKER_HOST for the engine socket), so tests use exactly what the set-up scripts started.
  */
 export function loadTestEnv(): Record<string, string> {
   const vars: Record<string, string> = {};

@@ -13,7 +13,7 @@ import { freePort } from '../helpers/net.js';
 const env = { ...process.env, ...loadTestEnv() };
 const docker = (args: string[]) => spawnSync('docker', args, { env, encoding: 'utf8', cwd: repoRoot });
 const hasHelm = requirePart('helm', helmAvailable, 'run `bash scripts/test-env/k8s-tools.sh up`');
-const hasEngine = requirePart('container engine', () => docker(['info']).status === 0, 'run `bash scripts/test-env/containers.sh up`');
+const hasEngine = requirePart('container engine', () => docker(['info']).status === 0, 'run `bash scripts/test-env/engine.sh up`');
 const hasDockerfile = requirePart('Dockerfile', () => existsSync(path.join(repoRoot, 'Dockerfile')), 'the image is built from ./Dockerfile');
 
 const IMAGE = 'localhost/berth-test/berth:k8s';

@@ -1,10 +1,11 @@
-// docker-compose.monitoring.yml itself, run by docker-compose on the test machine's container
-// engine (podman), laid out as init_setup.sh copies it to the VM. Prometheus, Alertmanager and
+// docker-compose.monitoring.yml itself, run by `docker compose` (v2) on Docker Engine, laid out
+// as init_setup.sh copies it to the VM. Prometheus, Alertmanager and
 // node-exporter run from TEST-ONLY stand-in images (standin-images/Dockerfile: Debian's
 // packages shaped like the official images); cAdvisor and Grafana have no such package and stay
 // down. The Berth service runs in a container of its own on a shared network, reached by its
 // alias as on the VM. This proves the file's mounts, entrypoint, users, healthchecks, ports,
-// networks and environment, which `docker-compose config` cannot.
+// networks and environment, which `docker compose config` cannot. `up --wait` returns only once
+// Docker's own timer has found every started part healthy.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,12 +13,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTestEnv, repoRoot, requirePart, requireTool } from '../helpers/real-tools.js';
+import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
 import { loadRules } from './lib/expressions.js';
 import { waitFor } from './lib/processes.js';
 
 const testEnv = loadTestEnv();
-const env = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST ?? '', DOCKER_BUILDKIT: '0' };
+const env = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST ?? '' };
 const NODE_IMAGE = testEnv.NODE_IMAGE ?? 'docker.io/library/node:24-bookworm-slim';
 
 function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}): { code: number | null; out: string } {
@@ -25,12 +26,11 @@ function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number 
   return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
-const hasEngine = requirePart(
-  'the container engine (podman behind the docker CLI)',
-  () => env.DOCKER_HOST !== '' && sh('docker', ['info'], { timeout: 20_000 }).code === 0,
-  'run `bash scripts/test-env/containers.sh up`',
+const ok = requirePart(
+  'Docker Engine with compose v2',
+  () => env.DOCKER_HOST !== '' && sh('docker', ['compose', 'version'], { timeout: 20_000 }).code === 0 && sh('docker', ['info'], { timeout: 20_000 }).code === 0,
+  'run `bash scripts/test-env/engine.sh up`',
 );
-const ok = hasEngine && requireTool('docker-compose', 'run `bash scripts/test-env/monitoring.sh up`') && requireTool('podman', 'run `bash scripts/test-env/containers.sh up`');
 
 const HOST_PORTS = { prometheus: 8900, alertmanager: 8903, nodeExporter: 8905 };
 const STANDINS = ['prometheus', 'alertmanager', 'node-exporter'] as const;
@@ -50,8 +50,8 @@ describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (sta
   const network = `berth-montest-net-${id}`;
   const appContainer = `berth-montest-app-${id}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-compose-'));
-  const compose = (...args: string[]) => sh('docker-compose', ['-p', project, '-f', 'docker-compose.monitoring.yml', ...args], { cwd: dir });
-  const container = (service: string) => `${project}_${service}_1`;
+  const compose = (...args: string[]) => sh('docker', ['compose', '-p', project, '-f', 'docker-compose.monitoring.yml', ...args], { cwd: dir, timeout: 180_000 });
+  const container = (service: string) => `${project}-${service}-1`;
   const prom = async (apiPath: string) => {
     const res = await fetch(`http://127.0.0.1:${HOST_PORTS.prometheus}${apiPath}`);
     return ((await res.json()) as { data: unknown }).data;
@@ -62,7 +62,7 @@ describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (sta
       if (!(await portFree(port))) throw new Error(`127.0.0.1:${port} (${name}) is in use; the compose file publishes that fixed port`);
     }
     for (const part of STANDINS) {
-      const r = sh('podman', ['build', '--pull=never', '-q', '--target', part, '-t', image(part), path.join(import.meta.dirname, 'standin-images')], { timeout: 300_000 });
+      const r = sh('docker', ['build', '--pull=false', '-q', '--target', part, '-t', image(part), path.join(import.meta.dirname, 'standin-images')], { timeout: 300_000 });
       if (r.code !== 0) throw new Error(`building the ${part} stand-in failed:\n${r.out}`);
     }
 
@@ -97,8 +97,8 @@ describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (sta
     ]);
     if (app.code !== 0) throw new Error(`starting the app container: ${app.out}`);
 
-    const up = compose('up', '-d', 'prometheus', 'alertmanager', 'node-exporter');
-    if (up.code !== 0) throw new Error(`docker-compose up: ${up.out}\n${compose('logs', '--tail=30').out}`);
+    const up = compose('up', '-d', '--wait', '--wait-timeout', '120', 'prometheus', 'alertmanager', 'node-exporter');
+    if (up.code !== 0) throw new Error(`docker compose up --wait: ${up.out}\n${compose('logs', '--tail=30').out}`);
   });
 
   afterAll(() => {
@@ -108,10 +108,11 @@ describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (sta
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('runs each part as nobody, publishes it on 127.0.0.1 only, and passes its own healthcheck', async () => {
+  it('runs each part as nobody, publishes it on 127.0.0.1 only, and is healthy by its own healthcheck', () => {
     const ports: Record<string, number> = { prometheus: 9090, alertmanager: 9093, 'node-exporter': 9100 };
     for (const service of STANDINS) {
-      await waitFor(`${service} healthy`, async () => (sh('podman', ['healthcheck', 'run', container(service)]).code === 0 ? true : undefined), 60_000, 1_000);
+      // Docker ran the check on its own timer; `up --wait` already waited for it.
+      expect(sh('docker', ['inspect', '--format', '{{.State.Health.Status}}', container(service)]).out.trim(), service).toBe('healthy');
       expect(sh('docker', ['exec', container(service), 'id', '-u']).out.trim(), service).toBe('65534');
       const published = sh('docker', ['port', container(service), `${ports[service]}/tcp`]).out.trim();
       expect(published, service).toMatch(/^127\.0\.0\.1:89\d\d$/);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { repoRoot, requireTool } from '../helpers/real-tools.js';
+import { repoRoot, requirePart, requireTool } from '../helpers/real-tools.js';
 import {
   alertmanagerDir,
   composeFile,
@@ -22,10 +22,10 @@ import { localizeAlertmanagerConfig } from './lib/localize.js';
 // Fake webhooks in Slack's shape, assembled so the repository's secret scan does not flag them.
 const fakeWebhook = (id: string) => ['https://hooks.slack.com/services', 'T0', 'B0', id].join('/');
 
-const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, docker-compose)';
+const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager)';
 const hasPromtool = requireTool('promtool', hint);
 const hasAmtool = requireTool('amtool', hint);
-const hasCompose = requireTool('docker-compose', hint);
+const hasCompose = requirePart('`docker compose` (v2)', () => run('docker', ['compose', 'version']).code === 0, 'run `bash scripts/test-env/engine.sh up`');
 
 const work = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-tools-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -120,21 +120,21 @@ describe.skipIf(!hasAmtool)('amtool', () => {
   });
 });
 
-describe.skipIf(!hasCompose)('docker-compose config', () => {
+describe.skipIf(!hasCompose)('docker compose config', () => {
   const emptyEnvFile = path.join(work, 'empty.env');
   writeFileSync(emptyEnvFile, '');
   // Only PATH and HOME from the caller: a developer's exported variables must not hide a gap.
   const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
 
   it('validates docker-compose.monitoring.yml once GRAFANA_ADMIN_PASSWORD is set', () => {
-    const r = run('docker-compose', ['--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'], {
+    const r = run('docker', ['compose', '--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'], {
       env: { ...baseEnv, GRAFANA_ADMIN_PASSWORD: 'a-test-password' },
     });
     expect(r.code, r.out).toBe(0);
   });
 
   it('refuses to start without a Grafana admin password, naming the variable', () => {
-    const r = run('docker-compose', ['--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'], { env: baseEnv });
+    const r = run('docker', ['compose', '--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'], { env: baseEnv });
     expect(r.code).not.toBe(0);
     expect(r.out).toContain('set GRAFANA_ADMIN_PASSWORD in .env');
   });

@@ -116,6 +116,7 @@ export const images = {
   v2: `${imageRepo}:v2`,
   unhealthy: `${imageRepo}:unhealthy`,
   crash: `${imageRepo}:crash`,
+  sickens: `${imageRepo}:sickens`,
   missing: `${imageRepo}:no-such-tag`,
 };
 
@@ -144,7 +145,7 @@ export async function ensureImages(): Promise<typeof images> {
   const marker = path.join(testEnvDir, 'deploy-e2e-images.json');
   const key = hashInputs();
   const cached = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as { key?: string }) : {};
-  const present = await Promise.all([images.v1, images.v2, images.unhealthy, images.crash].map(imageExists));
+  const present = await Promise.all([images.v1, images.v2, images.unhealthy, images.crash, images.sickens].map(imageExists));
   if (cached.key === key && present.every(Boolean)) return images;
 
   // The repo's Dockerfile twice, as CI builds it; only the version build args differ, so every
@@ -153,10 +154,10 @@ export async function ensureImages(): Promise<typeof images> {
     const args = ['--build-arg', `APP_VERSION=${version}`, '--build-arg', `GIT_COMMIT=e2e-${name}`];
     await docker(['build', '--pull=false', '-q', ...args, '-t', images[name], repoRoot], 900_000);
   }
-  for (const target of ['unhealthy', 'crash'] as const) {
+  for (const target of ['unhealthy', 'crash', 'sickens'] as const) {
     await docker(['build', '--pull=false', '-q', '--build-arg', `BASE_IMAGE=${images.v1}`, '--target', target, '-t', images[target], path.join(repoRoot, 'test/deploy/fixtures')]);
   }
-  for (const ref of [images.v1, images.v2, images.unhealthy, images.crash]) await docker(['push', '-q', ref]);
+  for (const ref of [images.v1, images.v2, images.unhealthy, images.crash, images.sickens]) await docker(['push', '-q', ref]);
   mkdirSync(testEnvDir, { recursive: true });
   writeFileSync(marker, JSON.stringify({ key, images }, null, 2));
   return images;
