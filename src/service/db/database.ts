@@ -52,36 +52,48 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
   }));
   logger.info({ database: redactDatabaseUrl(config.databaseUrl), poolMax: config.databasePoolMax }, 'database configured');
 
+  // The failure streak /ready judges: started by the first failed check or query that could not
+  // reach the database, ended by the next one that could.
+  const graceMs = config.databaseReadyGraceS * 1_000;
+  let failingSince: number | undefined;
+  let checkedAt = -Infinity;
+  let running: Promise<void> | undefined;
+
+  function reached(): void {
+    if (failingSince === undefined) return;
+    failingSince = undefined;
+    logger.info('database reachable again');
+  }
+
+  function unreachable(err: unknown): void {
+    if (failingSince !== undefined) return;
+    failingSince = Date.now();
+    const { message, code } = err as { message?: unknown; code?: unknown };
+    logger.warn({ err: { message, code } }, 'database unreachable');
+  }
+
   async function query<R extends pg.QueryResultRow>(name: string, text: string, values?: unknown[]) {
     const started = process.hrtime.bigint();
     let outcome: 'ok' | 'error' = 'error';
     try {
       const result = await pool.query<R>(text, values);
       outcome = 'ok';
+      reached();
       return result;
+    } catch (err) {
+      if (isUnavailable(err)) unreachable(err);
+      throw err;
     } finally {
       metrics.observeQuery({ query: name, outcome, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     }
   }
 
-  const graceMs = config.databaseReadyGraceS * 1_000;
-  let failingSince: number | undefined;
-  let checkedAt = -Infinity;
-  let running: Promise<void> | undefined;
-
   function check(): Promise<void> {
     running ??= query('health_check', 'SELECT 1')
       .then(
-        () => {
-          if (failingSince !== undefined) logger.info('database reachable again');
-          failingSince = undefined;
-        },
-        (err: Error) => {
-          if (failingSince === undefined) {
-            failingSince = Date.now();
-            logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'database unreachable');
-          }
-        },
+        () => undefined,
+        // Any failure of SELECT 1 means the database is not usable, whatever the error says.
+        (err: unknown) => unreachable(err),
       )
       .finally(() => {
         checkedAt = Date.now();
