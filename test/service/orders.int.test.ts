@@ -1,12 +1,13 @@
 // The Orders API through a real PostgreSQL: a throwaway cluster, the real migration entry point,
 // then every behaviour the issue asks for, including concurrency and a database restart.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import request from 'supertest';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateUp } from '../../src/service/db/migrate.js';
+import { freePort } from '../helpers/net.js';
 import { repoRoot } from '../helpers/real-tools.js';
 import { requirePostgres, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 import { sample, testApp } from './helpers.js';
@@ -395,6 +396,49 @@ describe.skipIf(!available)('orders with a real PostgreSQL', () => {
       }
       await new Promise((r) => setTimeout(r, 1_100));
       await request(probe.app).get('/ready').expect(200, { status: 'ready', database: 'ok' });
+    });
+  });
+
+  describe('the server process', () => {
+    it('serves orders, exits 0 on SIGTERM leaving no connection behind, and answers a wrong password with 503 not 500', async () => {
+      const port = await freePort();
+      const entry = path.join(repoRoot, 'src', 'service', 'server.ts');
+      const child = spawn(process.execPath, ['--import', tsxLoader, entry], {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: pg.url, SHUTDOWN_DELAY_MS: '0', BASE_PATH: '', LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // Other tests' pools are still open with the same application_name: count the difference.
+      const connections = async () =>
+        Number((await pg.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE application_name = 'berth'`))[0]?.n);
+      const before = await connections();
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      try {
+        for (let i = 0; i < 100 && !output.includes('"msg":"listening"'); i++) await new Promise((r) => setTimeout(r, 100));
+        const base = `http://127.0.0.1:${port}`;
+        const created = await fetch(`${base}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":0.10}' });
+        expect(created.status).toBe(201);
+        expect(((await created.json()) as { amount: string }).amount).toBe('0.10');
+        expect(await connections()).toBeGreaterThan(before);
+        child.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        // The server ends a backend a moment after its client said goodbye.
+        for (let i = 0; i < 20 && (await connections()) > before; i++) await new Promise((r) => setTimeout(r, 50));
+        expect(await connections()).toBe(before);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      expect(output).toContain('database configured');
+      expect(output).not.toContain(pg.password);
+
+      const wrong = testApp({ DATABASE_URL: pg.url.replace(pg.password, 'not-the-password') });
+      cleanups.push(wrong.close);
+      const res = await request(wrong.app).get('/orders').expect(503);
+      expect(res.body).toEqual({ error: 'database unavailable' });
+      expect(JSON.stringify(wrong.logLines)).not.toContain('not-the-password');
     });
   });
 });

@@ -126,7 +126,9 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
 
 // Errors that mean "the database cannot be reached or is not accepting work right now", as
 // opposed to a bug in a query: they become 503 answers, the rest stay 500s.
-const UNAVAILABLE_SQLSTATE = /^(08|53|57P)/; // connection exceptions, insufficient resources, operator intervention
+// Connection exceptions, refused logins (a wrong password, no such database: a setting to fix,
+// not a bug), insufficient resources (too many connections), operator intervention (a restart).
+const UNAVAILABLE_SQLSTATE = /^(08|28|3D000|53|57P)/;
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ENOENT']);
 const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|connection timeout|Client has encountered a connection error|canceling statement due to statement timeout/i;
 
