@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { errorHandler, methodNotAllowed, notFound } from './errors.js';
 import { createLogger } from './logger.js';
-import { createDatabase, type Database } from './db/database.js';
+import { databaseFromConfig, type Database } from './db/database.js';
 import { jsonBody } from './json-body.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { securityHeaders } from './security-headers.js';
@@ -30,10 +30,7 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
   const logger = deps.logger ?? createLogger(config);
   const metrics = deps.metrics ?? createMetrics(config);
   const readiness = deps.readiness ?? { ready: true };
-  const db =
-    deps.db === null
-      ? undefined
-      : (deps.db ?? (config.databaseUrl === undefined ? undefined : createDatabase({ ...config, databaseUrl: config.databaseUrl }, logger, metrics)));
+  const db = deps.db === null ? undefined : (deps.db ?? databaseFromConfig(config, logger, metrics));
 
   const app = express();
   app.disable('x-powered-by');

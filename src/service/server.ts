@@ -5,7 +5,7 @@ import dotenv from 'dotenv';
 import { createHttpTerminator } from 'http-terminator';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createDatabase } from './db/database.js';
+import { databaseFromConfig } from './db/database.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { Readiness } from './routes/health.js';
@@ -25,10 +25,7 @@ const logger = createLogger(config);
 const readiness: Readiness = { ready: true };
 const metrics = createMetrics(config);
 // The pool connects lazily: an unreachable database never stops the service from starting.
-const db =
-  config.databaseUrl === undefined
-    ? undefined
-    : createDatabase({ ...config, databaseUrl: config.databaseUrl }, logger, metrics);
+const db = databaseFromConfig(config, logger, metrics);
 if (db === undefined) logger.warn('DATABASE_URL is not set: the order routes answer 503');
 const server = http.createServer(createApp(config, { logger, metrics, readiness, db: db ?? null }));
 // Longer than the proxy's upstream keep-alive, so the proxy closes idle connections first and

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { createApp } from '../../src/service/app.js';
 import { loadConfig, type Config } from '../../src/service/config.js';
-import { createDatabase, type Database } from '../../src/service/db/database.js';
+import { databaseFromConfig } from '../../src/service/db/database.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import type { Readiness } from '../../src/service/routes/health.js';
 
@@ -19,8 +19,7 @@ export function testApp(env: Record<string, string> = {}) {
   const readiness: Readiness = { ready: true };
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  const db: Database | undefined =
-    config.databaseUrl === undefined ? undefined : createDatabase({ ...config, databaseUrl: config.databaseUrl }, logger, metrics);
+  const db = databaseFromConfig(config, logger, metrics);
   const app = createApp(config, { logger, metrics, readiness, db: db ?? null });
   return { app, config, metrics, readiness, db, logLines: lines, close: async () => db?.close() };
 }

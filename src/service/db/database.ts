@@ -124,6 +124,11 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
   };
 }
 
+/** The database DATABASE_URL names, or undefined when it is unset. */
+export function databaseFromConfig(config: Config, logger: Logger, metrics: Metrics): Database | undefined {
+  return config.databaseUrl === undefined ? undefined : createDatabase({ ...config, databaseUrl: config.databaseUrl }, logger, metrics);
+}
+
 // Errors that mean "the database cannot be reached or is not accepting work right now", as
 // opposed to a bug in a query: they become 503 answers, the rest stay 500s.
 // Connection exceptions, refused logins (a wrong password, no such database: a setting to fix,
