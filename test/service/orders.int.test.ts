@@ -1,12 +1,14 @@
 // The Orders API through a real PostgreSQL: a throwaway cluster, the real migration entry point,
 // then every behaviour the issue asks for, including concurrency and a database restart.
 import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import request from 'supertest';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateUp } from '../../src/service/db/migrate.js';
+import { MIGRATIONS_DIR, migrateUp } from '../../src/service/db/migrate.js';
 import { freePort } from '../helpers/net.js';
 import { repoRoot } from '../helpers/real-tools.js';
 import { requirePostgres, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
@@ -63,6 +65,22 @@ describe.skipIf(!available)('orders with a real PostgreSQL', () => {
         `SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns WHERE table_name = 'orders' ORDER BY ordinal_position`,
       );
       expect(columns).toContainEqual({ column_name: 'amount', data_type: 'numeric', numeric_precision: 17, numeric_scale: 2 });
+    });
+
+    it('change nothing when one of the pending migrations fails', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'berth-migrations-'));
+      try {
+        cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+        writeFileSync(path.join(dir, '9000000000000_add-note.sql'), '-- Up Migration\nALTER TABLE orders ADD COLUMN note text;\n');
+        writeFileSync(path.join(dir, '9000000000001_broken.sql'), '-- Up Migration\nALTER TABLE no_such_table ADD COLUMN x int;\n');
+        await expect(migrateUp(pg.url, pino({ level: 'silent' }), dir)).rejects.toThrow(/no_such_table/);
+        const columns = await pg.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'`);
+        expect(columns).toEqual([]);
+        const ran = await pg.query<{ name: string }>('SELECT name FROM pgmigrations');
+        expect(ran.map((r) => r.name)).toEqual(['1796170090289_create-orders']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('fail with exit 1 and a message when the database is unreachable or unset', () => {
