@@ -39,6 +39,8 @@ ENV NODE_ENV=production \
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/service ./dist/service
+# The release step runs `node dist/service/db/migrate.js` in this image; it reads them from here.
+COPY migrations ./migrations
 
 # The official node images have this unprivileged user (uid 1000).
 USER node

@@ -5,23 +5,32 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { errorHandler, methodNotAllowed, notFound } from './errors.js';
 import { createLogger } from './logger.js';
+import { databaseFromConfig, type Database } from './db/database.js';
+import { jsonBody } from './json-body.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { securityHeaders } from './security-headers.js';
 import { observeRequests } from './observe.js';
 import { addHealthRoutes, type Readiness } from './routes/health.js';
 import { addItemRoutes } from './routes/items.js';
+import { addOrderRoutes } from './routes/orders.js';
+import { addUiRoutes } from './routes/ui.js';
 import { addWorkRoutes } from './routes/work.js';
 import { sendJson } from './send-json.js';
 
-// Small on purpose: no endpoint takes a body, so anything large is a mistake or an attack.
+// Small on purpose: the only bodies are new orders, so anything large is a mistake or an attack.
 export const BODY_LIMIT = '16kb';
 
-export type AppDeps = { logger?: Logger; metrics?: Metrics; readiness?: Readiness };
+/**
+ * `db`: the database the order routes use. Left out, one is made from DATABASE_URL; null means
+ * none (the order routes answer 503), as when DATABASE_URL is unset.
+ */
+export type AppDeps = { logger?: Logger; metrics?: Metrics; readiness?: Readiness; db?: Database | null };
 
 export function createApp(config: Config, deps: AppDeps = {}): express.Express {
   const logger = deps.logger ?? createLogger(config);
   const metrics = deps.metrics ?? createMetrics(config);
   const readiness = deps.readiness ?? { ready: true };
+  const db = deps.db === null ? undefined : (deps.db ?? databaseFromConfig(config, logger, metrics));
 
   const app = express();
   app.disable('x-powered-by');
@@ -31,7 +40,8 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
 
   const observe = observeRequests(logger, metrics, config.basePath);
   const setSecurityHeaders = securityHeaders();
-  const parseJson = express.json({ limit: BODY_LIMIT });
+  // Numbers keep their exact source text (amounts are money): see json-body.ts.
+  const parseJson = jsonBody(BODY_LIMIT);
   // What every request goes through, as one Express layer: each app.use() adds a match and a
   // dispatch to every request, and bench:http showed them.
   app.use((req, res, next) => {
@@ -56,9 +66,11 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
       sendJson(res, { message: 'Welcome to the Berth API', version: config.appVersion });
     })
     .all(methodNotAllowed('GET, HEAD'));
-  addHealthRoutes(app, at, config, readiness);
+  addHealthRoutes(app, at, config, readiness, db);
   addItemRoutes(app, at);
   addWorkRoutes(app, at);
+  addOrderRoutes(app, at, db);
+  addUiRoutes(app, at, config.basePath, db, BODY_LIMIT);
   app
     .route(at('/metrics'))
     .get(async (_req, res) => {

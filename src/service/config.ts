@@ -33,7 +33,41 @@ const schema = z.object({
   // After SIGTERM, keep serving with /ready at 503 this long, so load balancers that poll it stop
   // sending traffic before the listener closes. Part of SHUTDOWN_TIMEOUT_MS, not added to it.
   SHUTDOWN_DELAY_MS: integer(0, 600_000).default(1_000),
+  // PostgreSQL for the Orders API. Unset: the service runs without it and /orders answers 503.
+  DATABASE_URL: z
+    .string()
+    .refine(isPostgresUrl, 'must be a URL like postgres://user:password@host:5432/dbname')
+    .optional(),
+  // Connections the pool may open; the service's share of the server's max_connections.
+  DATABASE_POOL_MAX: integer(1, 100).default(10),
+  // Bounds both the wait for a connection and each statement, so a stuck database turns into a
+  // quick 503 instead of requests piling up.
+  DATABASE_TIMEOUT_MS: integer(100, 60_000).default(5_000),
+  // How long the database may stay unreachable before /ready turns 503: a database restart
+  // shorter than this never takes the instance out of rotation.
+  DATABASE_READY_GRACE_S: integer(0, 3_600).default(30),
 });
+
+/** postgres:// or postgresql:// with a host (or a ?host= socket directory). */
+function isPostgresUrl(raw: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') return false;
+  return url.hostname !== '' || url.searchParams.has('host');
+}
+
+/** The URL with its password replaced, for messages and logs; never the password itself. */
+export function redactDatabaseUrl(raw: string): string {
+  // Everything between the user name and the last @ is taken as the password, even when it holds
+  // a stray @, / or : that makes the URL unparseable (redacting too much is harmless).
+  return raw
+    .replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*):.*@/, '$1:***@')
+    .replace(/([?&]password=)[^&]*/gi, '$1***');
+}
 
 export type Config = {
   port: number;
@@ -44,6 +78,11 @@ export type Config = {
   gitCommit: string;
   shutdownTimeoutMs: number;
   shutdownDelayMs: number;
+  /** Undefined when DATABASE_URL is unset: the order routes answer 503. */
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  databaseTimeoutMs: number;
+  databaseReadyGraceS: number;
 };
 
 export class ConfigError extends Error {
@@ -62,7 +101,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const name = String(issue.path[0]);
-      return `${name} ${issue.message} (got ${JSON.stringify(env[name])})`;
+      const got = name === 'DATABASE_URL' ? redactDatabaseUrl(env[name] ?? '') : env[name];
+      return `${name} ${issue.message} (got ${JSON.stringify(got)})`;
     });
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
@@ -81,5 +121,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gitCommit: c.GIT_COMMIT,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
     shutdownDelayMs: c.SHUTDOWN_DELAY_MS,
+    databaseUrl: c.DATABASE_URL,
+    databasePoolMax: c.DATABASE_POOL_MAX,
+    databaseTimeoutMs: c.DATABASE_TIMEOUT_MS,
+    databaseReadyGraceS: c.DATABASE_READY_GRACE_S,
   };
 }

@@ -5,7 +5,9 @@ import dotenv from 'dotenv';
 import { createHttpTerminator } from 'http-terminator';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { databaseFromConfig } from './db/database.js';
 import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
 import type { Readiness } from './routes/health.js';
 
 dotenv.config({ quiet: true });
@@ -21,7 +23,11 @@ try {
 
 const logger = createLogger(config);
 const readiness: Readiness = { ready: true };
-const server = http.createServer(createApp(config, { logger, readiness }));
+const metrics = createMetrics(config);
+// The pool connects lazily: an unreachable database never stops the service from starting.
+const db = databaseFromConfig(config, logger, metrics);
+if (db === undefined) logger.warn('DATABASE_URL is not set: the order routes answer 503');
+const server = http.createServer(createApp(config, { logger, metrics, readiness, db: db ?? null }));
 // Longer than the proxy's upstream keep-alive, so the proxy closes idle connections first and
 // never sends a request down a socket this side is closing.
 server.keepAliveTimeout = 65_000;
@@ -76,6 +82,8 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, config.shutdownTimeoutMs + 1_000).unref();
   await sleep(config.shutdownDelayMs);
   await terminator.terminate();
+  // After the last request: close the pool's connections so the server sees a clean goodbye.
+  await db?.close().catch((err: unknown) => logger.warn({ err }, 'closing the database pool failed'));
   logger.info('stopped');
   exit(0);
 }

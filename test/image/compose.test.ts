@@ -108,11 +108,13 @@ describe('Dockerfile and .dockerignore', () => {
     }
   });
 
-  it('sends only manifests, TypeScript config and the service sources to the build', () => {
+  it('sends only manifests, TypeScript config, the service sources and migrations to the build', () => {
     expect(ignore[0]).toBe('*');
     expect(ignore.filter((l) => l.startsWith('!'))).toEqual([
-      '!package.json', '!package-lock.json', '!tsconfig.json', '!tsconfig.build.json', '!src/service/',
+      '!package.json', '!package-lock.json', '!tsconfig.json', '!tsconfig.build.json', '!src/service/', '!migrations/',
     ]);
+    // The release step's command finds them beside dist/ (src/service/db/migrate.ts).
+    expect(dockerfile).toMatch(/^COPY migrations \.\/migrations$/m);
     expect(ignore).toEqual(expect.arrayContaining(['**/node_modules', '**/*.test.ts', '**/.env*']));
   });
 });

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postgresBinDir, startPostgres } from '../helpers/postgres.js';
 import { repoRoot } from '../helpers/real-tools.js';
 import { buildImage, removeImage, type BuiltImage } from './build.js';
 import { docker, engineAvailable, exec, freePort, listFiles, must, testEnv, unique, waitFor200, waitForHealth } from './engine.js';
@@ -109,6 +110,26 @@ describe.skipIf(!ok)('the service image', () => {
     });
   });
 
+  it('runs the release command: migrations from inside the image, against a real PostgreSQL when there is one', async () => {
+    // Without DATABASE_URL: refused, which proves the runner and its dependencies load in the
+    // pruned image.
+    const unset = await exec('docker', ['run', '--rm', image.ref, 'node', 'dist/service/db/migrate.js']);
+    expect(unset.code).toBe(1);
+    expect(unset.stdout + unset.stderr).toContain('DATABASE_URL must be set to run migrations');
+    if (postgresBinDir() === undefined) return;
+    const pg = await startPostgres();
+    try {
+      // Host networking: the throwaway cluster listens on this machine's loopback.
+      const run = await exec('docker', ['run', '--rm', '--network', 'host', '-e', `DATABASE_URL=${pg.url}`, image.ref, 'node', 'dist/service/db/migrate.js']);
+      expect(run.code, run.stdout + run.stderr).toBe(0);
+      expect(run.stdout).toContain('migrations: applied 1');
+      expect(run.stdout + run.stderr).not.toContain(pg.password);
+      expect(await pg.query('SELECT name FROM pgmigrations')).toEqual([{ name: '1796170090289_create-orders' }]);
+    } finally {
+      pg.destroy();
+    }
+  });
+
   it('reports unhealthy when the service does not answer', async () => {
     // Same image and HEALTHCHECK, but nothing listens on the port: the check must fail.
     // The image's own check command; only its timing is shortened, so dockerd gives up in seconds
@@ -128,7 +149,8 @@ describe.skipIf(!ok)('the service image', () => {
 
     // The listing is real: what must be there is there.
     expect(app).toEqual(expect.arrayContaining(['app/package.json', 'app/dist/service/server.js',
-      'app/dist/service/healthcheck.js', 'app/node_modules/express/package.json']));
+      'app/dist/service/healthcheck.js', 'app/node_modules/express/package.json',
+      'app/dist/service/db/migrate.js', 'app/migrations/1796170090289_create-orders.sql']));
 
     expect(files.filter((f) => /(^|\/)\.env($|\.)/.test(f.replace(/\/$/, '')))).toEqual([]);
     expect(app.filter((f) => f.startsWith('app/src/') || f.startsWith('app/test/') || f.startsWith('app/bench/'))).toEqual([]);

@@ -12,6 +12,10 @@ describe('loadConfig', () => {
       gitCommit: 'unknown',
       shutdownTimeoutMs: 10_000,
       shutdownDelayMs: 1_000,
+      databaseUrl: undefined,
+      databasePoolMax: 10,
+      databaseTimeoutMs: 5_000,
+      databaseReadyGraceS: 30,
     });
   });
 
@@ -25,6 +29,10 @@ describe('loadConfig', () => {
       GIT_COMMIT: 'deadbeef',
       SHUTDOWN_TIMEOUT_MS: '2500',
       SHUTDOWN_DELAY_MS: '500',
+      DATABASE_URL: 'postgres://berth:secret@db:5432/berth',
+      DATABASE_POOL_MAX: '4',
+      DATABASE_TIMEOUT_MS: '2000',
+      DATABASE_READY_GRACE_S: '10',
     });
     expect(c).toEqual({
       port: 9000,
@@ -35,6 +43,10 @@ describe('loadConfig', () => {
       gitCommit: 'deadbeef',
       shutdownTimeoutMs: 2500,
       shutdownDelayMs: 500,
+      databaseUrl: 'postgres://berth:secret@db:5432/berth',
+      databasePoolMax: 4,
+      databaseTimeoutMs: 2000,
+      databaseReadyGraceS: 10,
     });
   });
 
@@ -58,6 +70,13 @@ describe('loadConfig', () => {
     ['SHUTDOWN_DELAY_MS', 'later'],
     ['SHUTDOWN_TIMEOUT_MS', '-1'],
     ['SHUTDOWN_TIMEOUT_MS', 'soon'],
+    ['DATABASE_URL', 'mysql://db/berth'],
+    ['DATABASE_URL', 'db:5432'],
+    ['DATABASE_URL', 'postgres://'],
+    ['DATABASE_POOL_MAX', '0'],
+    ['DATABASE_POOL_MAX', '1000'],
+    ['DATABASE_TIMEOUT_MS', '10'],
+    ['DATABASE_READY_GRACE_S', 'half'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} .*\\(got "${value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\)`));
@@ -75,6 +94,30 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '1000', SHUTDOWN_DELAY_MS: '2000' })).toThrow(
       /SHUTDOWN_DELAY_MS must not exceed SHUTDOWN_TIMEOUT_MS/,
     );
+  });
+
+  it('accepts postgres and postgresql URLs, and a socket directory instead of a host', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@localhost/berth' }).databaseUrl).toBe('postgresql://u@localhost/berth');
+    expect(loadConfig({ DATABASE_URL: 'postgres:///berth?host=/run/postgresql' }).databaseUrl).toBe('postgres:///berth?host=/run/postgresql');
+    expect(loadConfig({ DATABASE_URL: '' }).databaseUrl).toBeUndefined();
+  });
+
+  it.each([
+    'ftp://berth:hunter2@db/berth',
+    'postgres://berth:hunter2@',
+    'postgres://berth:hunter2@db:port/berth',
+    'postgres://berth:hun/ter@2@db/x y',
+    'pg://db/berth?password=hunter2',
+  ])('never echoes the password of a bad DATABASE_URL (%s)', (url) => {
+    let message = '';
+    try {
+      loadConfig({ DATABASE_URL: url });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^Invalid configuration: DATABASE_URL must be a URL like postgres:/);
+    expect(message).not.toContain('hunter2');
+    expect(message).not.toContain('ter@2');
   });
 
   it('names every bad variable at once', () => {

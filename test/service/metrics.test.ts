@@ -1,21 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { testApp } from './helpers.js';
-
-/** Reads one sample's value from Prometheus text, or undefined when the series is absent. */
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const body = line.slice(name.length + 1, line.lastIndexOf('}'));
-    const got = Object.fromEntries([...body.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    const wanted = Object.entries(labels).every(([k, v]) => got[k] === v);
-    if (wanted && Object.keys(got).length === Object.keys(labels).length) {
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return undefined;
-}
+import { sample, testApp } from './helpers.js';
 
 describe('GET /metrics', () => {
   it('serves Prometheus text with default process metrics and app_info', async () => {

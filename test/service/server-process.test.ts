@@ -18,7 +18,7 @@ afterEach(() => {
 
 // Every service variable is passed, empty meaning "default", so a developer's own .env (which
 // dotenv never lets override a variable that is present) cannot change what these tests see.
-const SERVICE_VARS = ['PORT', 'HOST', 'LOG_LEVEL', 'BASE_PATH', 'APP_VERSION', 'GIT_COMMIT', 'SHUTDOWN_TIMEOUT_MS', 'SHUTDOWN_DELAY_MS'];
+const SERVICE_VARS = ['PORT', 'HOST', 'LOG_LEVEL', 'BASE_PATH', 'APP_VERSION', 'GIT_COMMIT', 'SHUTDOWN_TIMEOUT_MS', 'SHUTDOWN_DELAY_MS', 'DATABASE_URL', 'DATABASE_POOL_MAX', 'DATABASE_TIMEOUT_MS', 'DATABASE_READY_GRACE_S'];
 const tsxLoader = path.join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const serverEntry = path.join(root, 'src', 'service', 'server.ts');
 
