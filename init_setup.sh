@@ -176,6 +176,12 @@ step_packages() {
 
 step_docker() {
   if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    # app.env is read with `env_file: format: raw`, which compose has since 2.30.
+    local compose_version
+    compose_version="$(docker compose version --short 2>/dev/null | sed 's/^v//')"
+    if [ "$(printf '%s\n2.30.0\n' "$compose_version" | sort -V | head -n1)" != 2.30.0 ]; then
+      die "docker compose $compose_version is older than 2.30 (needed for app.env's raw format): apt-get install --only-upgrade docker-compose-plugin, then run again"
+    fi
     unchanged docker "$(docker compose version 2>/dev/null | head -n1)"
     return
   fi
@@ -376,11 +382,26 @@ step_env_dirs() {
       run install -d -m 0750 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$dir"
       did+=("$dir")
     fi
-    # The operator's file from then on: created once, never overwritten.
+    # The app's settings (app.env, read raw) apart from compose's (.env). A VM set up before the
+    # split keeps its app settings in .env: app.env starts as a byte-for-byte copy of it, which is
+    # what the app was given until then. Both are the operator's files: never overwritten.
+    if [ ! -f "$dir/app.env" ]; then
+      if [ -f "$dir/.env" ]; then
+        run install -m 0600 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$dir/.env" "$dir/app.env"
+      else
+        {
+          printf '# %s app settings: created by init_setup.sh; yours to edit. KEY=VALUE, the value\n' "$env"
+          printf '# byte for byte (no quotes, no $ expansion, no comment after a value).\n'
+          env_from_example "service"
+        } | put_file "$dir/app.env" 0600 "$DEPLOY_USER:$DEPLOY_USER" || true
+      fi
+      did+=("$dir/app.env")
+    fi
     if [ ! -f "$dir/.env" ]; then
       {
         printf '# %s environment: created by init_setup.sh from .env.example; yours to edit.\n' "$env"
-        env_from_example "service image" "BERTH_ENV=$env" "APP_PORT=${APP_PORTS[$env]}"
+        printf '# Read by docker compose only; the app reads app.env.\n'
+        env_from_example "image" "BERTH_ENV=$env" "APP_PORT=${APP_PORTS[$env]}"
       } | put_file "$dir/.env" 0600 "$DEPLOY_USER:$DEPLOY_USER" || true
       did+=("$dir/.env")
     fi

@@ -110,16 +110,19 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     expect(first.stdout + first.stderr).not.toContain(TOKEN);
   });
 
-  it('creates each environment\'s directory and .env (deploy-owned, private) from .env.example', () => {
+  it('creates each environment\'s directory, .env (compose\'s) and app.env (the app\'s), deploy-owned and private', () => {
     for (const [env, port] of [['production', 8000], ['staging', 8001], ['testing', 8002]] as const) {
       const dir = `/opt/berth/${env}`;
-      expect(root.chroot(['stat', '-c', '%a %U:%G', dir, `${dir}/.env`]).stdout).toBe('750 deploy:deploy\n600 deploy:deploy\n');
+      expect(root.chroot(['stat', '-c', '%a %U:%G', dir, `${dir}/.env`, `${dir}/app.env`]).stdout).toBe('750 deploy:deploy\n600 deploy:deploy\n600 deploy:deploy\n');
       const dotenv = root.read(`${dir}/.env`);
       // Replaced in place in .env.example's image section, not added a second time.
       expect(dotenv.match(/^BERTH_ENV=.*$/gm)).toEqual([`BERTH_ENV=${env}`]);
       expect(dotenv.match(/^APP_PORT=.*$/gm)).toEqual([`APP_PORT=${port}`]);
-      expect(dotenv).toMatch(/^LOG_LEVEL=info$/m); // from .env.example's service section
-      expect(dotenv).not.toContain('REGISTRY_TOKEN');
+      expect(dotenv).not.toMatch(/^LOG_LEVEL=/m);
+      const appEnv = root.read(`${dir}/app.env`);
+      expect(appEnv).toMatch(/^LOG_LEVEL=info$/m); // from .env.example's service section
+      expect(appEnv).not.toMatch(/^APP_PORT=/m);
+      for (const file of [dotenv, appEnv]) expect(file).not.toContain('REGISTRY_TOKEN');
     }
     expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth']).stdout).toBe('755 root\n');
   });
@@ -169,12 +172,34 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     });
   });
 
-  describe('after an operator edits an environment\'s .env', () => {
-    it('keeps the edit (the file is created once, never overwritten)', () => {
-      const file = '/opt/berth/staging/.env';
-      root.write(file, `${root.read(file)}LOG_LEVEL=debug\n`);
+  describe('after an operator edits an environment\'s .env and app.env', () => {
+    it('keeps the edits (the files are created once, never overwritten)', () => {
+      for (const [file, line] of [['/opt/berth/staging/.env', 'APP_CPUS=0.5'], ['/opt/berth/staging/app.env', 'LOG_LEVEL=debug']]) {
+        root.write(file!, `${root.read(file!)}${line}\n`);
+      }
       expect(root.initSetup().code).toBe(0);
-      expect(root.read(file)).toMatch(/LOG_LEVEL=debug\n$/);
+      expect(root.read('/opt/berth/staging/.env')).toMatch(/APP_CPUS=0\.5\n$/);
+      expect(root.read('/opt/berth/staging/app.env')).toMatch(/LOG_LEVEL=debug\n$/);
+    });
+  });
+
+  describe('on a VM set up before app.env (the app\'s settings still in .env)', () => {
+    it('starts app.env as a byte-for-byte copy of .env, which is what the app was given', () => {
+      const old = "# old single file\nAPP_PORT=8002\nSECRET=pa$$word 'x' #1\n";
+      root.write('/opt/berth/testing/.env', old);
+      root.chroot(['rm', '/opt/berth/testing/app.env']);
+      expect(root.initSetup().code).toBe(0);
+      expect(root.read('/opt/berth/testing/app.env')).toBe(old);
+      expect(root.read('/opt/berth/testing/.env')).toBe(old);
+      expect(root.chroot(['stat', '-c', '%a %U:%G', '/opt/berth/testing/app.env']).stdout).toBe('600 deploy:deploy\n');
+    });
+  });
+
+  describe('with a compose plugin older than 2.30', () => {
+    it('stops, naming the version and the upgrade (app.env needs the raw format)', () => {
+      const r = root.chroot(['bash', `${CHECKOUT}/init_setup.sh`], { SUDO_USER: 'admin', SHIM_COMPOSE_VERSION: '2.29.7' });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('docker compose 2.29.7 is older than 2.30');
     });
   });
 
@@ -223,6 +248,7 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
       'would write /etc/ssh/sshd_config.d/10-berth-hardening.conf',
       'would run: ufw allow 8000/tcp',
       'would run: docker login --username ci-bot --password-stdin docker.io (as deploy, token on stdin)',
+      'would write /opt/berth/production/app.env (mode 0600, deploy:deploy)',
       'would write /opt/berth/production/.env (mode 0600, deploy:deploy)',
       'would run: docker network create berth',
       'would write /opt/berth/monitoring/.env (mode 0600, root:root)',
