@@ -2,8 +2,9 @@
 // VM_KNOWN_HOSTS (never trust on first use), runs RemoteCommands, and turns SSH trouble into
 // errors a person can act on. Everything it reports passes through `redact`.
 import { NodeSSH } from 'node-ssh';
-import { toShell, type RemoteCommand } from './commands.js';
+import { toShell, type RemoteCommand } from './commands/command.js';
 import type { DeployConfig } from './config.js';
+import { TIMEOUT_MS } from './limits.js';
 import { describeVerdict, hostKeyAlgorithms, parseKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts.js';
 
 export interface RunResult {
@@ -73,7 +74,7 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
       port: cfg.port,
       username: cfg.user,
       privateKey: cfg.privateKey,
-      readyTimeout: opts.timeoutMs ?? 20_000,
+      readyTimeout: opts.timeoutMs ?? TIMEOUT_MS.connect,
       keepaliveInterval: 5_000,
       keepaliveCountMax: 3,
       // Only the key is offered: no agent, no password prompts in CI.

@@ -4,7 +4,9 @@
 import { isMap, parseDocument } from 'yaml';
 import { environments, environmentInfo, envByAnyName, type EnvName } from '../deploy/environments.js';
 
-export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$/;
+import { DIGEST_PATTERN } from '../deploy/digest.js';
+
+export { DIGEST_PATTERN };
 
 export class GitopsError extends Error {
   override name = 'GitopsError';
