@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main, parseInvocation } from '../../../src/deploy/cli.js';
-import { failureLine, Reporter, type Output, type Result } from '../../../src/deploy/report.js';
-import { repoRoot } from '../../helpers/real-tools.js';
+import { main, parseInvocation } from '../../src/deploy/cli.js';
+import { failureLine, Reporter, type Output, type Result } from '../../src/deploy/report.js';
+import { repoRoot } from '../helpers/real-tools.js';
 
 function capture(): Output & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
