@@ -80,7 +80,7 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
       // Only the key is offered: no agent, no password prompts in CI.
       tryKeyboard: false,
       // With no entry for this host, offer the defaults: the key is refused as unknown anyway.
-      ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms as never[] } } : {}),
+      ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms } } : {}),
       hostVerifier: (key: Buffer) => {
         verdict = verifyHostKey(entries, cfg.host, cfg.port, key);
         return verdict.kind === 'known';
@@ -88,7 +88,7 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
     });
   } catch (err) {
     ssh.dispose();
-    const e = classify(err as Error, target, verdict, cfg);
+    const e = classify(err instanceof Error ? err : new Error(String(err)), target, verdict, cfg);
     e.message = redact(e.message, secrets);
     throw e;
   }
@@ -121,8 +121,9 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
         waiters.add(onLost);
         const onAbort = () => reject(new SshError('aborted', 'interrupted'));
         runOpts.signal?.addEventListener('abort', onAbort, { once: true });
-        const timer = runOpts.timeoutMs
-          ? setTimeout(() => reject(new SshError('timeout', `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(runOpts.timeoutMs! / 1000)} s on the VM`)), runOpts.timeoutMs)
+        const { timeoutMs } = runOpts;
+        const timer = timeoutMs
+          ? setTimeout(() => reject(new SshError('timeout', `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(timeoutMs / 1000)} s on the VM`)), timeoutMs)
           : undefined;
         cleanup = () => {
           waiters.delete(onLost);

@@ -44,6 +44,7 @@ export async function cleanUp(run: Run, action: Action, image: string, outcome: 
   // A version that serves is never recorded as failed; its own record (or the lack of it) stands.
   if (outcome !== undefined && run.state.kind !== 'switched' && !(outcome instanceof Failure && outcome.extra.rolledBack)) {
     const digest = outcome instanceof Failure ? outcome.extra.digest : undefined;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever was thrown, as text
     const reason = outcome instanceof Failure ? outcome.reason : outcome instanceof Error ? outcome.message : String(outcome);
     await quietly(run, appendLine(run.paths.history, historyLine(run, action, image, digest ?? '-', 'failed', reason)));
   }

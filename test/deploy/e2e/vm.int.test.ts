@@ -44,12 +44,12 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
 
   it('offers public-key authentication only (no password, no keyboard-interactive)', async () => {
     const attempt = ssh(['true'], ['-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password,keyboard-interactive']);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied (publickey)') });
+    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied (publickey)') as unknown });
   });
 
   it('refuses root, even with the deploy key', async () => {
     const attempt = run('ssh', ['-p', vm.VM_SSH_PORT ?? '22', '-i', vm.VM_SSH_KEY_FILE ?? '', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`, `root@${vm.VM_HOST}`, 'true']);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied') });
+    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied') as unknown });
   });
 
   // What broke CI once: a machine image carried sshd.pid over, and its number belonged to a
