@@ -10,6 +10,7 @@ import { ROUTE_CHECK_TRIES, TIMEOUT_MS } from '../limits.js';
 import { inspect } from './container.js';
 import type { Live, Run } from './run.js';
 import { serves } from './switch.js';
+import { timestamp } from '../time.js';
 
 export function defaultDotEnv(env: EnvName): string {
   return [
@@ -32,7 +33,7 @@ export async function prepare(run: Run): Promise<Live | undefined> {
     const routed = live && (await serves(run, live.name, ROUTE_CHECK_TRIES)) ? undefined : await firstServing(run, leftovers);
     if (routed) {
       run.report.info(`the proxy routes to ${routed}, not to ${live?.name ?? 'what upstream.conf names'}: keeping ${routed}`);
-      await run.must(writeFile(run.paths.upstream, upstreamConf(routed, `found serving ${new Date().toISOString()}`)), 'cannot write the proxy upstream');
+      await run.must(writeFile(run.paths.upstream, upstreamConf(routed, `found serving ${timestamp()}`)), 'cannot write the proxy upstream');
       leftovers = [...leftovers.filter((n) => n !== routed), ...(live && live.state?.status === 'running' ? [live.name] : [])];
       live = await liveContainer(run);
     }

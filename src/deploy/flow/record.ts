@@ -14,7 +14,7 @@ export const historyLine = (run: Run, action: Action, image: string, digest: str
 export async function record(run: Run, target: Target, name: string, action: Action, reason?: string): Promise<void> {
   await run.must(tag(target.id, stableRef(run.env)), 'cannot tag :stable');
   await run.must(tag(target.id, envTag(run.env, target.digest)), 'cannot tag the image for this environment');
-  const state = `digest=${target.digest} image=${target.source} container=${name} since=${new Date().toISOString()}\n`;
+  const state = `digest=${target.digest} image=${target.source} container=${name} since=${timestamp()}\n`;
   await run.must(writeFile(run.paths.state, state), 'cannot write the current state');
   await run.must(appendLine(run.paths.history, historyLine(run, action, target.source, target.digest, 'ok', reason)), 'cannot append to the history');
 }

@@ -7,7 +7,7 @@ import { readFile, writeFile } from '../commands/files.js';
 import { routedAddress, switchProxy, upstreamConf } from '../commands/proxy.js';
 import { projectName } from '../environments.js';
 import { EXIT, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
-import { sleep } from '../time.js';
+import { sleep, timestamp } from '../time.js';
 import { Failure, servedBefore } from './advice.js';
 import { lastLine, type Run, type Target } from './run.js';
 
@@ -50,7 +50,7 @@ interface SwitchOutcome {
 
 /** One switch attempt: the remote switch script, or (no proxy running yet) compose up and a check. */
 async function pointProxyAt(run: Run, name: string, address?: string): Promise<SwitchOutcome> {
-  const conf = upstreamConf(name, new Date().toISOString(), address);
+  const conf = upstreamConf(name, timestamp(), address);
   const res = await run.run(
     switchProxy({ env: run.env, upstreamFile: run.paths.upstream, conf, app: name, path: run.cfg.healthPath, token: randomBytes(4).toString('hex'), tries: SWITCH_TRIES }),
     TIMEOUT_MS.switch,

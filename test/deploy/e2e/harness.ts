@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { portsWithOffset, type EnvName } from '../../../src/deploy/environments.js';
 import { loadTestEnv, repoRoot, requirePart, testEnvDir } from '../../helpers/real-tools.js';
+import { sleep } from '../../../src/deploy/time.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -351,7 +352,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     const value = await probe();
     if (value) return value;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    await sleep(everyMs);
   }
 }
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadTestEnv, requirePart } from '../../helpers/real-tools.js';
+import { sleep } from '../../../src/deploy/time.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -60,7 +61,7 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
     const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
       process.kill(listener, 'SIGTERM');
-      for (let i = 0; i < 50 && alive(listener); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && alive(listener); i++) await sleep(100);
       writeFileSync(pidFile, `${stranger.pid}\n`);
 
       await run('bash', [path.join(root, 'scripts/test-env/vm.sh'), 'up'], { cwd: root });
