@@ -7,6 +7,7 @@
 // Needs the test VM: scripts/test-env/engine.sh up && scripts/test-env/vm.sh up (as root).
 import { deploy, ensureImages, images, lockVm, resetEnv, testPorts, vmReady, type CliResult, type EnvName } from '../test/deploy/e2e/harness.js';
 import { startPoller, type PollResult } from '../test/deploy/e2e/poller.js';
+import { sleep } from '../src/deploy/time.js';
 
 const env = (process.env.BENCH_ENV ?? 'testing') as EnvName;
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -23,11 +24,11 @@ interface Row {
 async function measure(scenario: string, image: string, expected: Row['expected']): Promise<Row> {
   const poller = startPoller(`http://127.0.0.1:${testPorts[env]}/health`, concurrency);
   // Load runs a moment before and after the deploy, so the switch is never at the edge.
-  await new Promise((r) => setTimeout(r, settleMs));
+  await sleep(settleMs);
   const started = performance.now();
   const r = await deploy(env, image);
   const wallMs = performance.now() - started;
-  await new Promise((r) => setTimeout(r, settleMs));
+  await sleep(settleMs);
   return { scenario, expected, r, wallMs, load: await poller.stop() };
 }
 

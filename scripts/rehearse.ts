@@ -12,17 +12,16 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startPoller } from './rehearse/poller.js';
+import { environments, portsWithOffset, promotionsFrom, type EnvName } from '../src/deploy/environments.js';
+import { startPoller } from '../test/deploy/e2e/poller.js';
 import { registryDigest } from './rehearse/registry.js';
 import { formatTable, shortDigest, type Row } from './rehearse/table.js';
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(import.meta.dirname, '..');
-const ENVS = ['testing', 'staging', 'production'] as const;
-type Env = (typeof ENVS)[number];
 // Public ports of the rehearsal's environments on the test VM: apart from the real 8000-8002
 // and from the deploy tests' 18000-18002.
-const PORTS: Record<Env, number> = { production: 28000, staging: 28001, testing: 28002 };
+const PORTS = portsWithOffset(20_000);
 
 interface Check {
   name: string;
@@ -86,7 +85,7 @@ function dockerEnv(t: Record<string, string>): NodeJS.ProcessEnv {
   return { ...process.env, DOCKER_HOST: t.DOCKER_HOST };
 }
 
-async function resetEnv(t: Record<string, string>, env: Env): Promise<void> {
+async function resetEnv(t: Record<string, string>, env: EnvName): Promise<void> {
   const ids = await sh('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=berth-${env}`], dockerEnv(t));
   if (ids) await sh('docker', ['rm', '-f', ...ids.split('\n')], dockerEnv(t));
   const dir = path.join(t.BERTH_REMOTE_DIR ?? '', env);
@@ -100,7 +99,7 @@ async function resetEnv(t: Record<string, string>, env: Env): Promise<void> {
   chownSync(path.join(dir, '.env'), uid, gid);
 }
 
-async function health(env: Env): Promise<{ status: number; version?: string; commit?: string }> {
+async function health(env: EnvName): Promise<{ status: number; version?: string; commit?: string }> {
   try {
     const res = await fetch(`http://127.0.0.1:${PORTS[env]}/health`, { signal: AbortSignal.timeout(3000) });
     const body = (await res.json()) as { version?: string; commit?: string };
@@ -158,7 +157,7 @@ function lastJson<T>(stdout: string): T | undefined {
   }
 }
 
-async function deploy(t: Record<string, string>, env: Env, image: string): Promise<DeployResult> {
+async function deploy(t: Record<string, string>, env: EnvName, image: string): Promise<DeployResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-rehearse-'));
   const summaryFile = path.join(dir, 'summary.md');
   writeFileSync(summaryFile, '');
@@ -172,7 +171,7 @@ async function deploy(t: Record<string, string>, env: Env, image: string): Promi
 }
 
 /** What an environment runs, asked the way promote.yml asks: `deploy status --env <env> --json`. */
-async function running(t: Record<string, string>, env: Env): Promise<string> {
+async function running(t: Record<string, string>, env: EnvName): Promise<string> {
   const r = await runTool(['status', '--env', env, '--json'], toolEnv(t, '/dev/null'));
   const status = lastJson<{ environments?: { env: string; health?: string; digest?: string }[] }>(r.stdout);
   const entry = status?.environments?.find((e) => e.env === env);
@@ -189,7 +188,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   log('== parts: Docker Engine + registry (engine.sh), test VM with sshd (vm.sh)');
   const t = await partsUp();
-  for (const env of ENVS) await resetEnv(t, env);
+  for (const env of environments) await resetEnv(t, env);
 
   const commit = (await sh('git', ['rev-parse', 'HEAD'])).slice(0, 40);
   const repo = `${t.REGISTRY}/berth`;
@@ -217,7 +216,7 @@ async function main(): Promise<number> {
   rows.push({ step: 'deploy', env: 'testing', digest: first.json?.digest ?? '?', result: first.code === 0 ? 'healthy' : 'FAILED', seconds: first.seconds });
 
   // promote, as promote.yml does: read what the source runs, deploy that digest, no build.
-  for (const [from, to] of [['testing', 'staging'], ['staging', 'production']] as const) {
+  for (const [from, to] of promotionsFrom('testing')) {
     log(`== promote ${from} -> ${to} (no build)`);
     t0 = Date.now();
     const source = await running(t, from);
@@ -243,11 +242,11 @@ async function main(): Promise<number> {
   const after = await health('testing');
   check('the broken build is rejected', broken.code === 1 && broken.json?.ok === false, `exit ${broken.code}`);
   check('the failure says what happened', /deploy failed: .+/.test(broken.output), broken.output.split('\n').find((l) => l.includes('deploy failed:'))?.trim() ?? 'no "deploy failed:" line');
-  check('testing kept serving the good build', polled.failures === 0 && after.commit === commit, `${polled.requests} requests during the deploy, ${polled.failures} failed`);
+  check('testing kept serving the good build', polled.failed === 0 && after.commit === commit, `${polled.sent} requests during the deploy, ${polled.failed} failed`);
   check('the job summary says it was not deployed', broken.summary.includes(brokenDigest) || broken.summary.toLowerCase().includes('fail'), '');
-  rows.push({ step: 'deploy broken build', env: 'testing', digest: brokenDigest, result: broken.code === 1 ? `rejected, ${polled.failures}/${polled.requests} failed requests` : 'NOT REJECTED', seconds: (Date.now() - t0) / 1000 });
+  rows.push({ step: 'deploy broken build', env: 'testing', digest: brokenDigest, result: broken.code === 1 ? `rejected, ${polled.failed}/${polled.sent} failed requests` : 'NOT REJECTED', seconds: (Date.now() - t0) / 1000 });
 
-  if (!keep) for (const env of ENVS) await resetEnv(t, env);
+  if (!keep) for (const env of environments) await resetEnv(t, env);
 
   const failed = checks.filter((c) => !c.ok);
   log('');

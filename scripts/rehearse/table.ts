@@ -1,4 +1,7 @@
 // The rehearsal's closing table: pure text formatting, unit-tested.
+import { shortDigest } from '../../src/deploy/digest.js';
+
+export { shortDigest };
 
 export interface Row {
   step: string;
@@ -10,11 +13,6 @@ export interface Row {
 
 const HEADERS = ['step', 'environment', 'digest', 'result', 'time'] as const;
 
-/** sha256:0123456789abcdef... -> sha256:0123456789ab (what people compare by eye). */
-export function shortDigest(digest: string): string {
-  const m = /^sha256:([0-9a-f]{12})[0-9a-f]*$/.exec(digest);
-  return m ? `sha256:${m[1]}` : digest;
-}
 
 export function formatTable(rows: Row[]): string {
   const cells = rows.map((r) => [r.step, r.env, shortDigest(r.digest), r.result, `${r.seconds.toFixed(1)}s`]);

@@ -6,9 +6,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type DeployConfig } from './config.js';
 import { environments, isEnvName, type EnvName } from './environments.js';
-import { EnvFlow, Failure, type LocalFiles } from './flow.js';
+import { Failure, unlockCommand } from './flow/advice.js';
+import { deploy, rollback } from './flow/deploy.js';
+import type { FlowDeps, LocalFiles } from './flow/run.js';
+import { TIMEOUT_MS } from './limits.js';
 import { breakIt, LockHeldError } from './lock.js';
 import { consoleOutput, failureLine, Reporter, type Output, type Result } from './report.js';
+import { envPaths } from './paths.js';
 import { connect, redact, SshError, type Executor } from './ssh.js';
 import { envStatus, historyText, statusTable } from './status.js';
 
@@ -153,25 +157,25 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
         io.out(await historyText(exec, cfg, inv.env!));
         return 0;
       case 'unlock': {
-        const held = await breakIt(exec, `${cfg.remoteDir}/${inv.env}/.deploy-lock`);
+        const held = await breakIt(exec, envPaths(cfg.remoteDir, inv.env!).lock);
         io.out(held ? `unlocked ${inv.env}: the lock was held by ${held}` : `${inv.env} was not locked`);
         return 0;
       }
       default: {
-        const flow = new EnvFlow({
+        const deps: FlowDeps = {
           cfg,
           env: inv.env!,
           exec,
           reconnect: async () => {
-            const e = await connect(cfg, { timeoutMs: 10_000 });
+            const e = await connect(cfg, { timeoutMs: TIMEOUT_MS.reconnect });
             extra.push(e);
             return e;
           },
           report: reporter,
           signal: controller.signal,
           files: localFiles(o.repoRoot),
-        });
-        const r = inv.command === 'deploy' ? await flow.deploy(inv.image!) : await flow.rollback(inv.version);
+        };
+        const r = inv.command === 'deploy' ? await deploy(deps, inv.image!) : await rollback(deps, inv.version);
         Object.assign(result, { ok: true, image: r.image, digest: r.digest, rolledBack: r.rolledBack });
         return finish(0);
       }
@@ -182,7 +186,7 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
       return finish(1, err.extra.logs);
     }
     if (err instanceof LockHeldError) {
-      Object.assign(result, { reason: `${inv.env} is locked by ${err.holder}`, advice: `Wait for it to finish (DEPLOY_LOCK_WAIT_S waits), or if that run died: npm run deploy -- unlock --env ${inv.env}` });
+      Object.assign(result, { reason: `${inv.env} is locked by ${err.holder}`, advice: `Wait for it to finish (DEPLOY_LOCK_WAIT_S waits), or if that run died: ${unlockCommand(inv.env!)}` });
       return finish(1);
     }
     if (err instanceof SshError) {

@@ -3,7 +3,7 @@
 // `rollback` to find the previous healthy digest.
 
 export type Action = 'deploy' | 'rollback';
-export type Outcome = 'ok' | 'failed' | 'fell-back';
+export type Outcome = 'ok' | 'failed';
 
 export interface HistoryEntry {
   time: string;
@@ -43,7 +43,7 @@ export function parseLine(line: string): HistoryEntry | undefined {
     env: fields.env ?? '',
     image: fields.image ?? '',
     digest: fields.digest,
-    result: (['ok', 'failed', 'fell-back'].includes(fields.result) ? fields.result : 'failed') as Outcome,
+    result: fields.result === 'ok' ? 'ok' : 'failed',
     who: fields.who ?? '',
     reason: fields.reason,
   };

@@ -2,6 +2,7 @@
 // patterns, `[host]:port` for non-22 ports, @revoked markers. Pure: the SSH executor asks
 // `verifyHostKey` and refuses to log in unless the answer is `known`.
 import { createHash, createHmac } from 'node:crypto';
+import type { ServerHostKeyAlgorithm } from 'ssh2';
 
 export interface KnownHostEntry {
   marker?: string;
@@ -81,14 +82,17 @@ export function describeVerdict(v: HostKeyVerdict, host: string, port: number): 
   }
 }
 
-const rsaAlgorithms = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+const rsaAlgorithms: ServerHostKeyAlgorithm[] = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+/** The host key types the SSH library speaks; a known_hosts line of another type cannot match. */
+const supported: readonly ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', ...rsaAlgorithms, 'ssh-dss'];
+const isSupported = (type: string): type is ServerHostKeyAlgorithm => (supported as readonly string[]).includes(type);
 
 /**
  * Host key algorithms to offer, like OpenSSH: only the types known_hosts lists for this host, so
  * a VM that also has another key type is not mistaken for a changed key. Empty = no entry.
  */
-export function hostKeyAlgorithms(entries: KnownHostEntry[], host: string, port: number): string[] {
+export function hostKeyAlgorithms(entries: KnownHostEntry[], host: string, port: number): ServerHostKeyAlgorithm[] {
   const name = hostPattern(host, port);
   const types = entries.filter((e) => e.marker === undefined && hostMatches(e.hosts, name)).map((e) => e.keyType);
-  return [...new Set(types.flatMap((t) => (t === 'ssh-rsa' ? rsaAlgorithms : [t])))];
+  return [...new Set(types.filter(isSupported).flatMap((t) => (t === 'ssh-rsa' ? rsaAlgorithms : [t])))];
 }

@@ -3,8 +3,10 @@
 // at once naming the holder; `unlock` breaks a stale one. The holder line carries a random token,
 // so a deploy only ever releases its own lock.
 import { randomBytes } from 'node:crypto';
-import { breakLock, LOCK_HELD, releaseLock, takeLock } from './commands.js';
+import { breakLock, releaseLock, takeLock } from './commands/lock.js';
+import { EXIT, TIMEOUT_MS } from './limits.js';
 import type { Executor } from './ssh.js';
+import { sleep, timestamp } from './time.js';
 
 export interface Holder {
   who: string;
@@ -38,30 +40,24 @@ export class LockHeldError extends Error {
 }
 
 export interface HeldLock {
+  /** Releases it over `exec` (a fresh connection when the first was lost). */
   release(exec: Executor): Promise<void>;
-  line: string;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
-
 export async function acquire(exec: Executor, lockDir: string, who: string, action: string, waitS: number, signal?: AbortSignal, onWait?: (holder: string) => void): Promise<HeldLock> {
-  const line = holderLine({ who, action, since: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), pid: process.pid, token: randomBytes(8).toString('hex') });
+  const line = holderLine({ who, action, since: timestamp(), pid: process.pid, token: randomBytes(8).toString('hex') });
   const until = Date.now() + waitS * 1000;
   for (;;) {
     // Not abortable: an interrupt between the remote mkdir and its answer would leave a lock we do not know we hold.
-    const res = await exec.run(takeLock(lockDir, line), { timeoutMs: 30_000 });
+    const res = await exec.run(takeLock(lockDir, line), { timeoutMs: TIMEOUT_MS.quick });
     if (res.code === 0) {
       const release = async (e: Executor) => {
-        const r = await e.run(releaseLock(lockDir, line), { timeoutMs: 30_000 });
+        const r = await e.run(releaseLock(lockDir, line), { timeoutMs: TIMEOUT_MS.quick });
         if (r.code !== 0) throw new Error(`cannot remove the lock ${lockDir}: ${r.stderr.trim() || `exit ${r.code}`}`);
       };
-      return { line, release };
+      return { release };
     }
-    if (res.code !== LOCK_HELD) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
+    if (res.code !== EXIT.lockHeld) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
     if (Date.now() >= until || signal?.aborted) throw new LockHeldError(describeHolder(res.stdout));
     if (onWait) {
       onWait(describeHolder(res.stdout));
@@ -73,7 +69,7 @@ export async function acquire(exec: Executor, lockDir: string, who: string, acti
 
 /** Breaks the lock whoever holds it; returns a description of the holder, or undefined if none. */
 export async function breakIt(exec: Executor, lockDir: string): Promise<string | undefined> {
-  const res = await exec.run(breakLock(lockDir), { timeoutMs: 30_000 });
+  const res = await exec.run(breakLock(lockDir), { timeoutMs: TIMEOUT_MS.quick });
   if (res.code !== 0) throw new Error(`cannot remove the lock ${lockDir}: ${res.stderr.trim()}`);
   return res.stdout.trim() ? describeHolder(res.stdout) : undefined;
 }

@@ -2,6 +2,7 @@
 // ONE `deploy failed: <what happened>. <what to do>` line plus the new container's last log lines.
 // Also the --json result line and the GitHub step summary.
 import { appendFileSync } from 'node:fs';
+import { shortDigest } from './digest.js';
 
 export interface StepRecord {
   name: string;
@@ -38,8 +39,6 @@ export function stepLine(s: StepRecord, note?: string): string {
 }
 
 export const failureLine = (r: Pick<Result, 'action' | 'reason' | 'advice'>): string => `${r.action} failed: ${(r.reason ?? 'unknown error').replace(/\.$/, '')}. ${r.advice ?? ''}`.trim();
-
-export const shortDigest = (digest: string | undefined): string => (digest ? `sha256:${digest.replace(/^sha256:/, '').slice(0, 12)}` : '-');
 
 export class Reporter {
   readonly steps: StepRecord[] = [];

@@ -4,6 +4,7 @@
 // the engine never refuses to remove an image a stopped container still uses (which would leave
 // the image behind with no name this tool knows). Another environment's tags never enter the
 // plan, and neither does `:stable` or what serves now.
+import { hex12 } from './digest.js';
 
 export interface EnvImage {
   tag: string;
@@ -38,7 +39,6 @@ export interface RetentionPlan {
   removeNames: string[];
 }
 
-const hex12 = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 const running = (state: string) => /^(running|restarting|paused)$/i.test(state);
 const bare = (ref: string) => ref.replace(/^localhost\//, '');
 

@@ -2,8 +2,9 @@
 // VM_KNOWN_HOSTS (never trust on first use), runs RemoteCommands, and turns SSH trouble into
 // errors a person can act on. Everything it reports passes through `redact`.
 import { NodeSSH } from 'node-ssh';
-import { toShell, type RemoteCommand } from './commands.js';
+import { toShell, type RemoteCommand } from './commands/command.js';
 import type { DeployConfig } from './config.js';
+import { TIMEOUT_MS } from './limits.js';
 import { describeVerdict, hostKeyAlgorithms, parseKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts.js';
 
 export interface RunResult {
@@ -73,13 +74,13 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
       port: cfg.port,
       username: cfg.user,
       privateKey: cfg.privateKey,
-      readyTimeout: opts.timeoutMs ?? 20_000,
+      readyTimeout: opts.timeoutMs ?? TIMEOUT_MS.connect,
       keepaliveInterval: 5_000,
       keepaliveCountMax: 3,
       // Only the key is offered: no agent, no password prompts in CI.
       tryKeyboard: false,
       // With no entry for this host, offer the defaults: the key is refused as unknown anyway.
-      ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms as never[] } } : {}),
+      ...(algorithms.length > 0 ? { algorithms: { serverHostKey: algorithms } } : {}),
       hostVerifier: (key: Buffer) => {
         verdict = verifyHostKey(entries, cfg.host, cfg.port, key);
         return verdict.kind === 'known';
@@ -87,7 +88,7 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
     });
   } catch (err) {
     ssh.dispose();
-    const e = classify(err as Error, target, verdict, cfg);
+    const e = classify(err instanceof Error ? err : new Error(String(err)), target, verdict, cfg);
     e.message = redact(e.message, secrets);
     throw e;
   }
@@ -120,8 +121,9 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
         waiters.add(onLost);
         const onAbort = () => reject(new SshError('aborted', 'interrupted'));
         runOpts.signal?.addEventListener('abort', onAbort, { once: true });
-        const timer = runOpts.timeoutMs
-          ? setTimeout(() => reject(new SshError('timeout', `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(runOpts.timeoutMs! / 1000)} s on the VM`)), runOpts.timeoutMs)
+        const { timeoutMs } = runOpts;
+        const timer = timeoutMs
+          ? setTimeout(() => reject(new SshError('timeout', `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(timeoutMs / 1000)} s on the VM`)), timeoutMs)
           : undefined;
         cleanup = () => {
           waiters.delete(onLost);

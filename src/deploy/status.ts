@@ -1,10 +1,14 @@
 // `status` and `history`: read-only views of what runs on the VM, per environment.
-import * as c from './commands.js';
+import { inspectContainer, probeOnce } from './commands/app.js';
+import { readFile } from './commands/files.js';
+import { parseUpstream } from './commands/proxy.js';
 import type { DeployConfig } from './config.js';
+import { shortDigest } from './digest.js';
 import type { EnvName } from './environments.js';
 import { parseContainerState } from './health.js';
 import { parseHistory } from './history.js';
-import { shortDigest } from './report.js';
+import { TIMEOUT_MS } from './limits.js';
+import { envPaths } from './paths.js';
 import type { Executor } from './ssh.js';
 
 export interface EnvStatus {
@@ -18,15 +22,15 @@ export interface EnvStatus {
 }
 
 export async function envStatus(exec: Executor, cfg: DeployConfig, env: EnvName): Promise<EnvStatus> {
-  const p = c.envPaths(cfg.remoteDir, env);
-  const name = c.parseUpstream((await exec.run(c.readFile(p.upstream), { timeoutMs: 30_000 })).stdout);
+  const quick = { timeoutMs: TIMEOUT_MS.quick };
+  const name = parseUpstream((await exec.run(readFile(envPaths(cfg.remoteDir, env).upstream), quick)).stdout);
   if (!name) return { env, health: 'not deployed' };
-  const inspected = await exec.run(c.inspectContainer(name), { timeoutMs: 30_000 });
+  const inspected = await exec.run(inspectContainer(name), quick);
   const state = inspected.code === 0 ? parseContainerState(inspected.stdout) : undefined;
   if (!state) return { env, container: name, health: 'missing' };
   const base = { env, container: name, digest: state.digest, image: state.image, since: state.startedAt.replace(/\.\d+/, '') };
   if (state.status !== 'running') return { ...base, health: 'stopped' };
-  const probe = await exec.run(c.probeOnce(name, cfg.healthPath), { timeoutMs: 30_000 });
+  const probe = await exec.run(probeOnce(name, cfg.healthPath), quick);
   const [code, ...body] = probe.stdout.trim().split(' ');
   let version: string | undefined;
   try {
@@ -50,10 +54,10 @@ export function statusTable(list: EnvStatus[]): string {
 }
 
 export async function historyText(exec: Executor, cfg: DeployConfig, env: EnvName): Promise<string> {
-  const entries = parseHistory((await exec.run(c.readFile(c.envPaths(cfg.remoteDir, env).history), { timeoutMs: 30_000 })).stdout);
+  const entries = parseHistory((await exec.run(readFile(envPaths(cfg.remoteDir, env).history), { timeoutMs: TIMEOUT_MS.quick })).stdout);
   if (entries.length === 0) return `no deploys recorded for ${env} yet`;
   return table([
     ['TIME', 'ACTION', 'RESULT', 'DIGEST', 'IMAGE', 'WHO', 'REASON'],
-    ...entries.map((e) => [e.time, e.action, e.result, e.digest === '-' ? '-' : shortDigest(e.digest), e.image, e.who, e.reason ?? '']),
+    ...entries.map((e) => [e.time, e.action, e.result, shortDigest(e.digest), e.image, e.who, e.reason ?? '']),
   ]);
 }

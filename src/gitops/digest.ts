@@ -2,44 +2,28 @@
 // file of one environment, and Argo CD rolls it out from git. Pure text-in, text-out
 // functions: the workflow step and the tests share them, only cli.ts touches files.
 import { isMap, parseDocument } from 'yaml';
+import { environments, environmentInfo, envByAnyName, type EnvName } from '../deploy/environments.js';
 
-export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$/;
+import { DIGEST_PATTERN } from '../deploy/digest.js';
 
-export type Environment = 'production' | 'staging' | 'testing';
-
-// The chart's per-environment files keep the short names Helm users expect; the environment
-// names are the VM's (branch main -> production, staging -> staging, testing -> testing).
-const VALUES_FILES: Record<Environment, string> = {
-  production: 'charts/berth/values-prod.yaml',
-  staging: 'charts/berth/values-staging.yaml',
-  testing: 'charts/berth/values-dev.yaml',
-};
-
-const ALIASES: Record<string, Environment> = {
-  production: 'production',
-  prod: 'production',
-  main: 'production',
-  staging: 'staging',
-  testing: 'testing',
-  dev: 'testing',
-};
+export { DIGEST_PATTERN };
 
 export class GitopsError extends Error {
   override name = 'GitopsError';
 }
 
 /** Accepts an environment, its short name (prod, dev) or its branch (main, staging, testing). */
-export function environmentOf(name: string): Environment {
-  const env = ALIASES[name];
+export function environmentOf(name: string): EnvName {
+  const env = envByAnyName(name);
   if (env === undefined) {
-    throw new GitopsError(`unknown environment ${JSON.stringify(name)}: use production, staging or testing`);
+    throw new GitopsError(`unknown environment ${JSON.stringify(name)}: use ${environments.slice(0, -1).join(', ')} or ${environments.at(-1)}`);
   }
   return env;
 }
 
 /** Path of the environment's values file, relative to the repository root. */
 export function valuesFileFor(name: string): string {
-  return VALUES_FILES[environmentOf(name)];
+  return environmentInfo[environmentOf(name)].valuesFile;
 }
 
 export function assertDigest(digest: string): string {

@@ -10,6 +10,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR, migrateUp } from '../../src/service/db/migrate.js';
 import { freePort } from '../helpers/net.js';
+
+const orderIds = (body: unknown): string[] => (body as { orders: { id: string }[] }).orders.map((o) => o.id);
 import { repoRoot } from '../helpers/real-tools.js';
 import { requirePostgres, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 import { sample, testApp } from './helpers.js';
@@ -185,7 +187,7 @@ describe.skipIf(!available)('orders with a real PostgreSQL', () => {
 
     it('reports every problem of a body at once', async () => {
       const res = await request(app()).post('/orders').send({ id: '<x>', amount: 'ten', extra: 1 }).expect(422);
-      expect(res.body.detail.map((d: { loc: string[] }) => d.loc.join('.')).sort()).toEqual(['body.amount', 'body.extra', 'body.id']);
+      expect((res.body as { detail: { loc: string[] }[] }).detail.map((d) => d.loc.join('.')).sort()).toEqual(['body.amount', 'body.extra', 'body.id']);
     });
 
     it('never answers 500, whatever the body', async () => {
@@ -248,17 +250,17 @@ describe.skipIf(!available)('orders with a real PostgreSQL', () => {
       await pg.query('TRUNCATE orders');
       for (let i = 1; i <= 7; i++) await request(app()).post('/orders').send({ id: `p-${i}`, amount: `${i}.00` }).expect(201);
       const page1 = await request(app()).get('/orders?limit=3').expect(200);
-      expect(page1.body.orders.map((o: { id: string }) => o.id)).toEqual(['p-7', 'p-6', 'p-5']);
+      expect(orderIds(page1.body)).toEqual(['p-7', 'p-6', 'p-5']);
       expect(page1.body.next_cursor).toEqual(expect.any(String));
       // New orders arrive while a client pages through: they belong before page 1, not in page 2.
       await request(app()).post('/orders').send({ id: 'p-8', amount: '8.00' }).expect(201);
       await request(app()).post('/orders').send({ id: 'p-9', amount: '9.00' }).expect(201);
       const page2 = await request(app()).get(`/orders?limit=3&cursor=${page1.body.next_cursor}`).expect(200);
-      expect(page2.body.orders.map((o: { id: string }) => o.id)).toEqual(['p-4', 'p-3', 'p-2']);
+      expect(orderIds(page2.body)).toEqual(['p-4', 'p-3', 'p-2']);
       const page3 = await request(app()).get(`/orders?limit=3&cursor=${page2.body.next_cursor}`).expect(200);
       expect(page3.body).toEqual({ orders: [expect.objectContaining({ id: 'p-1', amount: '1.00' })], next_cursor: null });
       const all = await request(app()).get('/orders').expect(200);
-      expect(all.body.orders.map((o: { id: string }) => o.id)).toEqual(['p-9', 'p-8', 'p-7', 'p-6', 'p-5', 'p-4', 'p-3', 'p-2', 'p-1']);
+      expect(orderIds(all.body)).toEqual(['p-9', 'p-8', 'p-7', 'p-6', 'p-5', 'p-4', 'p-3', 'p-2', 'p-1']);
       expect(all.body.next_cursor).toBeNull();
       // A page that ends exactly at the last order says there is no next one.
       const exact = await request(app()).get('/orders?limit=9').expect(200);

@@ -10,7 +10,7 @@ const env = 'testing';
 /** Starts a deploy and resolves once it holds the lock (its output has passed the lock step). */
 async function startHoldingLock(image: string): Promise<CliRun> {
   const run = startCli(['deploy', '--env', env, '--image', image, '--json'], cliEnv({ DEPLOY_HEALTH_SUCCESSES: '4' }));
-  await waitFor('the first deploy to take the lock', async () => /lock/i.test(run.output()) || run.child.exitCode !== null, 60_000, 50);
+  await waitFor('the first deploy to take the lock', () => Promise.resolve(/lock/i.test(run.output()) || run.child.exitCode !== null), 60_000, 50);
   return run;
 }
 

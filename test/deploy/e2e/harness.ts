@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { portsWithOffset, type EnvName } from '../../../src/deploy/environments.js';
 import { loadTestEnv, repoRoot, requirePart, testEnvDir } from '../../helpers/real-tools.js';
+import { sleep } from '../../../src/deploy/time.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -22,13 +24,13 @@ export const vmReady = requirePart(
   'run `bash scripts/test-env/engine.sh up && bash scripts/test-env/vm.sh up` as root (and the deploy CLI must exist)',
 );
 
-export type EnvName = 'production' | 'staging' | 'testing';
+export type { EnvName };
 
 /**
  * Public ports the scenarios give each environment through the VM's .env (APP_PORT), so they never
  * collide with a service someone runs on 8000-8002 on this machine.
  */
-export const testPorts: Record<EnvName, number> = { production: 18000, staging: 18001, testing: 18002 };
+export const testPorts = portsWithOffset(10_000);
 
 // ---------------------------------------------------------------------------------------------
 // the engine, seen directly
@@ -351,7 +353,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     const value = await probe();
     if (value) return value;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    await sleep(everyMs);
   }
 }
 

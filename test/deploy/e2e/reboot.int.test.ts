@@ -5,7 +5,7 @@
 // went stale, or the version that was switched away from).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { LABEL_DIGEST } from '../../../src/deploy/commands.js';
+import { LABEL_DIGEST } from '../../../src/deploy/commands/app.js';
 import { parseHistory } from '../../../src/deploy/history.js';
 import { waitForHealth } from '../../image/engine.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../../src/deploy/time.js';
 import {
   appContainers,
   cliEnv,
@@ -122,7 +123,7 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
     // A long health wait on an image that never gets healthy gives a wide window to cut the line.
     const run = startCli(['deploy', '--env', env, '--image', images.unhealthy, '--json'], cliEnv({ DEPLOY_HEALTH_TIMEOUT_S: '60' }));
     await waitFor('the new container to start', async () => (await appContainers(env)).some((c) => c.image.includes(':unhealthy') || c.id !== servingId), 60_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
 
     // Each connection has its own sshd processes under the listener: kill them, as a network
     // failure would end the session. The listener keeps running.
@@ -152,7 +153,7 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
     const before = (await appContainers(env)).map((c) => c.id);
     const run = startCli(['deploy', '--env', env, '--image', images.unhealthy, '--json'], cliEnv({ DEPLOY_HEALTH_TIMEOUT_S: '60' }));
     await waitFor('the new container to start', async () => (await appContainers(env)).some((c) => !before.includes(c.id)), 60_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     // A terminal sends SIGINT to the whole foreground process group.
     process.kill(-(run.child.pid ?? 0), 'SIGINT');
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadTestEnv, requirePart } from '../../helpers/real-tools.js';
+import { sleep } from '../../../src/deploy/time.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -44,12 +45,12 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
 
   it('offers public-key authentication only (no password, no keyboard-interactive)', async () => {
     const attempt = ssh(['true'], ['-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password,keyboard-interactive']);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied (publickey)') });
+    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied (publickey)') as unknown });
   });
 
   it('refuses root, even with the deploy key', async () => {
     const attempt = run('ssh', ['-p', vm.VM_SSH_PORT ?? '22', '-i', vm.VM_SSH_KEY_FILE ?? '', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`, `root@${vm.VM_HOST}`, 'true']);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied') });
+    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied') as unknown });
   });
 
   // What broke CI once: a machine image carried sshd.pid over, and its number belonged to a
@@ -60,7 +61,7 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
     const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
     try {
       process.kill(listener, 'SIGTERM');
-      for (let i = 0; i < 50 && alive(listener); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && alive(listener); i++) await sleep(100);
       writeFileSync(pidFile, `${stranger.pid}\n`);
 
       await run('bash', [path.join(root, 'scripts/test-env/vm.sh'), 'up'], { cwd: root });

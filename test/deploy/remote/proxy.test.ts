@@ -1,4 +1,4 @@
-// The switch script as the VM runs it: a real sh, with a stand-in `docker` on PATH that plays an
+// remote/proxy.sh as the VM runs it (switch and reload): a real sh, with a stand-in `docker` on PATH that plays an
 // nginx proxy whose graceful reload may or may not take the new upstream (the master keeps the
 // old config when it fails to re-resolve). The script must confirm through the proxy that the new
 // container answers, and otherwise put the old upstream back: a signal sent is not a switch made.
@@ -7,7 +7,9 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as c from '../../../src/deploy/commands.js';
+import { toShell, type RemoteCommand } from '../../../src/deploy/commands/command.js';
+import * as c from '../../../src/deploy/commands/proxy.js';
+import { EXIT } from '../../../src/deploy/limits.js';
 
 // docker stand-in. State in $STUB: proxy-up, ip-<name>, loaded (what nginx routes by), proxy.log,
 // reload-takes (reload re-reads upstream.conf), bad-config (nginx -t fails).
@@ -39,9 +41,12 @@ const file = () => path.join(stub, 'upstream.conf');
 const oldConf = c.upstreamConf('berth-staging-app-old', 'before');
 const newConf = c.upstreamConf('berth-staging-app-new', 'now');
 
+function runOnStub(cmd: RemoteCommand) {
+  return spawnSync('sh', ['-c', toShell(cmd)], { input: cmd.stdin, encoding: 'utf8', env: { ...process.env, PATH: `${path.join(stub, 'bin')}:${process.env.PATH}`, STUB: stub } });
+}
+
 function runSwitch(conf = newConf) {
-  const cmd = c.switchProxy({ env: 'staging', upstreamFile: file(), conf, app: 'berth-staging-app-new', path: '/health', token: 't1', tries: 3 });
-  return spawnSync('sh', ['-c', c.toShell(cmd)], { input: cmd.stdin, encoding: 'utf8', env: { ...process.env, PATH: `${path.join(stub, 'bin')}:${process.env.PATH}`, STUB: stub } });
+  return runOnStub(c.switchProxy({ env: 'staging', upstreamFile: file(), conf, app: 'berth-staging-app-new', path: '/health', token: 't1', tries: 3 }));
 }
 
 beforeEach(() => {
@@ -62,7 +67,7 @@ describe('the switch script in a real shell', () => {
   it('succeeds only once requests through the proxy reach the new container', () => {
     writeFileSync(path.join(stub, 'reload-takes'), '');
     const r = runSwitch();
-    expect(r.status, r.stderr).toBe(c.SWITCH.ok);
+    expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
     expect(r.stdout).toContain('switched to 10.0.0.3:8000');
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
     expect(existsSync(`${file()}.prev`)).toBe(false);
@@ -70,7 +75,7 @@ describe('the switch script in a real shell', () => {
 
   it('a reload that leaves nginx on the old upstream fails and puts the old upstream.conf back', () => {
     const r = runSwitch();
-    expect(r.status).toBe(c.SWITCH.notSwitched);
+    expect(r.status).toBe(EXIT.proxy.notSwitched);
     expect(r.stdout).toContain('still sent requests to 10.0.0.2:8000, not to 10.0.0.3:8000');
     expect(readFileSync(file(), 'utf8')).toBe(oldConf);
     expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(oldConf);
@@ -80,7 +85,7 @@ describe('the switch script in a real shell', () => {
     writeFileSync(path.join(stub, 'bad-config'), '');
     writeFileSync(path.join(stub, 'reload-takes'), '');
     const r = runSwitch();
-    expect(r.status).toBe(c.SWITCH.badConfig);
+    expect(r.status).toBe(EXIT.proxy.badConfig);
     expect(r.stdout).toContain('host not found in upstream');
     expect(readFileSync(file(), 'utf8')).toBe(oldConf);
   });
@@ -88,13 +93,32 @@ describe('the switch script in a real shell', () => {
   it('never restores an empty upstream (a first deploy has nothing to go back to)', () => {
     writeFileSync(file(), '');
     const r = runSwitch();
-    expect(r.status).toBe(c.SWITCH.notSwitched);
+    expect(r.status).toBe(EXIT.proxy.notSwitched);
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
   });
 
   it('with no proxy running, leaves the new file in place and says so (exit 3)', () => {
     rmSync(path.join(stub, 'proxy-up'));
-    expect(runSwitch().status).toBe(c.SWITCH.notRunning);
+    expect(runSwitch().status).toBe(EXIT.proxy.notRunning);
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
+  });
+});
+
+describe('the reload in a real shell', () => {
+  it('tests the config before the graceful reload, and never reloads one that fails', () => {
+    writeFileSync(path.join(stub, 'reload-takes'), '');
+    writeFileSync(file(), newConf);
+    expect(runOnStub(c.reloadProxy('staging')).status).toBe(0);
+    expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(newConf);
+    writeFileSync(path.join(stub, 'bad-config'), '');
+    writeFileSync(file(), oldConf);
+    const r = runOnStub(c.reloadProxy('staging'));
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).toContain('host not found in upstream');
+    expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(newConf);
+  });
+  it('exits 3 when no proxy runs', () => {
+    rmSync(path.join(stub, 'proxy-up'));
+    expect(runOnStub(c.reloadProxy('staging')).status).toBe(EXIT.proxy.notRunning);
   });
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../helpers/real-tools.js';
-import { schemaErrors, unknownFieldErrors, type K8sObject } from './manifests.js';
+import { schemaErrors, unknownFieldErrors, type K8sObject } from '../k8s/manifests.js';
 
 const gitopsDir = path.join(repoRoot, 'gitops');
 const files = [path.join(gitopsDir, 'bootstrap.yaml'), ...readdirSync(path.join(gitopsDir, 'apps')).map((f) => path.join(gitopsDir, 'apps', f))];

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main, parseInvocation } from '../../../src/deploy/cli.js';
-import { failureLine, Reporter, type Output, type Result } from '../../../src/deploy/report.js';
-import { repoRoot } from '../../helpers/real-tools.js';
+import { main, parseInvocation } from '../../src/deploy/cli.js';
+import { failureLine, Reporter, type Output, type Result } from '../../src/deploy/report.js';
+import { repoRoot } from '../helpers/real-tools.js';
 
 function capture(): Output & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
@@ -52,8 +52,8 @@ describe('report', () => {
   it('times each step and marks the failed one', async () => {
     const io = capture();
     const r = new Reporter(io);
-    await r.step('pull image', async () => 'x', () => 'abc');
-    await expect(r.step('health check', async () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    await r.step('pull image', () => Promise.resolve('x'), () => 'abc');
+    await expect(r.step('health check', () => Promise.reject(new Error('no')))).rejects.toThrow('no');
     expect(io.lines[0]).toMatch(/^✓ pull image \d\.\d\ds {2}abc$/);
     expect(io.lines[1]).toMatch(/^✗ health check \d\.\d\ds$/);
     expect(r.steps.map((s) => [s.name, s.ok])).toEqual([['pull image', true], ['health check', false]]);

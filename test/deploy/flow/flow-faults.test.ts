@@ -6,15 +6,22 @@
 // about: the lock released (or the line says `unlock`), the new container gone unless it serves,
 // upstream.conf naming what nginx really routes to, and no `result=failed` for a serving version.
 import { describe, expect, it } from 'vitest';
-import * as c from '../../../src/deploy/commands.js';
+import { LABEL_DIGEST, LABEL_IMAGE } from '../../../src/deploy/commands/app.js';
+import type { RemoteCommand } from '../../../src/deploy/commands/command.js';
+import { parseUpstream, upstreamConf } from '../../../src/deploy/commands/proxy.js';
 import type { DeployConfig } from '../../../src/deploy/config.js';
-import { EnvFlow, Failure } from '../../../src/deploy/flow.js';
+import { Failure } from '../../../src/deploy/flow/advice.js';
+import { deploy } from '../../../src/deploy/flow/deploy.js';
+import { EXIT } from '../../../src/deploy/limits.js';
+import { envPaths } from '../../../src/deploy/paths.js';
 import { parseHistory } from '../../../src/deploy/history.js';
 import { failureLine, Reporter } from '../../../src/deploy/report.js';
 import { SshError, type Executor, type RunResult } from '../../../src/deploy/ssh.js';
 
 const ENV = 'staging' as const;
-const P = c.envPaths('/opt/berth', ENV);
+const P = envPaths('/opt/berth', ENV);
+const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
+const fail = (code = 1, stderr = 'no such thing'): RunResult => ({ code, stdout: '', stderr });
 const OLD_DIGEST = `sha256:${'a'.repeat(64)}`;
 const NEW_DIGEST = `sha256:${'b'.repeat(64)}`;
 const NEW_REF = 'reg.example/berth:v2';
@@ -35,7 +42,7 @@ class FakeVm {
   /** The upstream config nginx has loaded (what it routes to), not what the file says. */
   loaded = '';
   /** Every command that reached the VM, in order. */
-  log: c.RemoteCommand[] = [];
+  log: RemoteCommand[] = [];
   /** The new image's /health fails. */
   newUnhealthy = false;
   /** `docker compose up proxy` fails (e.g. its image cannot be pulled). */
@@ -45,13 +52,13 @@ class FakeVm {
   constructor() {
     this.images.set('old-id', { id: 'old-id', digests: [`reg.example/berth@${OLD_DIGEST}`] });
     this.containers.set('old', { running: true, imageId: 'old-id', digest: OLD_DIGEST, source: 'reg.example/berth:v1', ip: '10.0.0.2' });
-    this.files.set(P.upstream, c.upstreamConf('old', 'before'));
-    this.loaded = c.upstreamConf('old', 'before');
+    this.files.set(P.upstream, upstreamConf('old', 'before'));
+    this.loaded = upstreamConf('old', 'before');
     this.files.set(P.history, `time=2026-01-01T00:00:00Z action=deploy env=${ENV} image=reg.example/berth:v1 digest=${OLD_DIGEST} result=ok who=t\n`);
   }
 
   routedTo(): string | undefined {
-    const name = c.parseUpstream(this.loaded);
+    const name = parseUpstream(this.loaded);
     return this.proxyRunning && name && this.containers.get(name)?.running ? name : undefined;
   }
 
@@ -59,116 +66,131 @@ class FakeVm {
     return this.files.has(`${P.lock}/holder`);
   }
 
-  /** Runs one command's effect and returns its answer. */
-  exec(cmd: c.RemoteCommand): RunResult {
+  /** Runs one command's effect and returns its answer: by the command's name, never its text. */
+  exec(cmd: RemoteCommand): RunResult {
     this.log.push(cmd);
-    const a = cmd.argv;
-    const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
-    const fail = (code = 1, stderr = 'no such thing'): RunResult => ({ code, stdout: '', stderr });
-    if (a[0] === 'sh') {
-      const script = a[2] ?? '';
-      const args = a.slice(4);
-      if (script.includes("trap '' HUP PIPE")) return this.switchProxy(args[1] ?? '', args[2] ?? '', cmd.stdin ?? '');
-      if (script.includes('routed "$id"')) {
-        if (!this.proxyRunning) return fail(c.SWITCH.notRunning, '');
-        const to = this.routedTo();
-        return ok(to ? `${this.containers.get(to)?.ip}:8000\n` : '\n');
-      }
-      if (script.includes('if mkdir "$1"')) {
-        if (this.lockHeld()) return { code: c.LOCK_HELD, stdout: this.files.get(`${P.lock}/holder`) ?? '', stderr: '' };
-        this.files.set(`${args[0]}/holder`, args[1] ?? '');
-        return ok();
-      }
-      if (script.includes('cat "$1/holder" 2>/dev/null)" = "$2"')) {
-        if (this.files.get(`${args[0]}/holder`) === args[1]) this.files.delete(`${args[0]}/holder`);
-        return ok();
-      }
-      if (script.startsWith('mkdir -p')) return ok();
-      if (script.includes('[ -e "$1" ] && exit 0')) {
-        if (this.files.has(args[0] ?? '')) return ok();
-        this.files.set(args[0] ?? '', cmd.stdin ?? '');
-        return ok('created\n');
-      }
-      if (script.startsWith('cat > "$1.tmp')) return (this.files.set(args[0] ?? '', cmd.stdin ?? ''), ok());
-      if (script.startsWith('[ ! -e "$1" ] || cat')) return ok(this.files.get(args[0] ?? '') ?? '');
-      if (script.startsWith('printf "%s\\n" "$2" >>')) return (this.files.set(args[0] ?? '', `${this.files.get(args[0] ?? '') ?? ''}${args[1]}\n`), ok());
-      if (script.startsWith('grep -E')) return ok();
-      if (script.startsWith('docker network inspect')) return ok();
-      if (script.includes('-s reload')) {
-        if (!this.proxyRunning) return fail(c.PROXY_NOT_RUNNING, '');
-        this.loaded = this.files.get(P.upstream) ?? '';
-        return ok();
-      }
-      if (script.startsWith('cd "$1"')) {
-        if (!a.includes('-d')) return ok();
-        if (this.proxyWontStart) return fail(1, 'pull access denied for nginx');
-        this.proxyRunning = true;
-        return ok();
-      }
-      throw new Error(`fake VM: unknown script ${script.slice(0, 60)}`);
-    }
-    const [, sub, third] = a;
-    const last = a.at(-1) ?? '';
-    const box = this.containers.get(last);
-    if (sub === 'pull') {
-      if (last !== NEW_REF) return fail(1, 'manifest unknown');
+    const handler = this.handlers[cmd.name];
+    if (!handler) throw new Error(`fake VM: unknown command ${cmd.name}`);
+    return handler(cmd.argv, cmd.stdin ?? '');
+  }
+
+  /** Each command by name, given its argv and stdin. */
+  private readonly handlers: Record<string, (a: string[], stdin: string) => RunResult> = {
+    // sh -c SCRIPT sh ARGS...: the arguments start at argv[4].
+    'files.makeDirs': () => ok(),
+    'files.write': (a, stdin) => (this.files.set(a[4] ?? '', stdin), ok()),
+    'files.writeIfMissing': (a, stdin) => {
+      if (this.files.has(a[4] ?? '')) return ok();
+      this.files.set(a[4] ?? '', stdin);
+      return ok('created\n');
+    },
+    'files.read': (a) => ok(this.files.get(a[4] ?? '') ?? ''),
+    'files.appendLine': (a) => (this.files.set(a[4] ?? '', `${this.files.get(a[4] ?? '') ?? ''}${a[5]}\n`), ok()),
+    'files.readTuning': () => ok(),
+    'lock.take': (a) => {
+      if (this.lockHeld()) return { code: EXIT.lockHeld, stdout: this.files.get(`${P.lock}/holder`) ?? '', stderr: '' };
+      this.files.set(`${a[4]}/holder`, a[5] ?? '');
+      return ok();
+    },
+    'lock.release': (a) => {
+      if (this.files.get(`${a[4]}/holder`) === a[5]) this.files.delete(`${a[4]}/holder`);
+      return ok();
+    },
+    'app.ensureNetwork': () => ok(),
+    'compose.createProxy': () => ok(),
+    'compose.startProxy': () => {
+      if (this.proxyWontStart) return fail(1, 'pull access denied for nginx');
+      this.proxyRunning = true;
+      return ok();
+    },
+    // sh -s ACTION ARGS...: the arguments start at argv[3].
+    'proxy.switch': (a) => this.switchProxy(a[4] ?? '', a[5] ?? '', a[13] ?? ''),
+    'proxy.routedAddress': () => {
+      if (!this.proxyRunning) return fail(EXIT.proxy.notRunning, '');
+      const to = this.routedTo();
+      return ok(to ? `${this.containers.get(to)?.ip}:8000\n` : '\n');
+    },
+    'proxy.reload': () => {
+      if (!this.proxyRunning) return fail(EXIT.proxy.notRunning, '');
+      this.loaded = this.files.get(P.upstream) ?? '';
+      return ok();
+    },
+    'proxy.running': () => ok(this.proxyRunning ? 'proxy-id\n' : ''),
+    // docker ...: the last argument names the container or image.
+    'images.pull': (a) => {
+      if (a.at(-1) !== NEW_REF) return fail(1, 'manifest unknown');
       this.images.set(NEW_REF, { id: 'new-id', digests: [`reg.example/berth@${NEW_DIGEST}`] });
       return ok('new-id\n');
-    }
-    if (sub === 'image' && third === 'inspect') {
-      const img = this.images.get(last) ?? [...this.images.values()].find((i) => i.id === last);
-      if (!img) return fail(1, 'no such image');
-      if (a.includes(c.IMAGE_FORMAT)) return ok(`${JSON.stringify(img.id)}\t${JSON.stringify(img.digests)}\t${JSON.stringify([last])}\n`);
-      return ok(`${JSON.stringify([...this.images.entries()].filter(([, i]) => i.id === img.id).map(([ref]) => ref))}\n`);
-    }
-    if (sub === 'container' && third === 'inspect') {
-      if (!box) return fail();
-      if (a.includes(c.CONTAINER_FORMAT)) return ok(`${box.running ? 'running' : 'exited'}\t0\t0\t2026-01-01T00:00:00Z\t${box.imageId}\t${box.digest}\t${box.source}\n`);
-      return ok(`${box.ip}\n`);
-    }
-    if (sub === 'exec') {
-      const target = this.containers.get(third ?? '');
-      if (this.newUnhealthy && target?.digest === NEW_DIGEST && a.includes(c.HEALTH_SCRIPT)) return { code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' };
-      return target?.running ? ok('healthy: 3 answers in a row, last HTTP 200\n') : fail(1, 'container is not running');
-    }
-    if (sub === 'ps' && a.includes('-a')) return ok([...this.containers.entries()].map(([n, b]) => `${n} ${b.running ? 'running' : 'exited'}`).join('\n'));
-    if (sub === 'ps') return ok(this.proxyRunning ? 'proxy-id\n' : '');
-    if (sub === 'create') {
-      const name = a[a.indexOf('--name') + 1] ?? '';
-      const label = (k: string) => a.find((x) => x.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
-      this.containers.set(name, { running: false, imageId: last, digest: label(c.LABEL_DIGEST), source: label(c.LABEL_IMAGE), ip: `10.0.0.${this.nextIp++}` });
-      return ok();
-    }
-    if (sub === 'start' || sub === 'stop') return box ? ((box.running = sub === 'start'), ok()) : fail();
-    if (sub === 'rm') {
-      for (const n of a.slice(3)) this.containers.delete(n);
-      return ok();
-    }
-    if (sub === 'network' && third === 'connect') return box ? ok() : fail();
-    if (sub === 'tag') return (this.images.set(last, this.images.get(a[2] ?? '') ?? [...this.images.values()].find((i) => i.id === a[2]) ?? { id: a[2] ?? '', digests: [] }), ok());
-    if (sub === 'images') {
+    },
+    'images.inspect': (a) => {
+      const img = this.image(a.at(-1) ?? '');
+      return img ? ok(`${JSON.stringify(img.id)}\t${JSON.stringify(img.digests)}\n`) : fail(1, 'no such image');
+    },
+    'images.tags': (a) => {
+      const img = this.image(a.at(-1) ?? '');
+      return img ? ok(`${JSON.stringify([...this.images.entries()].filter(([, i]) => i.id === img.id).map(([ref]) => ref))}\n`) : fail(1, 'no such image');
+    },
+    'images.tag': (a) => (this.images.set(a[3] ?? '', this.image(a[2] ?? '') ?? { id: a[2] ?? '', digests: [] }), ok()),
+    'images.listEnv': () => {
       const repo = `berth-${ENV}`;
       return ok([...this.images.entries()].filter(([ref]) => ref.startsWith(`${repo}:`)).map(([ref, i]) => `${repo} ${ref.split(':')[1]} ${i.id}`).join('\n'));
-    }
-    if (sub === 'rmi') {
+    },
+    'images.remove': (a) => {
       for (const r of a.slice(2)) this.images.delete(r);
       return ok();
-    }
-    if (sub === 'logs') return ok('log line\n');
-    throw new Error(`fake VM: unknown command ${a.join(' ').slice(0, 80)}`);
+    },
+    'app.inspect': (a) => {
+      const box = this.containers.get(a.at(-1) ?? '');
+      return box ? ok(`${box.running ? 'running' : 'exited'}\t0\t0\t2026-01-01T00:00:00Z\t${box.imageId}\t${box.digest}\t${box.source}\n`) : fail();
+    },
+    'app.address': (a) => {
+      const box = this.containers.get(a.at(-1) ?? '');
+      return box ? ok(`${box.ip}\n`) : fail();
+    },
+    'app.healthCheck': (a) => {
+      const target = this.containers.get(a[3] ?? '');
+      if (this.newUnhealthy && target?.digest === NEW_DIGEST) return { code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' };
+      return target?.running ? ok('healthy: 3 answers in a row, last HTTP 200\n') : fail(1, 'container is not running');
+    },
+    'app.list': () => ok([...this.containers.entries()].map(([n, b]) => `${n} ${b.running ? 'running' : 'exited'}`).join('\n')),
+    'app.create': (a) => {
+      const name = a[a.indexOf('--name') + 1] ?? '';
+      const label = (k: string) => a.find((x) => x.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
+      this.containers.set(name, { running: false, imageId: a.at(-1) ?? '', digest: label(LABEL_DIGEST), source: label(LABEL_IMAGE), ip: `10.0.0.${this.nextIp++}` });
+      return ok();
+    },
+    'app.start': (a) => this.setRunning(a.at(-1) ?? '', true),
+    'app.stop': (a) => this.setRunning(a.at(-1) ?? '', false),
+    'app.remove': (a) => {
+      for (const n of a.slice(3)) this.containers.delete(n);
+      return ok();
+    },
+    'app.joinNetwork': (a) => (this.containers.has(a.at(-1) ?? '') ? ok() : fail()),
+    'app.logs': () => ok('log line\n'),
+  };
+
+  private image(refOrId: string) {
+    return this.images.get(refOrId) ?? [...this.images.values()].find((i) => i.id === refOrId);
+  }
+
+  private setRunning(name: string, running: boolean): RunResult {
+    const box = this.containers.get(name);
+    if (!box) return fail();
+    box.running = running;
+    return ok();
   }
 
   private switchProxy(file: string, app: string, conf: string): RunResult {
     const before = this.files.get(file) ?? '';
     this.files.set(file, conf);
-    if (!this.proxyRunning) return { code: c.SWITCH.notRunning, stdout: '', stderr: '' };
+    if (!this.proxyRunning) return { code: EXIT.proxy.notRunning, stdout: '', stderr: '' };
     this.loaded = conf;
     if (this.routedTo() === app) return { code: 0, stdout: `switched to ${this.containers.get(app)?.ip}:8000\n`, stderr: '' };
     if (before.trim()) {
       this.files.set(file, before);
       this.loaded = before;
     }
-    return { code: c.SWITCH.notSwitched, stdout: 'not switched\n', stderr: '' };
+    return { code: EXIT.proxy.notSwitched, stdout: 'not switched\n', stderr: '' };
   }
 }
 
@@ -179,17 +201,19 @@ function executor(vm: FakeVm, fault: Fault, counter: { n: number }): Executor {
   return {
     target: 'fake',
     close: () => {},
-    async run(cmd) {
-      if (dead) throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
-      const k = ++counter.n;
-      if (fault?.at === k && fault.kind === 'fail') return { code: 1, stdout: '', stderr: `injected failure at command ${k}` };
-      const res = vm.exec(cmd);
-      if (fault?.at === k && fault.kind === 'drop') {
-        dead = true;
-        throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
-      }
-      return res;
-    },
+    // Asynchronous like the real one: a throw below reaches the flow as a rejection.
+    run: (cmd) =>
+      Promise.resolve().then(() => {
+        if (dead) throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
+        const k = ++counter.n;
+        if (fault?.at === k && fault.kind === 'fail') return { code: 1, stdout: '', stderr: `injected failure at command ${k}` };
+        const res = vm.exec(cmd);
+        if (fault?.at === k && fault.kind === 'drop') {
+          dead = true;
+          throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
+        }
+        return res;
+      }),
   };
 }
 
@@ -205,15 +229,15 @@ async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unheal
   const counter = { n: 0 };
   const lines: string[] = [];
   const report = new Reporter({ out: (l) => lines.push(l), err: (l) => lines.push(l) });
-  const flow = new EnvFlow({
+  const deps = {
     cfg: { ...cfg, ...o.cfg }, env: ENV, exec: executor(vm, fault, counter),
-    reconnect: async () => executor(vm, undefined, { n: 10_000 }),
+    reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
     report, signal: new AbortController().signal, files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
-  });
+  };
   let final: string;
   let ok = false;
   try {
-    await flow.deploy(NEW_REF);
+    await deploy(deps, NEW_REF);
     ok = true;
     final = `deployed ${ENV}: ${NEW_REF}`;
   } catch (err) {
@@ -246,7 +270,7 @@ function assertTruthful(r: Awaited<ReturnType<typeof deployWith>>, label: string
   // The lock is released, or the operator is told to break it.
   if (vm.lockHeld()) expect(`${final}\n${r.lines.join('\n')}`, ctx).toMatch(/unlock/);
   // upstream.conf names what nginx routes to: the next deploy can trust it, and it is never emptied.
-  expect(c.parseUpstream(vm.files.get(P.upstream) ?? ''), ctx).toBe(serving);
+  expect(parseUpstream(vm.files.get(P.upstream) ?? ''), ctx).toBe(serving);
   // A serving version is never recorded as failed.
   const failedNew = parseHistory(vm.files.get(P.history) ?? '').filter((e) => e.result === 'failed' && (e.image === NEW_REF || e.digest === '-'));
   if (newServes) expect(failedNew, ctx).toEqual([]);
@@ -267,17 +291,17 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
 
   it('the new container joins the shared network (BERTH_NETWORK) only after the switch, under the scrape alias', async () => {
     const r = await deployWith(undefined, { cfg: { network: 'shared-net' } });
-    const at = (pred: (cmd: c.RemoteCommand) => boolean) => r.vm.log.findIndex(pred);
-    const join = at((cmd) => cmd.argv[1] === 'network' && cmd.argv[2] === 'connect');
+    const at = (pred: (cmd: RemoteCommand) => boolean) => r.vm.log.findIndex(pred);
+    const join = at((cmd) => cmd.name === 'app.joinNetwork');
     expect(r.vm.log[join]?.argv).toEqual(['docker', 'network', 'connect', '--alias', 'berth-staging-app', 'shared-net', newBox(r.vm)]);
-    expect(join).toBeGreaterThan(at((cmd) => (cmd.argv[2] ?? '').includes("trap '' HUP PIPE")));
-    expect(r.vm.log.some((cmd) => cmd.argv.join(' ').includes('network inspect') && cmd.argv.includes('shared-net'))).toBe(true);
+    expect(join).toBeGreaterThan(at((cmd) => cmd.name === 'proxy.switch'));
+    expect(r.vm.log.some((cmd) => cmd.name === 'app.ensureNetwork' && cmd.argv.includes('shared-net'))).toBe(true);
   });
 
   it('a candidate refused by the health check never joins the shared network; the old one keeps serving', async () => {
     const r = await deployWith(undefined, { unhealthy: true });
     expect(r.final).toMatch(/^deploy failed: the new container did not pass the health check.*old \(the version that served before\) keeps serving/);
-    expect(r.vm.log.some((cmd) => cmd.argv[1] === 'network' && cmd.argv[2] === 'connect')).toBe(false);
+    expect(r.vm.log.some((cmd) => cmd.name === 'app.joinNetwork')).toBe(false);
     expect(r.vm.routedTo()).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
   });
@@ -290,7 +314,7 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
       },
     });
     expect(r.final).toMatch(/^deploy failed: the proxy did not switch to the new container \(docker compose could not start the proxy: pull access denied/);
-    expect(c.parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
+    expect(parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
     expect(r.vm.lockHeld()).toBe(false);
   });
@@ -302,21 +326,21 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
       unhealthy: true,
       setup: (vm) => {
         leftover(vm);
-        vm.files.set(P.upstream, c.upstreamConf('cut-off', 'never loaded'));
+        vm.files.set(P.upstream, upstreamConf('cut-off', 'never loaded'));
       },
     });
     expect(r.lines.join('\n')).toMatch(/the proxy routes to old, not to cut-off: keeping old/);
     expect(r.final).toMatch(/old \(the version that served before\) keeps serving/);
     expect(r.vm.routedTo()).toBe('old');
     expect(r.vm.containers.has('cut-off')).toBe(false);
-    expect(c.parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
+    expect(parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
   });
   it('prepare keeps a leftover the proxy really routes to, and retires what upstream.conf named', async () => {
     const r = await deployWith(undefined, {
       unhealthy: true,
       setup: (vm) => {
         leftover(vm);
-        vm.loaded = c.upstreamConf('cut-off', 'loaded');
+        vm.loaded = upstreamConf('cut-off', 'loaded');
       },
     });
     expect(r.vm.routedTo()).toBe('cut-off');

@@ -1,0 +1,62 @@
+// The environment's nginx proxy: what upstream.conf says, and the programs of remote/proxy.sh
+// that switch it, ask it where it routes, and reload it.
+import { projectName, type EnvName } from '../environments.js';
+import { program } from '../remote/programs.js';
+import { addressFormat, APP_LISTEN_PORT } from './app.js';
+import { docker, shellProgram, type RemoteCommand } from './command.js';
+
+const NGINX = ['nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf'];
+
+/** Where the proxy listens inside its container (proxy/nginx.conf `listen`). */
+export const PROXY_LISTEN_PORT = 8080;
+
+/**
+ * The live container by name (nginx resolves it through the engine's DNS, also after a reboot),
+ * or by address when that DNS does not answer; the name then follows in a comment.
+ */
+export function upstreamConf(container: string, note: string, address?: string): string {
+  const server = address ? `server ${address}:${APP_LISTEN_PORT};  # ${container}` : `server ${container}:${APP_LISTEN_PORT};`;
+  return `# Written by the deploy (${note}). The live app container; replaced on every switch.\n${server}\n`;
+}
+
+const UPSTREAM_SERVER = new RegExp(`^\\s*server\\s+([A-Za-z0-9_.-]+):${APP_LISTEN_PORT}\\s*;(?:\\s*#\\s*([A-Za-z0-9_.-]+))?`, 'm');
+
+/** The container upstream.conf names. */
+export function parseUpstream(text: string): string | undefined {
+  const m = UPSTREAM_SERVER.exec(text);
+  return m?.[2] ?? m?.[1];
+}
+
+export interface SwitchSpec {
+  env: EnvName;
+  upstreamFile: string;
+  /** The new upstream.conf. */
+  conf: string;
+  /** The container that must get the traffic (the probe runs in it). */
+  app: string;
+  path: string;
+  /** Makes the probe's request ids unique to this run. */
+  token: string;
+  tries: number;
+}
+
+/** The whole switch as one remote program (see `switch_to` in remote/proxy.sh); exit codes EXIT.proxy. */
+export function switchProxy(s: SwitchSpec): RemoteCommand {
+  // prettier-ignore
+  return shellProgram('proxy.switch', 'proxy.sh', 'switch',
+    projectName(s.env), s.upstreamFile, s.app, addressFormat(s.env), s.path, s.token, String(s.tries),
+    program('route-probe.mjs'), String(PROXY_LISTEN_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
+}
+
+/**
+ * Asks through the running proxy which upstream address serves (probe sent from container `app`).
+ * Prints that address (empty when the proxy logged none); exit EXIT.proxy.notRunning when no proxy runs.
+ */
+export const routedAddress = (env: EnvName, app: string, path: string, requestId: string): RemoteCommand =>
+  shellProgram('proxy.routedAddress', 'proxy.sh', 'routed-address', projectName(env), app, addressFormat(env), path, requestId, program('route-probe.mjs'), String(PROXY_LISTEN_PORT));
+
+/** `nginx -t`, then a graceful reload; exit EXIT.proxy.notRunning when the proxy is not running. */
+export const reloadProxy = (env: EnvName): RemoteCommand => shellProgram('proxy.reload', 'proxy.sh', 'reload', projectName(env), ...NGINX);
+
+export const proxyRunning = (env: EnvName): RemoteCommand =>
+  docker('proxy.running', 'ps', '-q', '--filter', `label=com.docker.compose.project=${projectName(env)}`, '--filter', 'label=com.docker.compose.service=proxy');

@@ -1,0 +1,87 @@
+// After a run, whatever happened: settle a switch that was cut off, remove the container this run
+// started but never switched to, record a failure, release the lock.
+import type { RemoteCommand } from '../commands/command.js';
+import { appendLine, writeFile } from '../commands/files.js';
+import { removeContainers } from '../commands/app.js';
+import { reloadProxy } from '../commands/proxy.js';
+import type { Action } from '../history.js';
+import { TIMEOUT_MS } from '../limits.js';
+import { connectionLost, type RunResult } from '../ssh.js';
+import { Failure, unlockCommand } from './advice.js';
+import { historyLine } from './record.js';
+import { lastLine, type Run } from './run.js';
+import { serves } from './switch.js';
+
+/** Commands of the clean-up never throw: one that fails must not stop the next. */
+const quietly = (run: Run, cmd: RemoteCommand): Promise<RunResult> =>
+  run.exec.run(cmd, { timeoutMs: TIMEOUT_MS.quick }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+
+/** `outcome` is what the run threw, or undefined when it succeeded. */
+export async function cleanUp(run: Run, action: Action, image: string, outcome: unknown): Promise<void> {
+  if (connectionLost(outcome) && !(await reconnect(run))) return;
+
+  if (run.state.kind === 'switching') {
+    // Cut off while the switch script ran: what the proxy routes to decides, not what was planned.
+    const { name, upstreamBefore } = run.state;
+    if (await serves(run, name)) {
+      run.state = { kind: 'switched', name, source: image };
+    } else {
+      // Never an empty file: that would leave nginx without an upstream (a first deploy cut off mid-switch).
+      if (upstreamBefore.trim()) {
+        await quietly(run, writeFile(run.paths.upstream, upstreamBefore));
+        await quietly(run, reloadProxy(run.env));
+      }
+      run.state = { kind: 'started', name };
+    }
+  }
+  if (run.state.kind === 'started') {
+    const { name } = run.state;
+    const r = await quietly(run, removeContainers([name]));
+    if (r.code === 0) run.report.info(`removed the new container ${name}`);
+    else run.report.warn(`could not remove ${name}: ${lastLine(r.stderr)}`);
+    run.state = { kind: 'before' };
+  }
+  // A version that serves is never recorded as failed; its own record (or the lack of it) stands.
+  if (outcome !== undefined && run.state.kind !== 'switched' && !(outcome instanceof Failure && outcome.extra.rolledBack)) {
+    const digest = outcome instanceof Failure ? outcome.extra.digest : undefined;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever was thrown, as text
+    const reason = outcome instanceof Failure ? outcome.reason : outcome instanceof Error ? outcome.message : String(outcome);
+    await quietly(run, appendLine(run.paths.history, historyLine(run, action, image, digest ?? '-', 'failed', reason)));
+  }
+  await releaseLock(run, outcome);
+}
+
+/** A second connection after the first was lost; false (with what to do) when there is none. */
+async function reconnect(run: Run): Promise<boolean> {
+  try {
+    run.exec = await run.deps.reconnect();
+    run.report.info('reconnected to clean up');
+    return true;
+  } catch (err) {
+    run.report.warn(`could not reconnect to clean up (${(err as Error).message}); the lock stays: after checking the VM run \`${unlockCommand(run.env)}\``);
+    return false;
+  }
+}
+
+/** Releases the lock, reconnecting once if the connection went away (e.g. during prune). */
+async function releaseLock(run: Run, outcome: unknown): Promise<void> {
+  if (!run.lock) return;
+  let why = '';
+  for (const attempt of [1, 2]) {
+    try {
+      await run.lock.release(run.exec);
+      return;
+    } catch (err) {
+      why = (err as Error).message;
+      if (attempt === 1 && connectionLost(err) && (await reconnect(run))) continue;
+      break;
+    }
+  }
+  if (outcome !== undefined) {
+    run.report.warn(`could not release the lock (${why}): run \`${unlockCommand(run.env)}\``);
+    return;
+  }
+  // Success otherwise, but a held lock blocks every later deploy: say so and exit non-zero.
+  const serving = run.state.kind === 'switched' ? `${run.state.source} now serves ${run.env}, ` : '';
+  throw new Failure(`${serving}but the lock could not be released (${why})`, `Run \`${unlockCommand(run.env)}\``);
+}

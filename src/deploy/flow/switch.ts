@@ -1,0 +1,80 @@
+// The traffic switch: point the proxy at the new container and confirm, through the proxy, that
+// it answers; otherwise put back what routed before. remote/proxy.sh does the VM's part.
+import { randomBytes } from 'node:crypto';
+import { APP_LISTEN_PORT, containerAddress } from '../commands/app.js';
+import { startProxy } from '../commands/compose.js';
+import { readFile, writeFile } from '../commands/files.js';
+import { routedAddress, switchProxy, upstreamConf } from '../commands/proxy.js';
+import { projectName } from '../environments.js';
+import { EXIT, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
+import { sleep, timestamp } from '../time.js';
+import { Failure, servedBefore } from './advice.js';
+import { lastLine, type Run, type Target } from './run.js';
+
+/** Puts `name` (running `target`) behind the proxy; returns how, for the step line. */
+export async function switchTo(run: Run, name: string, target: Target): Promise<string> {
+  run.checkInterrupt();
+  const upstreamBefore = (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout;
+  run.state = { kind: 'switching', name, upstreamBefore };
+  let outcome = await pointProxyAt(run, name);
+  if (!outcome.ok && outcome.retryByAddress) {
+    // The engine's DNS may not know the new name yet (podman's aardvark-dns restarts under
+    // load): the container's address works without it.
+    const address = (await run.run(containerAddress(name, run.env))).stdout.trim();
+    if (/^[0-9a-f.:]+$/i.test(address)) {
+      run.report.info(`the proxy could not resolve ${name} (${outcome.why}); using its address ${address}`);
+      outcome = await pointProxyAt(run, name, address);
+    }
+  }
+  if (!outcome.ok) {
+    // The remote script restores a running proxy's file itself; with no proxy running (it would
+    // not start) the new file is still there: put the old one back, never an empty one.
+    if (upstreamBefore.trim()) await run.run(writeFile(run.paths.upstream, upstreamBefore));
+    run.state = { kind: 'started', name };
+    throw new Failure(
+      `the proxy did not switch to the new container (${outcome.why})`,
+      `${servedBefore(run.env, run.live)}; check proxy/nginx.conf and the proxy's logs (docker logs ${projectName(run.env)}_proxy_1)`,
+      { digest: target.digest },
+    );
+  }
+  run.state = { kind: 'switched', name, source: target.source, digest: target.digest };
+  return outcome.why;
+}
+
+interface SwitchOutcome {
+  ok: boolean;
+  why: string;
+  /** nginx could not resolve the name: try again by address. */
+  retryByAddress?: boolean;
+}
+
+/** One switch attempt: the remote switch script, or (no proxy running yet) compose up and a check. */
+async function pointProxyAt(run: Run, name: string, address?: string): Promise<SwitchOutcome> {
+  const conf = upstreamConf(name, timestamp(), address);
+  const res = await run.run(
+    switchProxy({ env: run.env, upstreamFile: run.paths.upstream, conf, app: name, path: run.cfg.healthPath, token: randomBytes(4).toString('hex'), tries: SWITCH_TRIES }),
+    TIMEOUT_MS.switch,
+  );
+  const said = lastLine(`${res.stdout}\n${res.stderr}`) || `exit ${res.code}`;
+  if (res.code === EXIT.proxy.ok) return { ok: true, why: said };
+  if (res.code === EXIT.proxy.badConfig || res.code === EXIT.proxy.reloadFailed) return { ok: false, why: said, retryByAddress: !address };
+  if (res.code !== EXIT.proxy.notRunning) return { ok: false, why: said };
+  // No proxy yet (first deploy): the new upstream is in place; start nginx on it and ask through it.
+  const up = await run.run(startProxy(run.env, run.paths.dir, run.composeVars), TIMEOUT_MS.compose);
+  if (up.code !== 0) return { ok: false, why: `docker compose could not start the proxy: ${lastLine(up.stderr)}` };
+  if (await serves(run, name)) return { ok: true, why: `started the proxy on ${name}` };
+  return { ok: false, why: 'the proxy did not send requests to the new container after starting (see its logs)' };
+}
+
+/** Does the proxy route requests to `name`? Asked through the proxy, from inside `name`. */
+export async function serves(run: Run, name: string, tries = SWITCH_TRIES): Promise<boolean> {
+  const want = (await run.run(containerAddress(name, run.env))).stdout.trim();
+  if (!want) return false;
+  for (let i = 0; i < tries; i++) {
+    const res = await run.run(routedAddress(run.env, name, run.cfg.healthPath, `berth-check-${randomBytes(4).toString('hex')}`), TIMEOUT_MS.quick);
+    if (res.code === EXIT.proxy.notRunning) return false;
+    if (res.stdout.trim() === `${want}:${APP_LISTEN_PORT}`) return true;
+    await sleep(500);
+  }
+  return false;
+}

@@ -1,0 +1,38 @@
+// Every exit code the remote programs answer with and every time limit of a remote command, in
+// one table: the scripts under remote/ use the same numbers (a unit test holds them together).
+
+/** Exit codes of the programs that run on the VM. */
+export const EXIT = {
+  /** takeLock: held by someone else (EX_TEMPFAIL); the holder line is printed. */
+  lockHeld: 75,
+  /** remote/proxy.sh. */
+  proxy: { ok: 0, notRunning: 3, badConfig: 4, reloadFailed: 5, notSwitched: 6 },
+} as const;
+
+/** How long the deploy waits for one remote command before it calls the VM unresponsive. */
+export const TIMEOUT_MS = {
+  /** Anything not named below. */
+  command: 60_000,
+  /** Lock, clean-up, status and the probes through the proxy: quick, and needed when things go wrong. */
+  quick: 30_000,
+  pull: 600_000,
+  /** docker compose may pull the proxy image first. */
+  compose: 300_000,
+  /** The switch script: nginx -t (at most 20 s), reload, then up to SWITCH_TRIES probes. */
+  switch: 180_000,
+  /** Added to the health check's own timeout: the exec itself and the inspect after it. */
+  healthGrace: 60_000,
+  /** Reconnecting to clean up after a lost connection. */
+  reconnect: 10_000,
+  /** The first SSH handshake. */
+  connect: 20_000,
+} as const;
+
+/** Seconds a stopped container gets to finish its requests (docker-compose.yml stop_grace_period). */
+export const STOP_GRACE_S = 15;
+/** Requests through the proxy (about 0.5-1 s apart) before a switch counts as not taken. */
+export const SWITCH_TRIES = 20;
+/** Probes through the proxy when only checking which container it routes to. */
+export const ROUTE_CHECK_TRIES = 2;
+/** Last log lines of a refused container shown to the operator. */
+export const LOG_LINES = 30;

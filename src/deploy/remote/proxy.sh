@@ -1,0 +1,97 @@
+#!/bin/sh
+# What the deploy does to an environment's nginx proxy on the VM, in one program sent on stdin:
+#   sh -s ACTION ARGS...   (built by src/deploy/commands/proxy.ts)
+# The exit codes are EXIT.proxy in src/deploy/limits.ts: 0 ok, 3 no proxy running, 4 the new
+# config fails `nginx -t`, 5 the reload failed, 6 the proxy did not send traffic where asked.
+# Everything runs from `main "$@"` on the last line: a program cut off in transit never runs
+# half, and nothing it starts can read the rest of it from stdin.
+
+# The environment's proxy container, if one runs.
+findproxy() {
+  docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy | head -n 1
+}
+
+# routed ID: sends one request through the proxy (from container $app, which has node) tagged
+# with X-Request-Id ID and prints the upstream address the proxy's access log says served it.
+# That log line is the proxy's own word on where traffic goes, per container, which no /health
+# body can say when old and new run the same version.
+routed() {
+  paddr=$(docker container inspect --format "$fmt" "$proxy") || return 1
+  docker exec "$app" node -e "$probe" "http://$paddr:$proxy_port$path" "$1" >/dev/null 2>&1
+  docker logs --since 15s "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
+}
+
+# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROBE PROXY_PORT APP_PORT CONF NGINX...
+# The whole switch in one program, so a lost SSH connection cannot split it (it ignores
+# SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
+# `nginx -t`, graceful reload, then ask through the proxy until 3 requests in a row are served by
+# the new container. Any failure puts the previous upstream back (only if there was one) and
+# reloads, so the old container keeps serving. With no proxy running the new file stays in
+# place (exit 3): the deploy starts the proxy on it and then asks `routed` itself.
+switch_to() {
+  trap '' HUP PIPE
+  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 probe=$8 proxy_port=$9
+  shift 9
+  app_port=$1 conf=$2
+  shift 2
+  printf '%s' "$conf" > "$file.next" && chmod 644 "$file.next" || exit 1
+  if [ -s "$file" ]; then cp -p "$file" "$file.prev" || exit 1; else rm -f "$file.prev"; fi
+  mv -f "$file.next" "$file" || exit 1
+  proxy=$(findproxy)
+  [ -n "$proxy" ] || exit 3
+  out=$(timeout 20 docker exec "$proxy" "$@" -t 2>&1) || { restore "$@"; printf '%s\n' "$out" | tail -n 1; exit 4; }
+  out=$(docker exec "$proxy" "$@" -s reload 2>&1) || { restore "$@"; printf '%s\n' "$out" | tail -n 1; exit 5; }
+  want=$(docker container inspect --format "$fmt" "$app"):$app_port
+  i=0 ok=0 got=
+  while [ "$i" -lt "$tries" ]; do
+    i=$((i + 1))
+    got=$(routed "berth-switch-$token-$i")
+    if [ "$got" = "$want" ]; then
+      ok=$((ok + 1))
+      if [ "$ok" -ge 3 ]; then rm -f "$file.prev"; echo "switched to $got"; exit 0; fi
+    else
+      ok=0
+      sleep 0.5
+    fi
+  done
+  restore "$@"
+  echo "after the reload the proxy still sent requests to ${got:-no upstream it logged}, not to $want"
+  exit 6
+}
+
+# restore NGINX...: the previous upstream back, and nginx reloaded on it. Never an empty file.
+restore() {
+  if [ -s "$file.prev" ]; then mv -f "$file.prev" "$file" && docker exec "$proxy" "$@" -s reload >/dev/null 2>&1; fi
+}
+
+# routed-address PROJECT APP FORMAT PATH ID PROBE PROXY_PORT: the upstream address that served a
+# request sent now (empty when the proxy logged none).
+routed_address() {
+  project=$1 app=$2 fmt=$3 path=$4 id=$5 probe=$6 proxy_port=$7
+  proxy=$(findproxy)
+  [ -n "$proxy" ] || exit 3
+  routed "$id"
+}
+
+# reload PROJECT NGINX...: test the config, then a graceful reload. The config test resolves
+# upstream names: bounded, so a DNS that does not answer costs 20 s, not minutes.
+reload() {
+  project=$1
+  shift
+  proxy=$(findproxy)
+  [ -n "$proxy" ] || exit 3
+  timeout 20 docker exec "$proxy" "$@" -t 2>&1 && docker exec "$proxy" "$@" -s reload
+}
+
+main() {
+  action=$1
+  shift
+  case "$action" in
+    switch) switch_to "$@" ;;
+    routed-address) routed_address "$@" ;;
+    reload) reload "$@" ;;
+    *) echo "proxy.sh: unknown action '$action'" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

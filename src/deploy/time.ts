@@ -1,0 +1,11 @@
+// The deploy's two ways of dealing with time, each defined once.
+
+/** UTC to the second (2026-01-01T10:00:00Z): history lines, lock holders, notes on the VM. */
+export const timestamp = (now = new Date()): string => now.toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** Waits `ms`; an abort ends the wait early (the caller checks the signal afterwards). */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });

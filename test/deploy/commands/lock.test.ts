@@ -1,0 +1,23 @@
+// The lock scripts in a real shell: taken once, holder named, released only by its owner.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as c from '../../../src/deploy/commands/lock.js';
+import { EXIT } from '../../../src/deploy/limits.js';
+import { runLocally as sh } from '../../helpers/remote-shell.js';
+
+describe('lock scripts in a real shell', () => {
+  const tmp = execFileSync('mktemp', ['-d']).toString().trim();
+  it('the lock is taken once, names its holder to the next one, and is released only by its owner', () => {
+    const lock = path.join(tmp, 'lock');
+    expect(sh(c.takeLock(lock, 'who=a token=1')).code).toBe(0);
+    expect(sh(c.takeLock(lock, 'who=b token=2'))).toEqual({ code: EXIT.lockHeld, out: 'who=a token=1\n' });
+    sh(c.releaseLock(lock, 'who=b token=2'));
+    expect(sh(c.takeLock(lock, 'who=b token=2')).code).toBe(EXIT.lockHeld);
+    expect(sh(c.breakLock(lock)).out).toBe('who=a token=1\n');
+    expect(sh(c.breakLock(lock))).toEqual({ code: 0, out: '' });
+    expect(sh(c.takeLock(lock, 'who=b token=2')).code).toBe(0);
+    sh(c.releaseLock(lock, 'who=b token=2'));
+    expect(sh(c.takeLock(lock, 'who=c token=3')).code).toBe(0);
+  });
+});

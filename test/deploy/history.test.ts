@@ -1,0 +1,34 @@
+// history.log lines: written, read back, and what rollback picks from them.
+import { describe, expect, it } from 'vitest';
+import { findVersion, formatEntry, parseHistory, parseLine, previousHealthy, repositoryOf, type HistoryEntry } from '../../src/deploy/history.js';
+
+describe('history', () => {
+  const e = (digest: string, result: HistoryEntry['result'], image = `r/b:${digest}`): HistoryEntry => ({ time: '2026-01-01T00:00:00Z', action: 'deploy', env: 'production', image, digest: `sha256:${digest.padEnd(64, '0')}`, result, who: 'ci@x' });
+  const log = [e('aa', 'ok'), e('bb', 'ok'), e('cc', 'failed'), e('dd', 'ok')];
+
+  it('round-trips a line, quoting a reason with spaces', () => {
+    const entry = { ...e('aa', 'failed'), reason: 'GET /health "500" in 5 s' };
+    expect(parseLine(formatEntry(entry))).toEqual(entry);
+    expect(formatEntry(entry)).toMatch(/^time=2026-01-01T00:00:00Z action=deploy env=production image=r\/b:aa digest=sha256:aa0+ result=failed who=ci@x reason="GET \/health \\"500\\" in 5 s"$/);
+  });
+  it('rollback goes to the last healthy digest that is not serving now', () => {
+    expect(previousHealthy(log, log[3]?.digest)?.digest).toBe(log[1]?.digest);
+    expect(previousHealthy(log, undefined)?.digest).toBe(log[3]?.digest);
+    expect(previousHealthy([e('aa', 'ok')], log[0]?.digest)).toBeUndefined();
+  });
+  it('finds a named version by digest, digest prefix, image or tag, never a failed one', () => {
+    expect(findVersion(log, log[0]?.digest ?? '')?.image).toBe('r/b:aa');
+    expect(findVersion(log, 'bb00000')?.image).toBe('r/b:bb');
+    expect(findVersion(log, 'r/b:dd')?.image).toBe('r/b:dd');
+    expect(findVersion(log, 'dd')?.image).toBe('r/b:dd');
+    expect(findVersion(log, 'cc')).toBeUndefined();
+  });
+  it('skips lines it cannot read', () => {
+    expect(parseHistory('garbage\n\ntime=x digest=y result=ok\n')).toHaveLength(1);
+  });
+  it('knows a registry port from a tag', () => {
+    expect(repositoryOf('127.0.0.1:5000/berth-e2e:v1')).toBe('127.0.0.1:5000/berth-e2e');
+    expect(repositoryOf('127.0.0.1:5000/berth-e2e@sha256:ab')).toBe('127.0.0.1:5000/berth-e2e');
+    expect(repositoryOf('ghcr.io/acme/berth')).toBe('ghcr.io/acme/berth');
+  });
+});
