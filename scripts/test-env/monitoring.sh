@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The monitoring binaries the tests run as plain processes: Prometheus (+ promtool),
-# Alertmanager (+ amtool) and node-exporter from Debian, plus docker-compose to validate
+# Alertmanager (+ amtool), node-exporter and blackbox_exporter from Debian, plus docker-compose to validate
 # docker-compose.monitoring.yml. The tests start and stop their own processes on free loopback
 # ports in temp dirs, so `up` only installs; Debian's packaged daemons are kept stopped so they
 # do not hold the default ports or scrape anything.
@@ -11,6 +11,7 @@ need_pkgs() {
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
   command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
+  command -v prometheus-blackbox-exporter >/dev/null 2>&1 || missing+=(prometheus-blackbox-exporter)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   echo "${missing[@]:-}"
 }
@@ -38,6 +39,7 @@ up() {
   promtool --version 2>&1 | head -n1
   prometheus-alertmanager --version 2>&1 | head -n1
   prometheus-node-exporter --version 2>&1 | head -n1
+  prometheus-blackbox-exporter --version 2>&1 | head -n1
 }
 
 down() {
