@@ -145,6 +145,9 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
             'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
             cadvisor: { targets: [`127.0.0.1:${ports.cadvisor}`] }, // the stand-in
             'berth-app': { file: targetsFile },
+            // Probes and the heartbeat have their own end-to-end test (pipeline.int.test.ts).
+            'blackbox-exporter': null,
+            'blackbox-http': null,
           },
         }),
       ),
@@ -193,6 +196,7 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
           SLACK_WEBHOOK_URL: `http://127.0.0.1:${ports.slack}/services/T000/B000/e2e`,
           SECRET_FILE: path.join(work, 'no-secret-file'),
           WEBHOOK_FILE: webhookFile,
+          CONFIG_COPY: path.join(work, 'alertmanager.rendered.yml'),
           ALERTMANAGER_BIN: 'prometheus-alertmanager',
         },
         logFile: path.join(work, 'alertmanager.log'),
