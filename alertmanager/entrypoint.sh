@@ -8,7 +8,7 @@
 #
 # The heartbeat URL (HEARTBEAT_URL, optional) cannot be read from a file by Alertmanager 0.25's
 # webhook receiver, so Alertmanager runs on a private copy of its config ($CONFIG_COPY, tmpfs,
-# mode 0600) with a webhook to that URL added at the `# @heartbeat-webhook@` line. --config.file
+# mode 0600) with a webhook to that URL added below the `  - name: heartbeat` line. --config.file
 # is rewritten to the copy: an edit of alertmanager.yml takes effect on restart, not on HUP.
 set -eu
 SECRET_FILE="${SECRET_FILE:-/run/secrets/slack_webhook_url}"
@@ -61,9 +61,9 @@ if [ -z "$config" ]; then
   echo "alertmanager: entrypoint.sh needs --config.file=FILE among its arguments." >&2
   exit 64
 fi
-marker='    # @heartbeat-webhook@'
+marker='  - name: heartbeat'
 if [ -n "$heartbeat" ] && ! grep -qxF "$marker" "$config"; then
-  echo "alertmanager: $config has no heartbeat receiver marker line ($marker)." >&2
+  echo "alertmanager: $config has no line '$marker' (the heartbeat receiver) to add HEARTBEAT_URL to." >&2
   exit 78
 fi
 while IFS= read -r line || [ -n "$line" ]; do

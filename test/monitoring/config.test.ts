@@ -276,10 +276,10 @@ describe('alertmanager', () => {
   it('pings the heartbeat every minute: Watchdog first, re-sent each group_interval (repeat_interval just below it)', () => {
     const heartbeat = am.route.routes[0];
     expect(heartbeat).toMatchObject({ receiver: 'heartbeat', group_interval: '1m', repeat_interval: '50s' });
-    // No integration in the file: entrypoint.sh adds HEARTBEAT_URL's webhook at the marker line.
+    // No integration in the file: entrypoint.sh adds HEARTBEAT_URL's webhook below this exact line.
     expect(am.receivers.find((r) => r.name === 'heartbeat')).toEqual({ name: 'heartbeat' });
-    expect(amText.split('\n')).toContain('    # @heartbeat-webhook@');
-    expect(readFileSync(path.join(alertmanagerDir, 'entrypoint.sh'), 'utf8')).toContain("marker='    # @heartbeat-webhook@'");
+    expect(amText.split('\n')).toContain('  - name: heartbeat');
+    expect(readFileSync(path.join(alertmanagerDir, 'entrypoint.sh'), 'utf8')).toContain("marker='  - name: heartbeat'");
   });
 
   it('inhibits warnings by a critical alert for the same target', () => {

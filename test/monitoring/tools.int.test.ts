@@ -240,6 +240,18 @@ describe('alertmanager/entrypoint.sh', () => {
     }
   });
 
+  it('finds the heartbeat receiver in a config rewritten by a YAML library too (the e2e tests)', () => {
+    const rewritten = path.join(work, 'rewritten.yml');
+    writeFileSync(rewritten, stringify(parse(readFileSync(shippedConfig, 'utf8'))));
+    const copy = path.join(work, 'rewritten.copy.yml');
+    const r = run('sh', [entrypoint, `--config.file=${rewritten}`], {
+      env: { PATH: process.env.PATH, ALERTMANAGER_BIN: fakeBin, WEBHOOK_FILE: path.join(work, 'rw.url'), CONFIG_COPY: copy, SECRET_FILE: path.join(work, 'no-secret'), SLACK_WEBHOOK_URL: fakeWebhook('rw'), HEARTBEAT_URL: 'http://127.0.0.1:9/ping' },
+    });
+    expect(r.code, r.out).toBe(0);
+    const parsed = parse(readFileSync(copy, 'utf8')) as { receivers: { name: string }[] };
+    expect(parsed.receivers.find((x) => x.name === 'heartbeat')).toEqual({ name: 'heartbeat', webhook_configs: [{ url: 'http://127.0.0.1:9/ping', send_resolved: false }] });
+  });
+
   it('refuses a HEARTBEAT_URL that is not a plain http(s) URL, without printing it', () => {
     for (const bad of ['hc-ping.example/abc-secret', "https://x.example/a'secret", 'https://x.example/a\\secret']) {
       const r = start({ SLACK_WEBHOOK_URL: fakeWebhook('hb2'), HEARTBEAT_URL: bad }, 'bad-heartbeat');
