@@ -307,7 +307,7 @@ describe.skipIf(!ok)('heartbeat, probes, container health and the pipeline watch
     const recent = pings.filter((p) => p.at >= since);
     for (const p of recent) expect(p).toMatchObject({ alertnames: ['Watchdog'], status: 'firing' });
     const gaps = recent.slice(1).map((p, i) => (p.at - (recent[i]?.at ?? 0)) / 1000);
-    figures.push(`heartbeat ping gaps with group_interval 2s / repeat_interval 1s: ${gaps.map((g) => g.toFixed(1)).join(', ')} s`);
+    figures.push(`heartbeat ping gaps with group_interval ${HEARTBEAT.groupInterval} / repeat_interval ${HEARTBEAT.repeatInterval}: ${gaps.map((g) => g.toFixed(1)).join(', ')} s`);
     for (const gap of gaps) expect(gap).toBeGreaterThan(1.5);
     for (const gap of gaps) expect(gap).toBeLessThan(3);
     // No Watchdog in Slack: it is not a page.
