@@ -6,7 +6,8 @@
 # Run it from a checkout (or a copy) of the repository: it reads its settings from .env next to
 # it (see the "setup" section of .env.example) and copies .env.example, the monitoring compose
 # file and prometheus/, alertmanager/, blackbox/, node-exporter/, grafana/ from there. Every
-# step first checks what is already true and changes only what is not, so a second run changes nothing and says so.
+# step first checks what is already true and changes only what is not, so a second run changes
+# nothing and says so.
 # --dry-run prints every command and file it would change, and changes none.
 set -euo pipefail
 

@@ -2,7 +2,8 @@
 # Docker's HEALTHCHECK verdict for every running container that has one, as node-exporter
 # textfile metrics (cAdvisor does not export it). Run every minute on the VM, as a user that may
 # run `docker ps`, e.g. /etc/cron.d/berth-container-health:
-#   * * * * * root /opt/berth/monitoring/node-exporter/berth-container-health.sh
+#   * * * * * root sh /opt/berth/monitoring/node-exporter/berth-container-health.sh
+# (init_setup.sh copies it with mode 0644, hence `sh`.)
 # node-exporter reads TEXTFILE_DIR (its --collector.textfile.directory, through its /host mount).
 #   berth_container_unhealthy{name,project,service,env} 1 = unhealthy, 0 = healthy or starting
 # The file is replaced atomically. When `docker ps` fails the old file is left alone (and
