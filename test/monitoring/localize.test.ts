@@ -116,13 +116,8 @@ describe('localizeRules', () => {
 });
 
 describe('localizeAlertmanagerConfig', () => {
-  const result = localizeAlertmanagerConfig(shippedAlertmanager, {
-    webhookFile: '/tmp/x/webhook',
-    templatesDir: '/tmp/x/templates',
-    groupWait: '1s',
-    groupInterval: '2s',
-    repeatInterval: '1h',
-  });
+  const localAm = { webhookFile: '/tmp/x/webhook', templatesDir: '/tmp/x/templates', groupWait: '1s', groupInterval: '2s', repeatInterval: '1h' };
+  const result = localizeAlertmanagerConfig(shippedAlertmanager, localAm);
 
   it('changes only grouping intervals, the webhook file and the templates directory', () => {
     const changed = changedPaths(shippedAlertmanager, result);
@@ -146,11 +141,7 @@ describe('localizeAlertmanagerConfig', () => {
 
   it('gives the heartbeat route its own intervals when asked, and keeps its group_wait', () => {
     const withHeartbeat = localizeAlertmanagerConfig(shippedAlertmanager, {
-      webhookFile: '/tmp/x/webhook',
-      templatesDir: '/tmp/x/templates',
-      groupWait: '1s',
-      groupInterval: '2s',
-      repeatInterval: '1h',
+      ...localAm,
       heartbeat: { groupInterval: '2s', repeatInterval: '1s' },
     }) as { route: { routes: Record<string, unknown>[] } };
     const shipped = (shippedAlertmanager as { route: { routes: Record<string, unknown>[] } }).route.routes[0];

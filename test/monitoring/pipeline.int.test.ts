@@ -7,17 +7,25 @@
 // only addresses and intervals changed (lib/localize.ts), plus Prometheus's alert resend delay
 // (an interval) at 1 s, so an alert Prometheus stops sending expires in 4 s instead of 4 minutes.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { repoRoot, requireTool } from '../helpers/real-tools.js';
-import { alertmanagerDir, composeFile, prometheusDir, ruleFiles } from './lib/expressions.js';
-import { composeFlags, localizeAlertmanagerConfig, localizePrometheusConfig, localizeRules, localizeTargetsFile } from './lib/localize.js';
-import { freePort, startProcess, stopProcess, tail, waitFor, type Proc } from './lib/processes.js';
+import { alertmanagerDir } from './lib/expressions.js';
+import { freePort, startProcess, stopProcess, waitFor, type Proc } from './lib/processes.js';
+import {
+  shippedFlags,
+  startAlertmanager as startStackAlertmanager,
+  startPrometheus as startStackPrometheus,
+  untilReady,
+  writeLocalAlertmanagerConfig,
+  writeLocalPrometheusConfig,
+  writeLocalRules,
+  writeLocalTargets,
+} from './lib/stack.js';
 
 const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, prometheus-node-exporter, prometheus-blackbox-exporter)';
 const ok = [
@@ -83,13 +91,7 @@ describe.skipIf(!ok)('heartbeat, probes, container health and the pipeline watch
   const promUrl = () => `http://127.0.0.1:${ports.prometheus}`;
   const amUrl = () => `http://127.0.0.1:${ports.alertmanager}`;
 
-  async function ready(proc: Proc, url: string): Promise<void> {
-    await waitFor(`${proc.name} at ${url}`, async () => {
-      if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited:\n${tail(proc)}`);
-      const res = await fetch(url);
-      return res.ok ? true : undefined;
-    }, 60_000);
-  }
+  const ready = untilReady;
 
   async function firingInPrometheus(alertname: string): Promise<Alert[]> {
     const res = await fetch(`${promUrl()}/api/v1/alerts`);
@@ -154,103 +156,61 @@ describe.skipIf(!ok)('heartbeat, probes, container health and the pipeline watch
     writeHealth(['berth-production-app-1|berth-production|app|Up 1 hour (healthy)']);
 
     // The shipped files with only addresses and intervals changed.
-    const rulesOut = path.join(work, 'rules');
-    mkdirSync(rulesOut);
-    const localRuleFiles = ruleFiles().map((file) => {
-      const out = path.join(rulesOut, path.basename(file));
-      writeFileSync(out, stringify(localizeRules(parse(readFileSync(file, 'utf8')), LOCAL.for)));
-      return out;
-    });
+    const localRuleFiles = writeLocalRules(path.join(work, 'rules'), LOCAL.for);
     const probeFile = path.join(work, 'probe-production.yml');
-    writeFileSync(
-      probeFile,
-      stringify(localizeTargetsFile(parse(readFileSync(path.join(prometheusDir, 'targets', 'probe-production.yml'), 'utf8')), {
-        [SHIPPED_PROBE_URL]: `http://127.0.0.1:${ports.proxy}/health`,
-      })),
-    );
+    writeLocalTargets(probeFile, 'probe-production.yml', {
+      [SHIPPED_PROBE_URL]: `http://127.0.0.1:${ports.proxy}/health`,
+    });
     const prometheusYml = path.join(work, 'prometheus.yml');
-    writeFileSync(
-      prometheusYml,
-      stringify(
-        localizePrometheusConfig(parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')), {
-          scrapeInterval: LOCAL.scrape,
-          evaluationInterval: LOCAL.evaluation,
-          ruleFiles: localRuleFiles,
-          alertmanagers: [`127.0.0.1:${ports.alertmanager}`],
-          jobs: {
-            prometheus: { targets: [`127.0.0.1:${ports.prometheus}`] },
-            alertmanager: { targets: [`127.0.0.1:${ports.alertmanager}`] },
-            'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
-            'blackbox-exporter': { targets: [`127.0.0.1:${ports.blackbox}`] },
-            'blackbox-http': { file: probeFile, probeVia: `127.0.0.1:${ports.blackbox}` },
-            // The app and cAdvisor are e2e.int.test.ts's subject.
-            cadvisor: null,
-            'berth-app': null,
-          },
-        }),
-      ),
-    );
+    writeLocalPrometheusConfig(prometheusYml, {
+      scrapeInterval: LOCAL.scrape,
+      evaluationInterval: LOCAL.evaluation,
+      ruleFiles: localRuleFiles,
+      alertmanagers: [`127.0.0.1:${ports.alertmanager}`],
+      jobs: {
+        prometheus: { targets: [`127.0.0.1:${ports.prometheus}`] },
+        alertmanager: { targets: [`127.0.0.1:${ports.alertmanager}`] },
+        'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
+        'blackbox-exporter': { targets: [`127.0.0.1:${ports.blackbox}`] },
+        'blackbox-http': { file: probeFile, probeVia: `127.0.0.1:${ports.blackbox}` },
+        // The app and cAdvisor are e2e.int.test.ts's subject.
+        cadvisor: null,
+        'berth-app': null,
+      },
+    });
     const alertmanagerYml = path.join(work, 'alertmanager.yml');
-    writeFileSync(
-      alertmanagerYml,
-      stringify(
-        localizeAlertmanagerConfig(parse(readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8')), {
-          webhookFile: path.join(work, 'slack_webhook_url'),
-          templatesDir: path.join(alertmanagerDir, 'templates'),
-          groupWait: LOCAL.groupWait,
-          groupInterval: LOCAL.groupInterval,
-          repeatInterval: LOCAL.repeat,
-          heartbeat: HEARTBEAT,
-        }),
-      ),
-    );
+    writeLocalAlertmanagerConfig(alertmanagerYml, {
+      webhookFile: path.join(work, 'slack_webhook_url'),
+      templatesDir: path.join(alertmanagerDir, 'templates'),
+      groupWait: LOCAL.groupWait,
+      groupInterval: LOCAL.groupInterval,
+      repeatInterval: LOCAL.repeat,
+      heartbeat: HEARTBEAT,
+    });
 
-    const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as { services: Record<string, { command: unknown }> };
     const env = { PATH: process.env.PATH };
-    const prometheusFlags = composeFlags(compose.services.prometheus?.command, ['--config.file', '--storage.tsdb.path', '--web.external-url'], env);
-    const alertmanagerFlags = composeFlags(compose.services.alertmanager?.command, ['--config.file', '--storage.path', '--web.external-url'], env);
-    const blackboxFlags = composeFlags(compose.services['blackbox-exporter']?.command, ['--config.file'], env);
-
     startPrometheus = () =>
-      startProcess(
-        'prometheus',
-        'prometheus',
-        [
-          ...prometheusFlags,
-          `--config.file=${prometheusYml}`,
-          `--storage.tsdb.path=${path.join(work, 'prometheus-data')}`,
-          `--web.listen-address=127.0.0.1:${ports.prometheus}`,
-          `--web.external-url=http://127.0.0.1:${ports.prometheus}`,
-          `--rules.alert.resend-delay=${LOCAL.resendDelay}`,
-        ],
-        { env: { ...env, GRAFANA_URL }, logFile: path.join(work, `prometheus-${Date.now()}.log`) },
-      );
+      startStackPrometheus({
+        work,
+        port: ports.prometheus,
+        configFile: prometheusYml,
+        logName: `prometheus-${Date.now()}.log`,
+        env: { GRAFANA_URL },
+        extraArgs: [`--rules.alert.resend-delay=${LOCAL.resendDelay}`],
+      });
+    // Both URLs arrive the way .env passes them; entrypoint.sh moves them into private files.
     startAlertmanager = () =>
-      startProcess(
-        'alertmanager',
-        'sh',
-        [
-          path.join(alertmanagerDir, 'entrypoint.sh'),
-          ...alertmanagerFlags,
-          `--config.file=${alertmanagerYml}`,
-          `--storage.path=${path.join(work, 'alertmanager-data')}`,
-          `--web.listen-address=127.0.0.1:${ports.alertmanager}`,
-          `--web.external-url=http://127.0.0.1:${ports.alertmanager}`,
-        ],
-        {
-          // Both URLs arrive the way .env passes them; entrypoint.sh moves them into private files.
-          env: {
-            ...env,
-            SLACK_WEBHOOK_URL: `http://127.0.0.1:${ports.slack}/services/T000/B000/pipeline`,
-            HEARTBEAT_URL: `http://127.0.0.1:${ports.heartbeat}/ping/0f1e2d3c`,
-            SECRET_FILE: path.join(work, 'no-secret-file'),
-            WEBHOOK_FILE: path.join(work, 'slack_webhook_url'),
-            CONFIG_COPY: path.join(work, 'alertmanager.rendered.yml'),
-            ALERTMANAGER_BIN: 'prometheus-alertmanager',
-          },
-          logFile: path.join(work, `alertmanager-${Date.now()}.log`),
+      startStackAlertmanager({
+        work,
+        port: ports.alertmanager,
+        configFile: alertmanagerYml,
+        webhookFile: path.join(work, 'slack_webhook_url'),
+        logName: `alertmanager-${Date.now()}.log`,
+        env: {
+          SLACK_WEBHOOK_URL: `http://127.0.0.1:${ports.slack}/services/T000/B000/pipeline`,
+          HEARTBEAT_URL: `http://127.0.0.1:${ports.heartbeat}/ping/0f1e2d3c`,
         },
-      );
+      });
 
     procs.nodeExporter = startProcess(
       'node-exporter',
@@ -261,7 +221,7 @@ describe.skipIf(!ok)('heartbeat, probes, container health and the pipeline watch
     procs.blackbox = startProcess(
       'blackbox-exporter',
       'prometheus-blackbox-exporter',
-      [...blackboxFlags, `--config.file=${path.join(repoRoot, 'blackbox', 'blackbox.yml')}`, `--web.listen-address=127.0.0.1:${ports.blackbox}`],
+      [...shippedFlags('blackbox-exporter', ['--config.file']), `--config.file=${path.join(repoRoot, 'blackbox', 'blackbox.yml')}`, `--web.listen-address=127.0.0.1:${ports.blackbox}`],
       { env, logFile: path.join(work, 'blackbox.log') },
     );
     procs.alertmanager = startAlertmanager();

@@ -167,10 +167,10 @@ describe('alertmanager/entrypoint.sh', () => {
     { mode: 0o755 },
   );
   const shippedConfig = path.join(alertmanagerDir, 'alertmanager.yml');
-  const start = (env: Record<string, string>, name: string): Run & { webhookFile: string; configCopy: string } => {
+  const start = (env: Record<string, string>, name: string, config = shippedConfig): Run & { webhookFile: string; configCopy: string } => {
     const webhookFile = path.join(work, `${name}.url`);
     const configCopy = path.join(work, `${name}.alertmanager.yml`);
-    const r = run('sh', [entrypoint, `--config.file=${shippedConfig}`, '--cluster.listen-address='], {
+    const r = run('sh', [entrypoint, `--config.file=${config}`, '--cluster.listen-address='], {
       env: {
         PATH: process.env.PATH,
         ALERTMANAGER_BIN: fakeBin,
@@ -243,12 +243,9 @@ describe('alertmanager/entrypoint.sh', () => {
   it('finds the heartbeat receiver in a config rewritten by a YAML library too (the e2e tests)', () => {
     const rewritten = path.join(work, 'rewritten.yml');
     writeFileSync(rewritten, stringify(parse(readFileSync(shippedConfig, 'utf8'))));
-    const copy = path.join(work, 'rewritten.copy.yml');
-    const r = run('sh', [entrypoint, `--config.file=${rewritten}`], {
-      env: { PATH: process.env.PATH, ALERTMANAGER_BIN: fakeBin, WEBHOOK_FILE: path.join(work, 'rw.url'), CONFIG_COPY: copy, SECRET_FILE: path.join(work, 'no-secret'), SLACK_WEBHOOK_URL: fakeWebhook('rw'), HEARTBEAT_URL: 'http://127.0.0.1:9/ping' },
-    });
+    const r = start({ SLACK_WEBHOOK_URL: fakeWebhook('rw'), HEARTBEAT_URL: 'http://127.0.0.1:9/ping' }, 'rewritten', rewritten);
     expect(r.code, r.out).toBe(0);
-    const parsed = parse(readFileSync(copy, 'utf8')) as { receivers: { name: string }[] };
+    const parsed = parse(readFileSync(r.configCopy, 'utf8')) as { receivers: { name: string }[] };
     expect(parsed.receivers.find((x) => x.name === 'heartbeat')).toEqual({ name: 'heartbeat', webhook_configs: [{ url: 'http://127.0.0.1:9/ping', send_resolved: false }] });
   });
 
