@@ -5,8 +5,9 @@
 #
 # Run it from a checkout (or a copy) of the repository: it reads its settings from .env next to
 # it (see the "setup" section of .env.example) and copies .env.example, the monitoring compose
-# file and prometheus/, alertmanager/, grafana/ from there. Every step first checks what is
-# already true and changes only what is not, so a second run changes nothing and says so.
+# file and prometheus/, alertmanager/, blackbox/, node-exporter/, grafana/ from there. Every
+# step first checks what is already true and changes only what is not, so a second run changes
+# nothing and says so.
 # --dry-run prints every command and file it would change, and changes none.
 set -euo pipefail
 
@@ -463,7 +464,7 @@ step_monitoring() {
   local files=0
   while IFS= read -r src; do
     put_file "$dir/$src" 0644 root:root <"$HERE/$src" && files=$((files + 1))
-  done < <(cd "$HERE" && find docker-compose.monitoring.yml prometheus alertmanager grafana -type f \
+  done < <(cd "$HERE" && find docker-compose.monitoring.yml prometheus alertmanager blackbox node-exporter grafana -type f \
     ! -path '*/tests/*' ! -name '.*' 2>/dev/null | sort)
   [ "$files" = 0 ] || did+=("$files config files")
   if monitoring_env "$dir/.env" | put_file "$dir/.env" 0600 root:root; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The monitoring binaries the tests run as plain processes: Prometheus (+ promtool),
-# Alertmanager (+ amtool) and node-exporter from Debian. The tests start and stop their own
+# Alertmanager (+ amtool), node-exporter and blackbox_exporter from Debian. The tests start and stop their own
 # processes on free loopback ports in temp dirs, so `up` only installs; Debian's packaged daemons
 # are kept stopped so they do not hold the default ports or scrape anything.
 set -euo pipefail
@@ -13,10 +13,12 @@ up() {
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
   command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
+  command -v prometheus-blackbox-exporter >/dev/null 2>&1 || missing+=(prometheus-blackbox-exporter)
   apt_install "${missing[@]}"
   promtool --version 2>&1 | head -n1
   prometheus-alertmanager --version 2>&1 | head -n1
   prometheus-node-exporter --version 2>&1 | head -n1
+  prometheus-blackbox-exporter --version 2>&1 | head -n1
 }
 
 case "${1:-up}" in

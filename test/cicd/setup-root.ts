@@ -116,7 +116,7 @@ export class SetupRoot {
   private copyCheckout(): void {
     const dest = this.path(CHECKOUT);
     mkdirSync(dest, { recursive: true });
-    for (const item of ['init_setup.sh', '.env.example', 'docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'grafana']) {
+    for (const item of ['init_setup.sh', '.env.example', 'docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'blackbox', 'node-exporter', 'grafana']) {
       if (existsSync(path.join(repoRoot, item))) cpSync(path.join(repoRoot, item), path.join(dest, item), { recursive: true });
     }
   }

@@ -67,7 +67,7 @@ describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (sta
     }
 
     // The VM's layout: the compose file and the config folders, world-readable (init_setup.sh).
-    for (const item of ['docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'grafana']) {
+    for (const item of ['docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'blackbox', 'grafana']) {
       cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
     }
     chmodSync(dir, 0o755);
@@ -127,8 +127,9 @@ describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (sta
       return up.join() === 'alertmanager,berth-app,node-exporter,prometheus' ? data.activeTargets : undefined;
     }, 90_000, 1_000);
     expect(targets.find((t) => t.labels.job === 'berth-app')?.labels).toMatchObject({ env: 'production', instance: 'berth-production-app:8000' });
-    // cAdvisor has no stand-in: the only target down, as PrometheusTargetMissing would report.
-    expect(targets.filter((t) => t.health !== 'up').map((t) => t.labels.job)).toEqual(['cadvisor']);
+    // cAdvisor and blackbox-exporter have no stand-in here: their targets (and the probes that
+    // go through blackbox-exporter) are the only ones down.
+    expect(targets.filter((t) => t.health !== 'up').map((t) => t.labels.job).sort()).toEqual(['blackbox-exporter', 'blackbox-http', 'cadvisor']);
   });
 
   it('loads every rule, finds Alertmanager by service name and expands GRAFANA_URL', async () => {

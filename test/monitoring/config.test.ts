@@ -1,6 +1,6 @@
 // Structure of what cannot run here (Grafana, cAdvisor, the compose stack) and the promises the
 // README makes about the shipped files. Real-binary checks are in *.int.test.ts next to this.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -27,6 +27,7 @@ type Service = {
   networks?: string[];
   read_only?: boolean;
   privileged?: boolean;
+  extra_hosts?: string[];
 };
 const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
@@ -45,11 +46,12 @@ describe('docker-compose.monitoring.yml', () => {
     prometheus: ['${MONITORING_BIND:-127.0.0.1}', 8900, 9090],
     alertmanager: ['${MONITORING_BIND:-127.0.0.1}', 8903, 9093],
     'node-exporter': ['${MONITORING_BIND:-127.0.0.1}', 8905, 9100],
+    'blackbox-exporter': ['${MONITORING_BIND:-127.0.0.1}', 8915, 9115],
     cadvisor: ['${MONITORING_BIND:-127.0.0.1}', 8940, 8080],
     grafana: ['${GRAFANA_BIND:-0.0.0.0}', 8950, 3000],
   };
 
-  it('runs the five services, each with a pinned image that .env can replace', () => {
+  it('runs the six services, each with a pinned image that .env can replace', () => {
     expect(Object.keys(compose.services).sort()).toEqual(Object.keys(ports).sort());
     for (const [name, s] of Object.entries(compose.services)) {
       const m = /^\$\{([A-Z_]+_IMAGE):-([^}]+)\}$/.exec(s.image);
@@ -96,11 +98,29 @@ describe('docker-compose.monitoring.yml', () => {
   it('mounts the repo folders the configs point at, and keeps the Slack webhook out of the file', () => {
     expect(svc('prometheus').volumes).toContain('./prometheus:/etc/prometheus:ro');
     expect(svc('alertmanager').volumes).toContain('./alertmanager:/etc/alertmanager:ro');
+    expect(svc('blackbox-exporter').volumes).toEqual(['./blackbox:/etc/blackbox_exporter:ro']);
+    expect(svc('blackbox-exporter').command).toEqual(['--config.file=/etc/blackbox_exporter/blackbox.yml']);
     expect(svc('grafana').volumes).toEqual(
       expect.arrayContaining(['./grafana/provisioning:/etc/grafana/provisioning:ro', './grafana/dashboards:/etc/grafana/dashboards:ro']),
     );
     expect(compose.secrets.slack_webhook_url?.file).toBe('${SLACK_WEBHOOK_URL_FILE:-/dev/null}');
     expect(readFileSync(composeFile, 'utf8')).not.toMatch(/hooks\.slack\.com/);
+  });
+
+  it('hands HEARTBEAT_URL to Alertmanager from .env (empty: no heartbeat), never a URL in the file', () => {
+    expect(svc('alertmanager').environment?.HEARTBEAT_URL).toBe('${HEARTBEAT_URL:-}');
+    expect(readFileSync(composeFile, 'utf8')).not.toMatch(/hc-ping\.com|cronitor\.link/);
+  });
+
+  it('lets the blackbox exporter reach the proxies\' published ports through the host gateway', () => {
+    expect(svc('blackbox-exporter').extra_hosts).toEqual(['host.docker.internal:host-gateway']);
+  });
+
+  it('has node-exporter read the textfile directory the container-health script writes, through its /host mount', () => {
+    expect(svc('node-exporter').command).toContain('--collector.textfile.directory=/host/var/lib/node_exporter/textfile_collector');
+    expect(svc('node-exporter').volumes).toContain('/:/host:ro,rslave');
+    const script = readFileSync(path.join(repoRoot, 'node-exporter', 'berth-container-health.sh'), 'utf8');
+    expect(script).toContain('TEXTFILE_DIR="${TEXTFILE_DIR:-/var/lib/node_exporter/textfile_collector}"');
   });
 
   it('runs every container but cAdvisor without extra privileges', () => {
@@ -115,22 +135,53 @@ describe('prometheus rules', () => {
   const alerts = rules.filter((r) => r.alert !== undefined);
   const tests = ruleTestFiles().map((f) => readFileSync(f, 'utf8')).join('\n');
   const dashboardUids = new Set(loadDashboards().map((d) => d.uid));
-  // ContainerKilled fires when nothing runs: its value is always "0 containers".
-  const constantValue = new Set(['ContainerKilled']);
+  // ContainerKilled fires when nothing runs: its value is always "0 containers". The Watchdog
+  // always fires, with no value and no target of its own.
+  const constantValue = new Set(['ContainerKilled', 'Watchdog']);
+  // Rules from before runbook annotations; every newer rule must say what to check.
+  const withoutRunbook = new Set([
+    'BerthHighErrorRatio',
+    'BerthHighLatencyP95',
+    'BerthServiceDown',
+    'ContainerKilled',
+    'ContainerMemoryNearLimit',
+    'ContainerRestarting',
+    'HostCpuHigh',
+    'HostDiskSpaceLow',
+    'HostDiskWillFillIn24h',
+    'HostMemoryHigh',
+    'PrometheusTargetMissing',
+  ]);
 
   it('ships every alert the README lists', () => {
     expect([...new Set(alerts.map((a) => a.alert))].sort()).toEqual([
+      'AlertmanagerConfigReloadFailed',
+      'AlertmanagerNotificationsFailing',
+      'BerthCertificateExpiring',
       'BerthHighErrorRatio',
       'BerthHighLatencyP95',
+      'BerthProbeBadStatus',
+      'BerthProbeFailed',
       'BerthServiceDown',
+      'ContainerHealthUnknown',
       'ContainerKilled',
       'ContainerMemoryNearLimit',
       'ContainerRestarting',
+      'ContainerUnhealthy',
+      'HostClockNotSynchronising',
+      'HostClockSkew',
       'HostCpuHigh',
       'HostDiskSpaceLow',
       'HostDiskWillFillIn24h',
+      'HostInodesLow',
       'HostMemoryHigh',
+      'HostOomKill',
+      'PrometheusConfigReloadFailed',
+      'PrometheusRuleEvaluationFailures',
+      'PrometheusSamplesRejected',
       'PrometheusTargetMissing',
+      'PrometheusTsdbWriteFailing',
+      'Watchdog',
     ]);
     expect(rules.filter((r) => r.record !== undefined).map((r) => r.record)).toEqual(
       expect.arrayContaining(['berth:http_error_rate:ratio5m', 'berth:http_request_duration_seconds:p95_5m']),
@@ -138,18 +189,32 @@ describe('prometheus rules', () => {
   });
 
   it.each(alerts.map((a) => [`${a.alert} (${a.labels?.severity})`, a] as const))(
-    '%s has severity, for:, summary, description with value and target, and a dashboard',
+    '%s has severity, for:, summary, description with value and target, a runbook and a dashboard',
     (_name, alert) => {
-      expect(['critical', 'warning']).toContain(alert.labels?.severity);
-      expect(alert.for).toMatch(/^\d+[smh]$/);
+      const name = alert.alert ?? '';
       const a = alert.annotations ?? {};
+      if (name === 'Watchdog') {
+        // Not a page: severity none, no for:, routed to the heartbeat only.
+        expect(alert.labels?.severity).toBe('none');
+        expect(alert.for).toBeUndefined();
+      } else {
+        expect(['critical', 'warning']).toContain(alert.labels?.severity);
+        expect(alert.for).toMatch(/^\d+[smh]$/);
+        expect(a.description).toMatch(/\$labels\.(instance|env|service)/);
+      }
       expect(a.summary).toBeTruthy();
       expect(a.value).toBeTruthy();
-      if (!constantValue.has(alert.alert ?? '')) expect(`${a.description} ${a.value}`).toContain('$value');
-      expect(a.description).toMatch(/\$labels\.(instance|env|service)/);
+      if (!constantValue.has(name)) expect(`${a.description} ${a.value}`).toContain('$value');
+      if (!withoutRunbook.has(name)) expect(a.runbook, `${name} runbook`).toMatch(/\S{3,}.*\S{3,}/s);
       expect(dashboardUids.has(a.dashboard ?? '')).toBe(true);
     },
   );
+
+  it('stops the Watchdog while Slack deliveries fail, so the heartbeat pages instead', () => {
+    const watchdog = alerts.find((a) => a.alert === 'Watchdog');
+    expect(watchdog?.expr).toContain('vector(1)');
+    expect(watchdog?.expr).toMatch(/unless on \(\) ALERTS\{alertname="AlertmanagerNotificationsFailing", alertstate="firing", integration="slack"\}/);
+  });
 
   it('has a promtool test for every alert and every recording rule', () => {
     for (const a of alerts) expect(tests, a.alert).toMatch(new RegExp(`alertname: ${a.alert}\\b`));
@@ -160,6 +225,28 @@ describe('prometheus rules', () => {
 });
 
 describe('prometheus targets', () => {
+  it('probes each environment from its own file, probe-<env>.yml, so a deploy can write or delete one', () => {
+    const files = readdirSync(path.join(prometheusDir, 'targets')).filter((f) => f.startsWith('probe-'));
+    expect(files).toEqual(['probe-production.yml']);
+    for (const file of files) {
+      const groups = parse(readFileSync(path.join(prometheusDir, 'targets', file), 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
+      expect(groups.length, file).toBeGreaterThan(0);
+      for (const g of groups) {
+        expect(Object.keys(g.labels), file).toEqual(['env']);
+        expect(file).toBe(`probe-${g.labels.env}.yml`);
+        for (const t of g.targets) expect(t).toMatch(/^https?:\/\/[^/\s]+\/\S*$/);
+      }
+    }
+    const prometheusYml = parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: { job_name: string; file_sd_configs?: { files: string[] }[]; params?: Record<string, string[]> }[];
+    };
+    const probe = prometheusYml.scrape_configs.find((j) => j.job_name === 'blackbox-http');
+    expect(probe?.file_sd_configs).toEqual([{ files: ['/etc/prometheus/targets/probe-*.yml'] }]);
+    expect(probe?.params).toEqual({ module: ['http_2xx'] });
+    const blackbox = parse(readFileSync(path.join(repoRoot, 'blackbox', 'blackbox.yml'), 'utf8')) as { modules: Record<string, unknown> };
+    expect(Object.keys(blackbox.modules)).toContain('http_2xx');
+  });
+
   it('labels each listed app target with the env its network alias names', () => {
     const groups = parse(readFileSync(path.join(prometheusDir, 'targets', 'berth-app.yml'), 'utf8')) as {
       targets: string[];
@@ -174,15 +261,25 @@ describe('prometheus targets', () => {
 
 describe('alertmanager', () => {
   const am = parse(readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8')) as {
-    route: { group_by: string[]; routes: { receiver: string; matchers: string[] }[] };
+    route: { group_by: string[]; routes: { receiver: string; matchers: string[]; group_interval?: string; repeat_interval?: string }[] };
     inhibit_rules: { source_matchers: string[]; target_matchers: string[]; equal: string[] }[];
-    receivers: { name: string; slack_configs: Record<string, unknown>[] }[];
+    receivers: ({ name: string; slack_configs?: Record<string, unknown>[] } & Record<string, unknown>)[];
   };
+  const amText = readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8');
   const template = readFileSync(path.join(alertmanagerDir, 'templates', 'slack.tmpl'), 'utf8');
 
   it('groups by alertname and env and routes by severity', () => {
     expect(am.route.group_by).toEqual(['alertname', 'env']);
-    expect(am.route.routes.map((r) => r.matchers)).toEqual([['severity="critical"'], ['severity="warning"']]);
+    expect(am.route.routes.map((r) => r.matchers)).toEqual([['alertname="Watchdog"'], ['severity="critical"'], ['severity="warning"']]);
+  });
+
+  it('pings the heartbeat every minute: Watchdog first, re-sent each group_interval (repeat_interval just below it)', () => {
+    const heartbeat = am.route.routes[0];
+    expect(heartbeat).toMatchObject({ receiver: 'heartbeat', group_interval: '1m', repeat_interval: '50s' });
+    // No integration in the file: entrypoint.sh adds HEARTBEAT_URL's webhook below this exact line.
+    expect(am.receivers.find((r) => r.name === 'heartbeat')).toEqual({ name: 'heartbeat' });
+    expect(amText.split('\n')).toContain('  - name: heartbeat');
+    expect(readFileSync(path.join(alertmanagerDir, 'entrypoint.sh'), 'utf8')).toContain("marker='  - name: heartbeat'");
   });
 
   it('inhibits warnings by a critical alert for the same target', () => {
@@ -194,8 +291,8 @@ describe('alertmanager', () => {
   });
 
   it('sends to Slack with resolved messages, the URL from a file, the text from the template', () => {
-    for (const r of am.receivers) {
-      for (const s of r.slack_configs) {
+    for (const r of am.receivers.filter((x) => x.name !== 'heartbeat')) {
+      for (const s of r.slack_configs ?? []) {
         expect(s.send_resolved).toBe(true);
         expect(s.api_url).toBeUndefined();
         expect(s.api_url_file).toBe('/tmp/slack_webhook_url');

@@ -4,24 +4,25 @@
 // exposition (lib/cadvisor-standin.ts; cAdvisor itself cannot run here). The project's own prometheus.yml, rules,
 // alertmanager.yml and Slack template are used with only addresses and intervals changed, by
 // the functions in lib/localize.ts (README "Monitoring" > "How the stack is tested").
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { repoRoot, requireTool } from '../helpers/real-tools.js';
-import { alertmanagerDir, composeFile, dashboardQueries, loadDashboards, metricNames, prometheusDir, ruleFiles, toPromQL } from './lib/expressions.js';
-import {
-  composeFlags,
-  localizeAlertmanagerConfig,
-  localizePrometheusConfig,
-  localizeRules,
-  localizeTargetsFile,
-} from './lib/localize.js';
+import { alertmanagerDir, dashboardQueries, loadDashboards, metricNames, toPromQL } from './lib/expressions.js';
 import { startCadvisorStandin, type StandinContainer } from './lib/cadvisor-standin.js';
-import { freePort, startProcess, stopProcess, tail, waitFor, type Proc } from './lib/processes.js';
+import { freePort, startProcess, stopProcess, waitFor, type Proc } from './lib/processes.js';
+import {
+  startAlertmanager,
+  startPrometheus,
+  untilReady,
+  writeLocalAlertmanagerConfig,
+  writeLocalPrometheusConfig,
+  writeLocalRules,
+  writeLocalTargets,
+} from './lib/stack.js';
 
 const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, prometheus-node-exporter)';
 const ok = [
@@ -116,108 +117,56 @@ describe.skipIf(!ok)('monitoring stack end to end (real Prometheus, Alertmanager
     cadvisor = await startCadvisorStandin(ports.cadvisor, containers);
 
     // The shipped files with only addresses and intervals changed.
-    const rulesOut = path.join(work, 'rules');
-    mkdirSync(rulesOut);
-    const localRuleFiles = ruleFiles().map((file) => {
-      const out = path.join(rulesOut, path.basename(file));
-      writeFileSync(out, stringify(localizeRules(parse(readFileSync(file, 'utf8')), LOCAL.for)));
-      return out;
-    });
+    const localRuleFiles = writeLocalRules(path.join(work, 'rules'), LOCAL.for);
     const targetsFile = path.join(work, 'berth-app.yml');
-    writeFileSync(
-      targetsFile,
-      stringify(localizeTargetsFile(parse(readFileSync(path.join(prometheusDir, 'targets', 'berth-app.yml'), 'utf8')), {
-        [`berth-${ENV}-app:8000`]: `127.0.0.1:${ports.app}`,
-      })),
-    );
+    writeLocalTargets(targetsFile, 'berth-app.yml', {
+      [`berth-${ENV}-app:8000`]: `127.0.0.1:${ports.app}`,
+    });
     const prometheusYml = path.join(work, 'prometheus.yml');
-    writeFileSync(
-      prometheusYml,
-      stringify(
-        localizePrometheusConfig(parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')), {
-          scrapeInterval: LOCAL.scrape,
-          evaluationInterval: LOCAL.evaluation,
-          ruleFiles: localRuleFiles,
-          alertmanagers: [`127.0.0.1:${ports.alertmanager}`],
-          jobs: {
-            prometheus: { targets: [`127.0.0.1:${ports.prometheus}`] },
-            alertmanager: { targets: [`127.0.0.1:${ports.alertmanager}`] },
-            'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
-            cadvisor: { targets: [`127.0.0.1:${ports.cadvisor}`] }, // the stand-in
-            'berth-app': { file: targetsFile },
-          },
-        }),
-      ),
-    );
+    writeLocalPrometheusConfig(prometheusYml, {
+      scrapeInterval: LOCAL.scrape,
+      evaluationInterval: LOCAL.evaluation,
+      ruleFiles: localRuleFiles,
+      alertmanagers: [`127.0.0.1:${ports.alertmanager}`],
+      jobs: {
+        prometheus: { targets: [`127.0.0.1:${ports.prometheus}`] },
+        alertmanager: { targets: [`127.0.0.1:${ports.alertmanager}`] },
+        'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
+        cadvisor: { targets: [`127.0.0.1:${ports.cadvisor}`] }, // the stand-in
+        'berth-app': { file: targetsFile },
+        // Probes and the heartbeat have their own end-to-end test (pipeline.int.test.ts).
+        'blackbox-exporter': null,
+        'blackbox-http': null,
+      },
+    });
     const webhookFile = path.join(work, 'slack_webhook_url');
     const alertmanagerYml = path.join(work, 'alertmanager.yml');
-    writeFileSync(
-      alertmanagerYml,
-      stringify(
-        localizeAlertmanagerConfig(parse(readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8')), {
-          webhookFile,
-          templatesDir: path.join(alertmanagerDir, 'templates'),
-          groupWait: LOCAL.groupWait,
-          groupInterval: LOCAL.groupInterval,
-          repeatInterval: LOCAL.repeat,
-        }),
-      ),
-    );
+    writeLocalAlertmanagerConfig(alertmanagerYml, {
+      webhookFile,
+      templatesDir: path.join(alertmanagerDir, 'templates'),
+      groupWait: LOCAL.groupWait,
+      groupInterval: LOCAL.groupInterval,
+      repeatInterval: LOCAL.repeat,
+    });
 
-    // The flags docker-compose.monitoring.yml runs each binary with, minus paths and addresses.
-    const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as { services: Record<string, { command: unknown }> };
     const env = { PATH: process.env.PATH };
-    const prometheusFlags = composeFlags(compose.services.prometheus?.command, ['--config.file', '--storage.tsdb.path', '--web.external-url'], env);
-    const alertmanagerFlags = composeFlags(compose.services.alertmanager?.command, ['--config.file', '--storage.path', '--web.external-url'], env);
-
     procs.service = startService();
     procs.nodeExporter = startProcess('node-exporter', 'prometheus-node-exporter', [`--web.listen-address=127.0.0.1:${ports.nodeExporter}`], {
       env,
       logFile: path.join(work, 'node-exporter.log'),
     });
-    procs.alertmanager = startProcess(
-      'alertmanager',
-      'sh',
-      [
-        path.join(alertmanagerDir, 'entrypoint.sh'),
-        ...alertmanagerFlags,
-        `--config.file=${alertmanagerYml}`,
-        `--storage.path=${path.join(work, 'alertmanager-data')}`,
-        `--web.listen-address=127.0.0.1:${ports.alertmanager}`,
-        `--web.external-url=http://127.0.0.1:${ports.alertmanager}`,
-      ],
-      {
-        // The webhook URL arrives the way .env would pass it; entrypoint.sh moves it to the file.
-        env: {
-          ...env,
-          SLACK_WEBHOOK_URL: `http://127.0.0.1:${ports.slack}/services/T000/B000/e2e`,
-          SECRET_FILE: path.join(work, 'no-secret-file'),
-          WEBHOOK_FILE: webhookFile,
-          ALERTMANAGER_BIN: 'prometheus-alertmanager',
-        },
-        logFile: path.join(work, 'alertmanager.log'),
-      },
-    );
-    procs.prometheus = startProcess(
-      'prometheus',
-      'prometheus',
-      [
-        ...prometheusFlags,
-        `--config.file=${prometheusYml}`,
-        `--storage.tsdb.path=${path.join(work, 'prometheus-data')}`,
-        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
-        `--web.external-url=http://127.0.0.1:${ports.prometheus}`,
-      ],
-      { env: { ...env, GRAFANA_URL }, logFile: path.join(work, 'prometheus.log') },
-    );
+    // The webhook URL arrives the way .env would pass it; entrypoint.sh moves it to the file.
+    procs.alertmanager = startAlertmanager({
+      work,
+      port: ports.alertmanager,
+      configFile: alertmanagerYml,
+      webhookFile,
+      logName: 'alertmanager.log',
+      env: { SLACK_WEBHOOK_URL: `http://127.0.0.1:${ports.slack}/services/T000/B000/e2e` },
+    });
+    procs.prometheus = startPrometheus({ work, port: ports.prometheus, configFile: prometheusYml, logName: 'prometheus.log', env: { GRAFANA_URL } });
 
-    const ready = async (proc: Proc, url: string) => {
-      await waitFor(`${proc.name} at ${url}`, async () => {
-        if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited:\n${tail(proc)}`);
-        const res = await fetch(url);
-        return res.ok ? true : undefined;
-      }, 60_000);
-    };
+    const ready = untilReady;
     await Promise.all([
       ready(procs.service, `${appUrl()}/health`),
       ready(procs.nodeExporter, `http://127.0.0.1:${ports.nodeExporter}/metrics`),

@@ -32,6 +32,8 @@ const local = {
     'node-exporter': { targets: ['127.0.0.1:19100'] },
     cadvisor: null,
     'berth-app': { file: '/tmp/x/targets.yml' },
+    'blackbox-exporter': { targets: ['127.0.0.1:19115'] },
+    'blackbox-http': { file: '/tmp/x/probe.yml', probeVia: '127.0.0.1:19115' },
   },
 };
 
@@ -55,13 +57,16 @@ describe('localizePrometheusConfig', () => {
     const byName = (cfg: typeof shippedPrometheus) => new Map(cfg.scrape_configs.map((j) => [j.job_name, j]));
     const before = byName(shippedPrometheus);
     const after = byName(result);
-    expect([...after.keys()].sort()).toEqual(['alertmanager', 'berth-app', 'node-exporter', 'prometheus']);
+    expect([...after.keys()].sort()).toEqual(['alertmanager', 'berth-app', 'blackbox-exporter', 'blackbox-http', 'node-exporter', 'prometheus']);
     expect(before.has('cadvisor')).toBe(true);
     for (const [name, job] of after) {
       for (const p of changedPaths(before.get(name), job)) {
-        expect(p, `${name}: ${p}`).toMatch(/^(static_configs\[0\]\.targets\[\d+\]|file_sd_configs\[0\]\.files\[0\])$/);
+        expect(p, `${name}: ${p}`).toMatch(/^(static_configs\[0\]\.targets\[\d+\]|file_sd_configs\[0\]\.files\[0\]|relabel_configs\[\d+\]\.replacement)$/);
       }
     }
+    // The probe job keeps its module and relabelling; only the exporter's address moves.
+    expect(changedPaths(before.get('blackbox-http'), after.get('blackbox-http'))).toEqual(['file_sd_configs[0].files[0]', 'relabel_configs[2].replacement']);
+    expect(after.get('blackbox-http')).toMatchObject({ params: { module: ['http_2xx'] }, relabel_configs: [{}, {}, { target_label: '__address__', replacement: '127.0.0.1:19115' }] });
     expect(after.get('prometheus')).toMatchObject({ static_configs: [{ targets: ['127.0.0.1:19090'] }] });
     expect(after.get('berth-app')).toMatchObject({ file_sd_configs: [{ files: ['/tmp/x/targets.yml'] }] });
   });
@@ -101,8 +106,9 @@ describe('localizeRules', () => {
       const result = localizeRules(shipped, '2s');
       const changed = changedPaths(shipped, result);
       for (const p of changed) expect(p, file).toMatch(/^groups\[\d+\]\.rules\[\d+\]\.for$/);
-      const alerts = (shipped as { groups: { rules: { alert?: string }[] }[] }).groups.flatMap((g) =>
-        g.rules.filter((r) => r.alert !== undefined),
+      // Every alert but the always-firing Watchdog has a for:.
+      const alerts = (shipped as { groups: { rules: { alert?: string; for?: string }[] }[] }).groups.flatMap((g) =>
+        g.rules.filter((r) => r.alert !== undefined && r.for !== undefined),
       );
       expect(changed.length, file).toBe(alerts.length);
     }
@@ -110,13 +116,8 @@ describe('localizeRules', () => {
 });
 
 describe('localizeAlertmanagerConfig', () => {
-  const result = localizeAlertmanagerConfig(shippedAlertmanager, {
-    webhookFile: '/tmp/x/webhook',
-    templatesDir: '/tmp/x/templates',
-    groupWait: '1s',
-    groupInterval: '2s',
-    repeatInterval: '1h',
-  });
+  const localAm = { webhookFile: '/tmp/x/webhook', templatesDir: '/tmp/x/templates', groupWait: '1s', groupInterval: '2s', repeatInterval: '1h' };
+  const result = localizeAlertmanagerConfig(shippedAlertmanager, localAm);
 
   it('changes only grouping intervals, the webhook file and the templates directory', () => {
     const changed = changedPaths(shippedAlertmanager, result);
@@ -136,6 +137,17 @@ describe('localizeAlertmanagerConfig', () => {
     expect((after.route as { group_by: unknown }).group_by).toEqual((shipped.route as { group_by: unknown }).group_by);
     const slack = (after.receivers as { slack_configs: Record<string, unknown>[] }[])[0]?.slack_configs[0];
     expect(slack).toMatchObject({ send_resolved: true, title: '{{ template "berth.slack.title" . }}' });
+  });
+
+  it('gives the heartbeat route its own intervals when asked, and keeps its group_wait', () => {
+    const withHeartbeat = localizeAlertmanagerConfig(shippedAlertmanager, {
+      ...localAm,
+      heartbeat: { groupInterval: '2s', repeatInterval: '1s' },
+    }) as { route: { routes: Record<string, unknown>[] } };
+    const shipped = (shippedAlertmanager as { route: { routes: Record<string, unknown>[] } }).route.routes[0];
+    expect(shipped).toMatchObject({ receiver: 'heartbeat', group_wait: '0s', group_interval: '1m', repeat_interval: '50s' });
+    expect(withHeartbeat.route.routes[0]).toEqual({ ...shipped, group_interval: '2s', repeat_interval: '1s' });
+    expect(withHeartbeat.route.routes[1]).toMatchObject({ receiver: 'slack-critical', group_wait: '1s', repeat_interval: '1h' });
   });
 });
 

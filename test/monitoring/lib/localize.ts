@@ -38,9 +38,10 @@ export type PrometheusLocal = {
    * For every job in the shipped config: its local static targets, or for a file_sd job the
    * path of a local targets file (see localizeTargetsFile), or null to leave the job out (a part
    * that cannot run at all). A job missing from this map is an error, so a new job in
-   * prometheus.yml forces a decision here.
+   * prometheus.yml forces a decision here. `probeVia` is the local address of the exporter a
+   * probe job sends its targets to (the relabelling that sets __address__).
    */
-  jobs: Record<string, { targets: string[] } | { file: string } | null>;
+  jobs: Record<string, { targets: string[] } | { file: string; probeVia?: string } | null>;
 };
 
 export function localizePrometheusConfig(shipped: unknown, local: PrometheusLocal): Obj {
@@ -71,6 +72,13 @@ export function localizePrometheusConfig(shipped: unknown, local: PrometheusLoca
     } else {
       if (!('file_sd_configs' in job)) throw new Error(`prometheus.yml: job "${name}" is not a file_sd job`);
       job.file_sd_configs = [{ files: [target.file] }];
+      if (target.probeVia !== undefined) {
+        const toExporter = (Array.isArray(job.relabel_configs) ? job.relabel_configs : []).filter(
+          (r): r is Obj => isObj(r) && r.target_label === '__address__',
+        );
+        if (toExporter.length !== 1) throw new Error(`prometheus.yml: job "${name}" has no single relabelling to __address__`);
+        (toExporter[0] as Obj).replacement = target.probeVia;
+      }
     }
     kept.push(job);
   }
@@ -113,6 +121,11 @@ export type AlertmanagerLocal = {
   groupWait: string;
   groupInterval: string;
   repeatInterval: string;
+  /**
+   * Intervals of the route to the `heartbeat` receiver (the Watchdog's pings). Without it that
+   * route is retimed like the others.
+   */
+  heartbeat?: { groupInterval: string; repeatInterval: string };
 };
 
 export function localizeAlertmanagerConfig(shipped: unknown, local: AlertmanagerLocal): Obj {
@@ -121,9 +134,15 @@ export function localizeAlertmanagerConfig(shipped: unknown, local: Alertmanager
   config.templates = [`${local.templatesDir}/*.tmpl`];
 
   const retime = (route: Obj, isRoot: boolean): void => {
-    if (isRoot || 'group_wait' in route) route.group_wait = local.groupWait;
-    if (isRoot || 'group_interval' in route) route.group_interval = local.groupInterval;
-    if (isRoot || 'repeat_interval' in route) route.repeat_interval = local.repeatInterval;
+    if (route.receiver === 'heartbeat' && local.heartbeat !== undefined) {
+      // group_wait stays as shipped (0s: the first ping goes out at once).
+      route.group_interval = local.heartbeat.groupInterval;
+      route.repeat_interval = local.heartbeat.repeatInterval;
+    } else {
+      if (isRoot || 'group_wait' in route) route.group_wait = local.groupWait;
+      if (isRoot || 'group_interval' in route) route.group_interval = local.groupInterval;
+      if (isRoot || 'repeat_interval' in route) route.repeat_interval = local.repeatInterval;
+    }
     for (const child of Array.isArray(route.routes) ? route.routes : []) {
       if (isObj(child)) retime(child, false);
     }
