@@ -4,7 +4,10 @@ import type { EnvName } from './environments.js';
 export interface EnvPaths {
   dir: string;
   compose: string;
+  /** compose's settings (APP_PORT, limits): never given to the app */
   env: string;
+  /** the app's settings, passed raw (`docker create --env-file`, compose `format: raw`) */
+  appEnv: string;
   proxyDir: string;
   nginxConf: string;
   upstream: string;
@@ -19,6 +22,7 @@ export function envPaths(remoteDir: string, env: EnvName): EnvPaths {
     dir,
     compose: `${dir}/docker-compose.yml`,
     env: `${dir}/.env`,
+    appEnv: `${dir}/app.env`,
     proxyDir: `${dir}/proxy`,
     nginxConf: `${dir}/proxy/nginx.conf`,
     upstream: `${dir}/proxy/upstream.conf`,

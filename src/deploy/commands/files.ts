@@ -20,6 +20,21 @@ export function writeFileIfMissing(path: string, content: string): RemoteCommand
   return { ...sh('files.writeIfMissing', '[ -e "$1" ] && exit 0; umask 077; cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1" && echo created', path), stdin: content };
 }
 
+/**
+ * Creates the app's settings file unless it exists: a byte-for-byte copy of the environment's .env
+ * when there is one (a VM from before the split, whose app was given .env itself), else `defaults`
+ * from stdin. Prints `copied` or `created`; private (077) either way.
+ */
+export function seedAppSettings(appEnv: string, dotEnv: string, defaults: string): RemoteCommand {
+  const script = [
+    '[ -e "$1" ] && exit 0',
+    'umask 077',
+    'if [ -f "$2" ]; then cp "$2" "$1.tmp.$$" && mv "$1.tmp.$$" "$1" && echo copied',
+    'else cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1" && echo created; fi',
+  ].join('; ');
+  return { ...sh('files.seedAppSettings', script, appEnv, dotEnv), stdin: defaults };
+}
+
 /** Prints the file, or nothing when it does not exist. */
 export const readFile = (path: string): RemoteCommand => sh('files.read', '[ ! -e "$1" ] || cat "$1"', path);
 

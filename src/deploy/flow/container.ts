@@ -26,7 +26,7 @@ export async function start(run: Run, target: Target): Promise<string> {
   run.state = { kind: 'started', name };
   // Only the project network for now: the shared one (where Prometheus scrapes the app alias)
   // follows the switch, so scrapes never land on a candidate that may yet be refused.
-  await run.must(createApp({ env: run.env, name, image: target.id, source: target.source, digest: target.digest, envFile: run.paths.env, tuning: run.tuning }), 'docker could not create the new container');
+  await run.must(createApp({ env: run.env, name, image: target.id, source: target.source, digest: target.digest, envFile: run.paths.appEnv, tuning: run.tuning }), 'docker could not create the new container');
   await run.must(startContainer(name), 'docker could not start the new container');
   return name;
 }

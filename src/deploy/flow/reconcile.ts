@@ -3,7 +3,7 @@
 // container nginx never switched to: what the proxy routes to decides which one is live.
 import { healthCheck, listAppContainers, removeContainers, ensureNetwork } from '../commands/app.js';
 import { createProxy } from '../commands/compose.js';
-import { makeDirs, parseTuning, readFile, readTuning, writeFile, writeFileIfMissing } from '../commands/files.js';
+import { makeDirs, parseTuning, readFile, readTuning, seedAppSettings, writeFile, writeFileIfMissing } from '../commands/files.js';
 import { parseUpstream, proxyRunning, upstreamConf } from '../commands/proxy.js';
 import { environmentInfo, type EnvName } from '../environments.js';
 import { ROUTE_CHECK_TRIES, TIMEOUT_MS } from '../limits.js';
@@ -14,10 +14,19 @@ import { timestamp } from '../time.js';
 
 export function defaultDotEnv(env: EnvName): string {
   return [
-    `# Settings of Berth's ${env} environment on this VM. Created by the first deploy; yours to edit,`,
-    '# the deploy never overwrites it. The app container reads every line; docker compose reads',
-    '# APP_PORT / APP_BIND / PROXY_IMAGE for the proxy.',
+    `# docker compose's settings of Berth's ${env} environment on this VM (APP_PORT, APP_BIND,`,
+    '# PROXY_IMAGE, limits). Created by the first deploy; yours to edit, never overwritten. The app',
+    '# never sees this file: its settings are in app.env.',
     `APP_PORT=${environmentInfo[env].port}`,
+    '',
+  ].join('\n');
+}
+
+export function defaultAppEnv(env: EnvName): string {
+  return [
+    `# The app's settings in Berth's ${env} environment on this VM. Created by the first deploy;`,
+    '# yours to edit, never overwritten. KEY=VALUE, the value byte for byte: no quotes, no $',
+    '# expansion, no comment after a value.',
     'LOG_LEVEL=info',
     '',
   ].join('\n');
@@ -48,14 +57,17 @@ export async function prepare(run: Run): Promise<Live | undefined> {
   return live;
 }
 
-/** The compose file, nginx.conf and a first .env; the shared network; the app's tuning from .env. */
+/** The compose file, nginx.conf, a first app.env and .env; the shared network; the app's tuning from .env. */
 async function writeFiles(run: Run): Promise<void> {
   const { paths: p, deps } = run;
   await run.must(makeDirs(p.dir, p.proxyDir), `cannot create ${p.dir}`);
   await run.must(writeFile(p.compose, deps.files.compose), `cannot write ${p.compose}`);
   await run.must(writeFile(p.nginxConf, deps.files.nginxConf), `cannot write ${p.nginxConf}`);
+  // app.env first: on a VM from before the split, it starts as a copy of the .env the app had.
+  const seeded = (await run.must(seedAppSettings(p.appEnv, p.env, defaultAppEnv(run.env)), `cannot create ${p.appEnv}`)).stdout;
+  if (seeded.includes('copied')) run.report.info(`created ${p.appEnv} as a copy of ${p.env}: the app's settings now live there (see README, app.env)`);
   const created = await run.must(writeFileIfMissing(p.env, defaultDotEnv(run.env)), `cannot create ${p.env}`);
-  if (created.stdout.includes('created')) run.report.info(`created ${p.env} with defaults (edit it on the VM for the app's settings)`);
+  if (created.stdout.includes('created')) run.report.info(`created ${p.env} and ${p.appEnv} with defaults (edit them on the VM: compose's settings and the app's)`);
   await run.must(ensureNetwork(run.cfg.network), `cannot create the docker network ${run.cfg.network}`);
   run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
 }

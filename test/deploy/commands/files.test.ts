@@ -37,6 +37,20 @@ describe('file scripts in a real shell', () => {
     expect(sh(c.writeFileIfMissing(f, 'A=2\n')).out).toBe('');
     expect(readFileSync(f, 'utf8')).toBe('A=1\n');
   });
+  it('seedAppSettings copies .env byte for byte when app.env is missing, else writes the defaults, and never overwrites', () => {
+    const dir = execFileSync('mktemp', ['-d']).toString().trim();
+    const [appEnv, dotEnv] = [path.join(dir, 'app.env'), path.join(dir, '.env')];
+    const old = "APP_PORT=8000\nSECRET=pa$$word 'x' #1 \\n\n";
+    sh(c.writeFile(dotEnv, old, '600'));
+    expect(sh(c.seedAppSettings(appEnv, dotEnv, 'LOG_LEVEL=info\n')).out).toBe('copied\n');
+    expect(readFileSync(appEnv, 'utf8')).toBe(old);
+    expect(sh(c.seedAppSettings(appEnv, dotEnv, 'LOG_LEVEL=info\n')).out).toBe('');
+    expect(readFileSync(appEnv, 'utf8')).toBe(old);
+
+    const fresh = path.join(dir, 'fresh.env');
+    expect(sh(c.seedAppSettings(fresh, path.join(dir, 'no-such.env'), 'LOG_LEVEL=info\n')).out).toBe('created\n');
+    expect(readFileSync(fresh, 'utf8')).toBe('LOG_LEVEL=info\n');
+  });
   it('appendLine adds exactly one line, whatever it holds', () => {
     const f = path.join(tmp, 'history.log');
     sh(c.appendLine(f, 'a "b" $c `d`'));
@@ -55,7 +69,8 @@ describe('file modes on the VM, whatever the deploy user\'s umask', () => {
     underUmask077(c.makeDirs(dir, proxy));
     underUmask077(c.writeFile(path.join(proxy, 'nginx.conf'), 'events {}\n'));
     underUmask077(c.writeFileIfMissing(path.join(dir, '.env'), 'A=1\n'));
-    expect([mode(dir), mode(proxy), mode(path.join(proxy, 'nginx.conf')), mode(path.join(dir, '.env'))]).toEqual(['755', '755', '644', '600']);
+    execFileSync('sh', ['-c', `umask 022; ${toShell(c.seedAppSettings(path.join(dir, 'app.env'), path.join(dir, '.env'), ''))}`]);
+    expect([mode(dir), mode(proxy), mode(path.join(proxy, 'nginx.conf')), mode(path.join(dir, '.env')), mode(path.join(dir, 'app.env'))]).toEqual(['755', '755', '644', '600', '600']);
   });
 });
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { portsWithOffset, type EnvName } from '../../../src/deploy/environments.js';
 import { loadTestEnv, repoRoot, requirePart, testEnvDir } from '../../helpers/real-tools.js';
+import { awkwardSettingsFile } from '../../helpers/settings.js';
 import { sleep } from '../../../src/deploy/time.js';
 
 const execFileAsync = promisify(execFile);
@@ -192,10 +193,18 @@ export async function resetEnv(env: EnvName): Promise<void> {
   const dir = path.join(remoteDir, env);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, '.env'), `# written by the deploy e2e tests\nAPP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\nLOG_LEVEL=info\n`, { mode: 0o600 });
+  writeVmFile(env, '.env', `# written by the deploy e2e tests\nAPP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\n`);
+  writeVmFile(env, 'app.env', `# written by the deploy e2e tests\nLOG_LEVEL=info\n${awkwardSettingsFile}\n`);
   const { uid, gid } = uidOf(vmUser);
   chownSync(dir, uid, gid);
-  chownSync(path.join(dir, '.env'), uid, gid);
+}
+
+/** Writes a file into the environment's directory on the VM as an operator would: private, theirs. */
+export function writeVmFile(env: EnvName, name: string, content: string): void {
+  const file = path.join(remoteDir, env, name);
+  writeFileSync(file, content, { mode: 0o600 });
+  const { uid, gid } = uidOf(vmUser);
+  chownSync(file, uid, gid);
 }
 
 /**

@@ -84,6 +84,13 @@ class FakeVm {
       this.files.set(a[4] ?? '', stdin);
       return ok('created\n');
     },
+    'files.seedAppSettings': (a, stdin) => {
+      const [appEnv = '', dotEnv = ''] = a.slice(4);
+      if (this.files.has(appEnv)) return ok();
+      const copy = this.files.get(dotEnv);
+      this.files.set(appEnv, copy ?? stdin);
+      return ok(copy === undefined ? 'created\n' : 'copied\n');
+    },
     'files.read': (a) => ok(this.files.get(a[4] ?? '') ?? ''),
     'files.appendLine': (a) => (this.files.set(a[4] ?? '', `${this.files.get(a[4] ?? '') ?? ''}${a[5]}\n`), ok()),
     'files.readTuning': () => ok(),
