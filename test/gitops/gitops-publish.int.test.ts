@@ -43,7 +43,7 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     work = path.join(dir, 'work');
     git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', origin);
     mkdirSync(work);
-    for (const p of ['charts/berth/values-dev.yaml', 'charts/berth/values-staging.yaml', 'charts/berth/values-prod.yaml', 'src/gitops', 'scripts/gitops-publish.sh', 'package.json']) {
+    for (const p of ['charts/berth/values-dev.yaml', 'charts/berth/values-staging.yaml', 'charts/berth/values-prod.yaml', 'src/gitops', 'src/deploy/environments.ts', 'src/deploy/digest.ts', 'scripts/gitops-publish.sh', 'package.json']) {
       cpSync(path.join(repoRoot, p), path.join(work, p), { recursive: true });
     }
     writeFileSync(path.join(work, '.gitignore'), 'node_modules\n');

@@ -6,106 +6,47 @@
 // alias as on the VM. This proves the file's mounts, entrypoint, users, healthchecks, ports,
 // networks and environment, which `docker compose config` cannot. `up --wait` returns only once
 // Docker's own timer has found every started part healthy.
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
+import { HOST_PORTS, STANDINS, sh, startMonitoringStack, type MonitoringStack } from './lib/compose-stack.js';
 import { loadRules } from './lib/expressions.js';
 import { waitFor } from './lib/processes.js';
 
 const testEnv = loadTestEnv();
-const env = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST ?? '' };
 const NODE_IMAGE = testEnv.NODE_IMAGE ?? 'docker.io/library/node:24-bookworm-slim';
-
-function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}): { code: number | null; out: string } {
-  const r = spawnSync(cmd, args, { env, cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeout ?? 120_000 });
-  return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-}
 
 const ok = requirePart(
   'Docker Engine with compose v2',
-  () => env.DOCKER_HOST !== '' && sh('docker', ['compose', 'version'], { timeout: 20_000 }).code === 0 && sh('docker', ['info'], { timeout: 20_000 }).code === 0,
+  () => Boolean(testEnv.DOCKER_HOST) && sh('docker', ['compose', 'version'], { timeout: 20_000 }).code === 0 && sh('docker', ['info'], { timeout: 20_000 }).code === 0,
   'run `bash scripts/test-env/engine.sh up`',
 );
 
-const HOST_PORTS = { prometheus: 8900, alertmanager: 8903, nodeExporter: 8905 };
-const STANDINS = ['prometheus', 'alertmanager', 'node-exporter'] as const;
-const image = (part: string) => `localhost/berth-test/${part}:debian`;
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
 describe.skipIf(!ok)('docker-compose.monitoring.yml on the container engine (stand-in images)', () => {
-  const id = randomBytes(3).toString('hex');
-  const project = `berth-montest-${id}`;
-  const network = `berth-montest-net-${id}`;
-  const appContainer = `berth-montest-app-${id}`;
-  const dir = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-compose-'));
-  const compose = (...args: string[]) => sh('docker', ['compose', '-p', project, '-f', 'docker-compose.monitoring.yml', ...args], { cwd: dir, timeout: 180_000 });
-  const container = (service: string) => `${project}-${service}-1`;
+  const appContainer = `berth-montest-app-${process.pid}`;
+  let stack: MonitoringStack;
+  const container = (service: string) => stack.container(service);
   const prom = async (apiPath: string) => {
     const res = await fetch(`http://127.0.0.1:${HOST_PORTS.prometheus}${apiPath}`);
     return ((await res.json()) as { data: unknown }).data;
   };
 
   beforeAll(async () => {
-    for (const [name, port] of Object.entries(HOST_PORTS)) {
-      if (!(await portFree(port))) throw new Error(`127.0.0.1:${port} (${name}) is in use; the compose file publishes that fixed port`);
-    }
-    for (const part of STANDINS) {
-      const r = sh('docker', ['build', '--pull=false', '-q', '--target', part, '-t', image(part), path.join(import.meta.dirname, 'standin-images')], { timeout: 300_000 });
-      if (r.code !== 0) throw new Error(`building the ${part} stand-in failed:\n${r.out}`);
-    }
-
-    // The VM's layout: the compose file and the config folders, world-readable (init_setup.sh).
-    for (const item of ['docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'blackbox', 'grafana']) {
-      cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
-    }
-    chmodSync(dir, 0o755);
-    sh('chmod', ['-R', 'a+rX', dir]);
-    writeFileSync(
-      path.join(dir, '.env'),
-      [
-        `PROMETHEUS_IMAGE=${image('prometheus')}`,
-        `ALERTMANAGER_IMAGE=${image('alertmanager')}`,
-        `NODE_EXPORTER_IMAGE=${image('node-exporter')}`,
-        'GRAFANA_ADMIN_PASSWORD=not-started-here',
-        'GRAFANA_URL=http://grafana.montest.invalid:8950',
-        'SLACK_WEBHOOK_URL=http://127.0.0.1:9/services/T0/B0/montest',
-        `BERTH_NETWORK=${network}`,
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-
-    // The shared network the deploy creates, and production's app on it under its alias.
-    const created = sh('docker', ['network', 'create', network]);
-    if (created.code !== 0) throw new Error(`docker network create: ${created.out}`);
-    const app = sh('docker', [
-      'run', '-d', '--name', appContainer, '--network', network, '--network-alias', 'berth-production-app',
-      '-v', `${repoRoot}:/app:ro`, '-w', '/app', '-e', 'PORT=8000', '-e', 'HOST=0.0.0.0', '-e', 'LOG_LEVEL=warn',
-      '-e', 'APP_VERSION=9.9.9-compose', NODE_IMAGE, 'node', '--import', 'tsx', 'src/service/server.ts',
-    ]);
-    if (app.code !== 0) throw new Error(`starting the app container: ${app.out}`);
-
-    const up = compose('up', '-d', '--wait', '--wait-timeout', '120', 'prometheus', 'alertmanager', 'node-exporter');
-    if (up.code !== 0) throw new Error(`docker compose up --wait: ${up.out}\n${compose('logs', '--tail=30').out}`);
+    // Production's app on the shared network under its alias, as the deploy leaves it.
+    stack = await startMonitoringStack({
+      beforeUp: (network) => {
+        const app = sh('docker', [
+          'run', '-d', '--name', appContainer, '--network', network, '--network-alias', 'berth-production-app',
+          '-v', `${repoRoot}:/app:ro`, '-w', '/app', '-e', 'PORT=8000', '-e', 'HOST=0.0.0.0', '-e', 'LOG_LEVEL=warn',
+          '-e', 'APP_VERSION=9.9.9-compose', NODE_IMAGE, 'node', '--import', 'tsx', 'src/service/server.ts',
+        ]);
+        if (app.code !== 0) throw new Error(`starting the app container: ${app.out}`);
+      },
+    });
   });
 
   afterAll(() => {
-    compose('down', '-v', '--timeout', '5');
     sh('docker', ['rm', '-f', appContainer]);
-    sh('docker', ['network', 'rm', network]);
-    rmSync(dir, { recursive: true, force: true });
+    stack?.down();
   });
 
   it('runs each part as nobody, publishes it on 127.0.0.1 only, and is healthy by its own healthcheck', () => {

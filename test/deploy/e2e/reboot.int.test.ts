@@ -8,14 +8,13 @@ import { promisify } from 'node:util';
 import { LABEL_DIGEST } from '../../../src/deploy/commands/app.js';
 import { parseHistory } from '../../../src/deploy/history.js';
 import { waitForHealth } from '../../image/engine.js';
+import { STANDINS, startMonitoringStack, type MonitoringStack } from '../../monitoring/lib/compose-stack.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appContainers, deploy, docker, explain, historyLines, images, runCli, served, takeVm, testEnv, versions, vmReady, type EnvName } from './harness.js';
 
 const run = promisify(execFile);
 const engineScript = testEnv.BERTH_ENGINE_SCRIPT ?? '';
 
-/** A restart policy container outside the deploy, standing for the monitoring stack's parts. */
-const bystander = `berth-reboot-bystander-${process.pid}`;
 
 interface Sample {
   at: number;
@@ -55,16 +54,18 @@ const historyDigest = (env: EnvName): string | undefined =>
 
 describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start again)', () => {
   let releaseVm = (): void => {};
+  let monitoring: MonitoringStack | undefined;
   const envs: EnvName[] = ['production', 'staging'];
 
   beforeAll(async () => {
     if (!engineScript) throw new Error('.test-env/engine.env names no BERTH_ENGINE_SCRIPT: run scripts/test-env/engine.sh up');
     releaseVm = await takeVm(...envs);
-    await docker(['run', '-d', '--name', bystander, '--restart', 'unless-stopped', testEnv.PROXY_IMAGE ?? '']);
+    // The monitoring stack's parts that can run here, as init_setup.sh starts them on the VM.
+    monitoring = await startMonitoringStack();
   }, 900_000);
 
-  afterAll(async () => {
-    await docker(['rm', '-f', bystander]).catch(() => '');
+  afterAll(() => {
+    monitoring?.down();
     releaseVm();
   });
 
@@ -85,7 +86,10 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
       expect(apps).toHaveLength(1);
       expect(apps[0]?.labels[LABEL_DIGEST]).toBe(historyDigest(env));
     }
-    expect(await docker(['inspect', '--format', '{{.State.Status}}', bystander])).toBe('running');
+    // The monitoring stack's containers are back and healthy, with no `up` run.
+    for (const part of STANDINS) {
+      expect(await waitForHealth(monitoring!.container(part), 'healthy', 60_000), part).toBe('healthy');
+    }
   };
 
   it('after a deploy, every environment serves the version it had, with no deploy run', async () => {
