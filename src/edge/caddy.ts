@@ -1,0 +1,239 @@
+// The per-VM HTTPS edge (Caddy) as data: the whole JSON config, the admin-API request that
+// switches one environment's upstream, and the command the deploy runs on the VM to send it.
+// Pure: nothing here touches a host, so every field is pinned by a unit test
+// (test/edge/caddy.test.ts) and the same values drive the real Caddy in test/edge/*.int.test.ts.
+// How the deploy uses it: docs/edge.md.
+
+/** One host the edge serves: an environment's APP_DOMAIN, or Grafana's GRAFANA_DOMAIN. */
+export interface EdgeSite {
+  /** Stable name: the route's `@id` is `berth-<name>`, its upstream's `berth-<name>-upstream`. */
+  name: string;
+  domain: string;
+  /** host:port on the shared docker network, e.g. `berth-production-app:8000`. */
+  upstream: string;
+}
+
+export interface EdgeAcme {
+  /** ACME directory URL; Let's Encrypt's production directory by default. */
+  ca: string;
+  /** Contact address for expiry notices; optional for Let's Encrypt. */
+  email?: string;
+  /** PEM file(s) that sign the ACME server's own TLS certificate (tests: pebble's listener). */
+  caRootFiles?: string[];
+}
+
+export interface EdgeSettings {
+  sites: EdgeSite[];
+  acme: EdgeAcme;
+  /** Where Caddy keeps certificates and ACME accounts: the named volume deploys never touch. */
+  storageRoot: string;
+  /** Admin API listener, inside the edge container only (never published). */
+  admin: string;
+  httpPort: number;
+  httpsPort: number;
+  /** HSTS max-age in seconds (0 leaves the header out, e.g. while trying a new domain). */
+  hstsMaxAge: number;
+  /** How long requests in flight may finish on the old config after a change (Go duration). */
+  gracePeriod: string;
+}
+
+export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export const ADMIN_LISTEN = 'localhost:2019';
+export const EDGE_CONTAINER = 'berth-edge';
+
+export const routeId = (name: string): string => `berth-${name}`;
+export const upstreamId = (name: string): string => `berth-${name}-upstream`;
+
+const DOMAIN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/;
+const UPSTREAM = /^[A-Za-z0-9_.-]+:\d{1,5}$/;
+const NAME = /^[a-z][a-z0-9-]*$/;
+
+/** Throws naming the first bad value; the config is only ever built from checked input. */
+export function validateSettings(s: EdgeSettings): void {
+  const seen = new Map<string, string>();
+  for (const site of s.sites) {
+    if (!NAME.test(site.name)) throw new Error(`edge: site name must be lower-case letters, digits and dashes (got "${site.name}")`);
+    if (!DOMAIN.test(site.domain)) throw new Error(`edge: ${site.name}'s domain must be a lower-case host name with a dot, no port or scheme (got "${site.domain}")`);
+    if (!UPSTREAM.test(site.upstream)) throw new Error(`edge: ${site.name}'s upstream must be host:port (got "${site.upstream}")`);
+    const other = seen.get(site.domain);
+    if (other !== undefined) throw new Error(`edge: ${site.domain} is the domain of both ${other} and ${site.name}`);
+    seen.set(site.domain, site.name);
+  }
+  if (new Set(s.sites.map((x) => x.name)).size !== s.sites.length) throw new Error('edge: two sites share a name');
+  if (!/^https:\/\/\S+$/.test(s.acme.ca)) throw new Error(`edge: ACME_CA must be an https:// directory URL (got "${s.acme.ca}")`);
+  if (s.acme.email !== undefined && s.acme.email !== '' && !/^[^\s@]+@[^\s@]+$/.test(s.acme.email)) throw new Error(`edge: ACME_EMAIL is not an email address (got "${s.acme.email}")`);
+}
+
+/**
+ * certmagic's folder for one issuer under <storage>/certificates: the directory URL without its
+ * scheme, with every character other than letters, digits, '-', '.' and '_' turned into '-'
+ * (https://acme-v02.api.letsencrypt.org/directory -> acme-v02.api.letsencrypt.org-directory).
+ */
+export function issuerKey(ca: string): string {
+  return ca.replace(/^[a-z]+:\/\//i, '').replace(/[^A-Za-z0-9_.-]/g, '-');
+}
+
+/** Where Caddy stores a domain's certificate once it has one. */
+export const certificateFile = (s: Pick<EdgeSettings, 'storageRoot' | 'acme'>, domain: string): string =>
+  `${s.storageRoot}/certificates/${issuerKey(s.acme.ca)}/${domain}/${domain}.crt`;
+
+type Json = Record<string, unknown>;
+
+function siteRoute(s: EdgeSettings, site: EdgeSite): Json {
+  const headers: Json[] =
+    s.hstsMaxAge > 0 ? [{ handler: 'headers', response: { set: { 'Strict-Transport-Security': [`max-age=${s.hstsMaxAge}`] } } }] : [];
+  return {
+    '@id': routeId(site.name),
+    match: [{ host: [site.domain] }],
+    handle: [
+      ...headers,
+      {
+        handler: 'reverse_proxy',
+        upstreams: [{ '@id': upstreamId(site.name), dial: site.upstream }],
+        // The client's Host and scheme reach the app as X-Forwarded-*; Caddy sets them itself.
+        headers: { request: { delete: ['Server'] }, response: { delete: ['Server'] } },
+      },
+    ],
+    terminal: true,
+  };
+}
+
+/**
+ * Port 80: a host whose certificate is already in storage is redirected to HTTPS (308); a host
+ * without one yet (a new domain while the CA is unreachable) is served over plain HTTP rather
+ * than redirected to a TLS handshake that would fail. Caddy answers ACME HTTP-01 challenges on
+ * this port before any route runs.
+ */
+function httpRoute(s: EdgeSettings, site: EdgeSite): Json {
+  const target = s.httpsPort === 443 ? 'https://{http.request.host}{http.request.uri}' : `https://{http.request.host}:${s.httpsPort}{http.request.uri}`;
+  return {
+    '@id': `${routeId(site.name)}-http`,
+    match: [{ host: [site.domain] }],
+    handle: [
+      {
+        handler: 'subroute',
+        routes: [
+          {
+            match: [{ file: { root: '/', try_files: [certificateFile(s, site.domain)] } }],
+            handle: [{ handler: 'static_response', status_code: 308, headers: { Location: [target] } }],
+            terminal: true,
+          },
+          { handle: [{ handler: 'reverse_proxy', upstreams: [{ '@id': `${upstreamId(site.name)}-http`, dial: site.upstream }] }] },
+        ],
+      },
+    ],
+    terminal: true,
+  };
+}
+
+/** Anything no site matched: the edge answers itself; no app ever sees the request. */
+const unknownHost = (status: number): Json => ({
+  '@id': `berth-unknown-host-${status}`,
+  handle: [{ handler: 'static_response', status_code: status, body: 'unknown host\n', close: true }],
+});
+
+export function buildCaddyConfig(s: EdgeSettings): Json {
+  validateSettings(s);
+  const domains = s.sites.map((x) => x.domain);
+  const issuer: Json = { module: 'acme', ca: s.acme.ca };
+  if (s.acme.email) issuer.email = s.acme.email;
+  if (s.acme.caRootFiles?.length) issuer.trusted_roots_pem_files = s.acme.caRootFiles;
+  return {
+    admin: { listen: s.admin, config: { persist: true } },
+    logging: { logs: { default: { level: 'INFO', writer: { output: 'stderr' }, encoder: { format: 'json' } } } },
+    storage: { module: 'file_system', root: s.storageRoot },
+    apps: {
+      http: {
+        http_port: s.httpPort,
+        https_port: s.httpsPort,
+        grace_period: s.gracePeriod,
+        servers: {
+          https: {
+            listen: [`:${s.httpsPort}`],
+            routes: [...s.sites.map((site) => siteRoute(s, site)), unknownHost(421)],
+            // A Host that differs from the TLS server name (SNI) gets 421 before any route.
+            strict_sni_host: true,
+            tls_connection_policies: [{ protocol_min: 'tls1.2' }],
+            // Port 80 is the server below, with its own per-host rules.
+            automatic_https: { disable_redirects: true },
+            protocols: ['h1', 'h2'],
+          },
+          http: {
+            listen: [`:${s.httpPort}`],
+            routes: [...s.sites.map((site) => httpRoute(s, site)), unknownHost(404)],
+          },
+        },
+      },
+      tls: {
+        automation: {
+          // Only the configured names (no on-demand TLS): an unknown SNI gets no certificate,
+          // and each name gets its own certificate, never a shared SAN list.
+          policies: domains.length > 0 ? [{ subjects: domains, issuers: [issuer] }] : [],
+        },
+      },
+    },
+  };
+}
+
+/** A request to the edge's admin API, as data. */
+export interface AdminRequest {
+  method: 'GET' | 'POST' | 'PATCH';
+  path: string;
+  body?: string;
+}
+
+/**
+ * Switch one site to a new upstream: replaces the one upstream object that carries the site's
+ * `@id`. Caddy applies it as a whole new config (validated first; on any error the running
+ * config stays), so every request that starts after the answer goes to the new upstream, and
+ * requests in flight finish on the old one within the grace period.
+ */
+export function switchUpstream(name: string, upstream: string): AdminRequest {
+  if (!UPSTREAM.test(upstream)) throw new Error(`edge: upstream must be host:port (got "${upstream}")`);
+  return { method: 'PATCH', path: `/id/${upstreamId(name)}`, body: JSON.stringify({ '@id': upstreamId(name), dial: upstream }) };
+}
+
+/** Where a site's upstream points now (the deploy reads it before and after a switch). */
+export const readUpstream = (name: string): AdminRequest => ({ method: 'GET', path: `/id/${upstreamId(name)}/dial` });
+
+/** Load a whole config (first start of a new site, or a changed domain). */
+export const loadConfig = (config: Json): AdminRequest => ({ method: 'POST', path: '/load', body: JSON.stringify(config) });
+
+/**
+ * The argv that sends `req` from inside the edge container, where the admin API listens on
+ * loopback. `wget` because the official caddy:*-alpine image has busybox's, and it can only
+ * send GET and POST: a PATCH goes as POST, which Caddy also treats as "replace this object"
+ * when the path names an object (both 4xx on an unknown @id). wget exits non-zero on 4xx/5xx.
+ */
+export function adminArgv(req: AdminRequest, admin = ADMIN_LISTEN): string[] {
+  const url = `http://${admin}${req.path}`;
+  if (req.method === 'GET') return ['wget', '-q', '-O', '-', url];
+  return ['wget', '-q', '-O', '-', '--header', 'Content-Type: application/json', '--post-data', req.body ?? '', url];
+}
+
+/** The same, run in the edge container on the VM (the deploy user is in the docker group). */
+export function edgeCommand(req: AdminRequest, container = EDGE_CONTAINER): { argv: string[] } {
+  return { argv: ['docker', 'exec', container, ...adminArgv(req)] };
+}
+
+/** Settings from the environment, as init_setup.sh and the deploy read them (.env.example, section edge). */
+export function edgeSettingsFromEnv(env: Record<string, string | undefined>, apps: { env: string; upstream: string }[]): EdgeSettings {
+  const sites: EdgeSite[] = [];
+  for (const app of apps) {
+    const domain = env[`APP_DOMAIN_${app.env.toUpperCase()}`];
+    if (domain) sites.push({ name: app.env, domain, upstream: app.upstream });
+  }
+  const grafana = env.GRAFANA_DOMAIN;
+  if (grafana) sites.push({ name: 'grafana', domain: grafana, upstream: env.GRAFANA_UPSTREAM || 'berth-grafana:3000' });
+  const email = env.ACME_EMAIL || undefined;
+  return {
+    sites,
+    acme: { ca: env.ACME_CA || LETS_ENCRYPT, ...(email ? { email } : {}) },
+    storageRoot: '/data/caddy',
+    admin: ADMIN_LISTEN,
+    httpPort: 80,
+    httpsPort: 443,
+    hstsMaxAge: Number(env.EDGE_HSTS_MAX_AGE || 31536000),
+    gracePeriod: '30s',
+  };
+}
