@@ -33,8 +33,14 @@ export interface EdgeSettings {
   httpsPort: number;
   /** HSTS max-age in seconds (0 leaves the header out, e.g. while trying a new domain). */
   hstsMaxAge: number;
-  /** How long requests in flight may finish on the old config after a change (Go duration). */
-  gracePeriod: string;
+  /**
+   * Left unset on purpose: Caddy then lets requests in flight on the old config finish and
+   * closes each old keep-alive connection after its current answer. With a grace period,
+   * Caddy (2.6.2 up to today's source, modules/caddyhttp/app.go Stop) cancels the shutdown
+   * as soon as a reload returns, and the old server's keep-alive connections then stay open
+   * serving the OLD upstream indefinitely (measured: v1 and v2 interleaved for good).
+   */
+  gracePeriod?: string;
 }
 
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
@@ -146,7 +152,7 @@ export function buildCaddyConfig(s: EdgeSettings): Json {
       http: {
         http_port: s.httpPort,
         https_port: s.httpsPort,
-        grace_period: s.gracePeriod,
+        ...(s.gracePeriod ? { grace_period: s.gracePeriod } : {}),
         servers: {
           https: {
             listen: [`:${s.httpsPort}`],
@@ -183,14 +189,16 @@ export interface AdminRequest {
 }
 
 /**
- * Switch one site to a new upstream: replaces the one upstream object that carries the site's
- * `@id`. Caddy applies it as a whole new config (validated first; on any error the running
- * config stays), so every request that starts after the answer goes to the new upstream, and
- * requests in flight finish on the old one within the grace period.
+ * Switch one site to a new upstream: replaces the `dial` of the one upstream object that carries
+ * the site's `@id`. Caddy applies it as a whole new config (validated first; on any error the
+ * running config stays), so every request that starts after the answer goes to the new upstream,
+ * and requests in flight finish on the old one. The path names the `dial` KEY, never the upstream
+ * object itself: that object is an array element, and a POST there would APPEND a second upstream
+ * (measured on Caddy 2.6.2: v1 and v2 then share the traffic).
  */
 export function switchUpstream(name: string, upstream: string): AdminRequest {
   if (!UPSTREAM.test(upstream)) throw new Error(`edge: upstream must be host:port (got "${upstream}")`);
-  return { method: 'PATCH', path: `/id/${upstreamId(name)}`, body: JSON.stringify({ '@id': upstreamId(name), dial: upstream }) };
+  return { method: 'PATCH', path: `/id/${upstreamId(name)}/dial`, body: JSON.stringify(upstream) };
 }
 
 /** Where a site's upstream points now (the deploy reads it before and after a switch). */
@@ -201,13 +209,15 @@ export const loadConfig = (config: Json): AdminRequest => ({ method: 'POST', pat
 
 /**
  * The argv that sends `req` from inside the edge container, where the admin API listens on
- * loopback. `wget` because the official caddy:*-alpine image has busybox's, and it can only
- * send GET and POST: a PATCH goes as POST, which Caddy also treats as "replace this object"
- * when the path names an object (both 4xx on an unknown @id). wget exits non-zero on 4xx/5xx.
+ * loopback. `wget` because the official caddy:*-alpine image has busybox's, which sends only GET
+ * and POST: a PATCH goes as POST. On a path that ends in an object's key (every PATCH built here
+ * does: `.../dial`) Caddy's POST sets that key exactly as PATCH replaces it; an unknown @id is a
+ * 404 either way. wget exits non-zero on any 4xx/5xx, so a refused switch fails the step.
  */
 export function adminArgv(req: AdminRequest, admin = ADMIN_LISTEN): string[] {
   const url = `http://${admin}${req.path}`;
   if (req.method === 'GET') return ['wget', '-q', '-O', '-', url];
+  if (req.method === 'PATCH' && /\/\d+$/.test(req.path)) throw new Error(`edge: ${req.path} names an array element; POST would append there, not replace`);
   return ['wget', '-q', '-O', '-', '--header', 'Content-Type: application/json', '--post-data', req.body ?? '', url];
 }
 
@@ -234,6 +244,5 @@ export function edgeSettingsFromEnv(env: Record<string, string | undefined>, app
     httpPort: 80,
     httpsPort: 443,
     hstsMaxAge: Number(env.EDGE_HSTS_MAX_AGE || 31536000),
-    gracePeriod: '30s',
   };
 }

@@ -75,6 +75,15 @@ export async function upstream(version: string): Promise<Upstream> {
   const hosts: string[] = [];
   const server = http.createServer((req, res) => {
     hosts.push(req.headers.host ?? '');
+    const delay = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delay_ms') ?? 0);
+    if (delay > 0) {
+      setTimeout(() => {
+        const body = JSON.stringify({ version, delayed: delay });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }, delay);
+      return;
+    }
     const body = JSON.stringify({ version, host: req.headers.host, proto: req.headers['x-forwarded-proto'] ?? null });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -181,7 +190,6 @@ export async function startEdge(ca: Ca, ports: { http: number; https: number }, 
     httpPort: ports.http,
     httpsPort: ports.https,
     hstsMaxAge: 31536000,
-    gracePeriod: '10s',
   };
   const configFile = path.join(dir, 'caddy.json');
   writeFileSync(configFile, JSON.stringify(buildCaddyConfig(settings), null, 2));
@@ -223,7 +231,8 @@ export function httpsGet(port: number, host: string, root: string, p = '/', o: {
         ca: root,
         headers: { host: o.hostHeader ?? host },
         agent: o.agent ?? false,
-        ...(o.tls ? { minVersion: o.tls, maxVersion: o.tls } : {}),
+        // SECLEVEL=0: OpenSSL 3 would refuse TLS 1.0/1.1 on the client side before asking the server.
+        ...(o.tls ? { minVersion: o.tls, maxVersion: o.tls, ciphers: 'DEFAULT@SECLEVEL=0' } : {}),
       },
       (res) => {
         let body = '';
