@@ -243,9 +243,26 @@ export function httpsGet(port: number, host: string, root: string, p = '/', o: {
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, cert, protocol }));
       },
     );
-    req.on('error', reject);
+    // Node's own advice for keep-alive agents: `reusedSocket` says the request went out on a
+    // kept-alive connection, which the server may have closed as idle at the same moment.
+    req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
     req.end();
   });
+}
+
+/**
+ * What browsers, curl and Go's client do for an idempotent request (RFC 9112 9.3.1): when a
+ * REUSED keep-alive connection was closed before any byte of the answer came back, send the
+ * request once more on a new connection. Anything else is a failure.
+ */
+export async function httpsGetRetrying(port: number, host: string, root: string, p: string, agent: https.Agent): Promise<Answer & { retried: boolean }> {
+  try {
+    return { ...(await httpsGet(port, host, root, p, { agent })), retried: false };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
+    if (!e.reusedSocket || !(e.code === 'ECONNRESET' || /socket hang up/.test(e.message))) throw err;
+    return { ...(await httpsGet(port, host, root, p, { agent })), retried: true };
+  }
 }
 
 export function httpGet(port: number, host: string, p = '/'): Promise<Answer> {

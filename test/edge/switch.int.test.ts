@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminArgv, readUpstream, switchUpstream } from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
 import { requireTool } from '../helpers/real-tools.js';
-import { edgeToolsReady, httpsGet, startCa, startEdge, upstream, waitForCertificate, type Ca, type Edge, type Upstream } from './harness.js';
+import { edgeToolsReady, httpsGet, httpsGetRetrying, startCa, startEdge, upstream, waitForCertificate, type Ca, type Edge, type Upstream } from './harness.js';
 
 const run = promisify(execFile);
 // adminArgv is what runs inside the edge container (busybox wget there; GNU wget here takes the same flags).
@@ -21,6 +21,7 @@ interface Sample {
   end: number;
   version?: string;
   error?: string;
+  retried?: boolean;
 }
 
 describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'s admin API', () => {
@@ -70,7 +71,8 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
       while (!stop) {
         const s: Sample = { client, start: performance.now() - t0, end: 0 };
         try {
-          const a = await httpsGet(httpsPort, host, root, '/', { agent });
+          const a = await httpsGetRetrying(httpsPort, host, root, '/', agent);
+          s.retried = a.retried;
           s.version = a.status === 200 ? (JSON.parse(a.body) as { version: string }).version : undefined;
           if (a.status !== 200) s.error = `status ${a.status}`;
         } catch (err) {
@@ -100,13 +102,13 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
     console.log(
       `edge switch under load: ${samples.length} requests from ${clients} keep-alive clients, ${failed.length} failed, ` +
         `switch call ${(switchEnd - switchStart).toFixed(1)} ms, v1 ${samples.filter((s) => s.version === 'v1').length} / v2 ${samples.filter((s) => s.version === 'v2').length}, ` +
-        `v1 after the first v2: ${v1AfterV2.length}`,
+        `v1 after the first v2: ${v1AfterV2.length}, retried once after an idle keep-alive close: ${samples.filter((x) => x.retried).length}`,
     );
     if (process.env.EDGE_DEBUG) {
       const buckets = new Map<number, string>();
       for (const x of samples) {
         const b = Math.floor(x.start / 50) * 50;
-        buckets.set(b, (buckets.get(b) ?? '') + (x.error ? 'E' : x.version === 'v1' ? '1' : '2'));
+        buckets.set(b, (buckets.get(b) ?? '') + (x.error ? 'E' : x.retried ? 'R' : x.version === 'v1' ? '1' : '2'));
       }
       const lines = [`switch ${switchStart.toFixed(0)}..${switchEnd.toFixed(0)} firstV2End ${firstV2End.toFixed(0)}`];
       for (const [b, str] of [...buckets].sort((x, y) => x[0] - y[0])) if (b > switchStart - 200) lines.push(`${b} ${str}`);
