@@ -85,46 +85,35 @@ export const certificateFile = (s: Pick<EdgeSettings, 'storageRoot' | 'acme'>, d
 
 type Json = Record<string, unknown>;
 
+/**
+ * One route per site, on the one server that listens on both ports (Caddy puts TLS on every
+ * listener but the HTTP port's), so the site has ONE upstream object for both schemes and a
+ * switch is one change. Over HTTP: a host whose certificate is already in storage is redirected
+ * to HTTPS (308); a host without one yet (a new domain while the CA is unreachable) is served
+ * over plain HTTP rather than sent to a TLS handshake that cannot succeed. Caddy answers ACME
+ * HTTP-01 challenges on the HTTP port before any route runs.
+ */
 function siteRoute(s: EdgeSettings, site: EdgeSite): Json {
-  const headers: Json[] =
-    s.hstsMaxAge > 0 ? [{ handler: 'headers', response: { set: { 'Strict-Transport-Security': [`max-age=${s.hstsMaxAge}`] } } }] : [];
+  const target = s.httpsPort === 443 ? 'https://{http.request.host}{http.request.uri}' : `https://{http.request.host}:${s.httpsPort}{http.request.uri}`;
+  const hsts: Json[] =
+    s.hstsMaxAge > 0
+      ? [{ match: [{ protocol: 'https' }], handle: [{ handler: 'headers', response: { set: { 'Strict-Transport-Security': [`max-age=${s.hstsMaxAge}`] } } }] }]
+      : [];
   return {
     '@id': routeId(site.name),
-    match: [{ host: [site.domain] }],
-    handle: [
-      ...headers,
-      {
-        handler: 'reverse_proxy',
-        upstreams: [{ '@id': upstreamId(site.name), dial: site.upstream }],
-        // The client's Host and scheme reach the app as X-Forwarded-*; Caddy sets them itself.
-        headers: { request: { delete: ['Server'] }, response: { delete: ['Server'] } },
-      },
-    ],
-    terminal: true,
-  };
-}
-
-/**
- * Port 80: a host whose certificate is already in storage is redirected to HTTPS (308); a host
- * without one yet (a new domain while the CA is unreachable) is served over plain HTTP rather
- * than redirected to a TLS handshake that would fail. Caddy answers ACME HTTP-01 challenges on
- * this port before any route runs.
- */
-function httpRoute(s: EdgeSettings, site: EdgeSite): Json {
-  const target = s.httpsPort === 443 ? 'https://{http.request.host}{http.request.uri}' : `https://{http.request.host}:${s.httpsPort}{http.request.uri}`;
-  return {
-    '@id': `${routeId(site.name)}-http`,
     match: [{ host: [site.domain] }],
     handle: [
       {
         handler: 'subroute',
         routes: [
           {
-            match: [{ file: { root: '/', try_files: [certificateFile(s, site.domain)] } }],
+            match: [{ protocol: 'http', file: { root: '/', try_files: [certificateFile(s, site.domain)] } }],
             handle: [{ handler: 'static_response', status_code: 308, headers: { Location: [target] } }],
             terminal: true,
           },
-          { handle: [{ handler: 'reverse_proxy', upstreams: [{ '@id': `${upstreamId(site.name)}-http`, dial: site.upstream }] }] },
+          ...hsts,
+          // Caddy sets X-Forwarded-For/-Proto/-Host itself and passes the client's Host on.
+          { handle: [{ handler: 'reverse_proxy', upstreams: [{ '@id': upstreamId(site.name), dial: site.upstream }] }] },
         ],
       },
     ],
@@ -132,11 +121,19 @@ function httpRoute(s: EdgeSettings, site: EdgeSite): Json {
   };
 }
 
-/** Anything no site matched: the edge answers itself; no app ever sees the request. */
-const unknownHost = (status: number): Json => ({
-  '@id': `berth-unknown-host-${status}`,
-  handle: [{ handler: 'static_response', status_code: status, body: 'unknown host\n', close: true }],
-});
+/** Anything no site matched: the edge answers itself (421 over TLS, 404 over HTTP); no app sees it. */
+const UNKNOWN_HOST: Json = {
+  '@id': 'berth-unknown-host',
+  handle: [
+    {
+      handler: 'subroute',
+      routes: [
+        { match: [{ protocol: 'https' }], handle: [{ handler: 'static_response', status_code: 421, body: 'unknown host\n', close: true }], terminal: true },
+        { handle: [{ handler: 'static_response', status_code: 404, body: 'unknown host\n', close: true }] },
+      ],
+    },
+  ],
+};
 
 export function buildCaddyConfig(s: EdgeSettings): Json {
   validateSettings(s);
@@ -154,19 +151,15 @@ export function buildCaddyConfig(s: EdgeSettings): Json {
         https_port: s.httpsPort,
         ...(s.gracePeriod ? { grace_period: s.gracePeriod } : {}),
         servers: {
-          https: {
-            listen: [`:${s.httpsPort}`],
-            routes: [...s.sites.map((site) => siteRoute(s, site)), unknownHost(421)],
-            // A Host that differs from the TLS server name (SNI) gets 421 before any route.
+          edge: {
+            listen: [`:${s.httpPort}`, `:${s.httpsPort}`],
+            routes: [...s.sites.map((site) => siteRoute(s, site)), UNKNOWN_HOST],
+            // Over TLS, a Host that differs from the server name (SNI) gets 421 before any route.
             strict_sni_host: true,
             tls_connection_policies: [{ protocol_min: 'tls1.2' }],
-            // Port 80 is the server below, with its own per-host rules.
+            // The redirects are the routes' own (per host, only once a certificate exists).
             automatic_https: { disable_redirects: true },
             protocols: ['h1', 'h2'],
-          },
-          http: {
-            listen: [`:${s.httpPort}`],
-            routes: [...s.sites.map((site) => httpRoute(s, site)), unknownHost(404)],
           },
         },
       },
@@ -245,4 +238,34 @@ export function edgeSettingsFromEnv(env: Record<string, string | undefined>, app
     httpsPort: 443,
     hstsMaxAge: Number(env.EDGE_HSTS_MAX_AGE || 31536000),
   };
+}
+
+/**
+ * The running config with one site added or changed (its HTTPS route, its port-80 route and its
+ * name in the certificate policy), everything else untouched; sent whole with `loadConfig`, so
+ * the change is one atomic reload. For the first deploy of an environment that has a domain, or
+ * a changed APP_DOMAIN; the switch itself never needs it.
+ */
+export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json {
+  validateSettings({ ...s, sites: [site] });
+  const next = structuredClone(current) as {
+    apps: { http: { servers: Record<string, { routes: Json[] } | undefined> }; tls: { automation: { policies: Json[] } } };
+  };
+  const routes = next.apps.http.servers.edge?.routes;
+  if (!routes) throw new Error('edge: the running config has no "edge" server (not built by buildCaddyConfig)');
+  const at = routes.findIndex((r) => r['@id'] === routeId(site.name));
+  const old = at >= 0 ? (routes[at] as { match?: { host?: string[] }[] }) : undefined;
+  const oldDomain = old?.match?.[0]?.host?.[0];
+  if (at >= 0) routes[at] = siteRoute(s, site);
+  else routes.splice(Math.max(0, routes.length - 1), 0, siteRoute(s, site)); // before the unknown-host catch-all
+  const policies = next.apps.tls.automation.policies as { subjects?: string[]; issuers?: Json[] }[];
+  const policy = policies[0];
+  if (!policy) {
+    policies.push((buildCaddyConfig({ ...s, sites: [site] }).apps as { tls: { automation: { policies: Json[] } } }).tls.automation.policies[0] as Json);
+  } else {
+    const subjects = (policy.subjects ?? []).filter((d) => d !== oldDomain);
+    if (!subjects.includes(site.domain)) subjects.push(site.domain);
+    policy.subjects = subjects;
+  }
+  return next as unknown as Json;
 }

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminArgv, readUpstream, switchUpstream } from '../../src/edge/caddy.js';
+import { adminArgv, loadConfig, readUpstream, switchUpstream, upsertSite } from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
 import { requireTool } from '../helpers/real-tools.js';
 import { edgeToolsReady, httpsGet, httpsGetRetrying, startCa, startEdge, upstream, waitForCertificate, type Ca, type Edge, type Upstream } from './harness.js';
@@ -128,5 +128,17 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
     // The other environment was not touched.
     expect(JSON.parse((await admin(readUpstream('staging'))).stdout)).toBe(`127.0.0.1:${other.port}`);
     expect(JSON.parse((await httpsGet(httpsPort, 'staging.berth.test', root)).body)).toMatchObject({ version: 'staging' });
+  });
+
+  it('adds a new environment\'s site at run time with one /load (upsertSite): it gets its own certificate', async () => {
+    const current = JSON.parse((await admin({ method: 'GET', path: '/config/' })).stdout) as Record<string, unknown>;
+    const next = upsertSite(current, edge.settings, { name: 'testing', domain: 'testing.berth.test', upstream: `127.0.0.1:${other.port}` });
+    await admin(loadConfig(next));
+    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca);
+    const a = await httpsGet(httpsPort, 'testing.berth.test', rootNow);
+    expect(a.status).toBe(200);
+    expect(a.cert?.subjectaltname).toBe('DNS:testing.berth.test');
+    // The switched production upstream survived the reload.
+    expect(JSON.parse((await httpsGet(httpsPort, host, rootNow)).body)).toMatchObject({ version: 'v2' });
   });
 });
