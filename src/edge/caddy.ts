@@ -66,6 +66,7 @@ export function validateSettings(s: EdgeSettings): void {
     seen.set(site.domain, site.name);
   }
   if (new Set(s.sites.map((x) => x.name)).size !== s.sites.length) throw new Error('edge: two sites share a name');
+  if (!Number.isInteger(s.hstsMaxAge) || s.hstsMaxAge < 0) throw new Error(`edge: EDGE_HSTS_MAX_AGE must be a whole number of seconds (got "${s.hstsMaxAge}")`);
   if (!/^https:\/\/\S+$/.test(s.acme.ca)) throw new Error(`edge: ACME_CA must be an https:// directory URL (got "${s.acme.ca}")`);
   if (s.acme.email !== undefined && s.acme.email !== '' && !/^[^\s@]+@[^\s@]+$/.test(s.acme.email)) throw new Error(`edge: ACME_EMAIL is not an email address (got "${s.acme.email}")`);
 }
