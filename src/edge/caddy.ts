@@ -220,18 +220,20 @@ export function edgeCommand(req: AdminRequest, container = EDGE_CONTAINER): { ar
   return { argv: ['docker', 'exec', container, ...adminArgv(req)] };
 }
 
-/** Settings from the environment, as init_setup.sh and the deploy read them (.env.example, section edge). */
-export function edgeSettingsFromEnv(env: Record<string, string | undefined>, apps: { env: string; upstream: string }[]): EdgeSettings {
-  const sites: EdgeSite[] = [];
-  for (const app of apps) {
-    const domain = env[`APP_DOMAIN_${app.env.toUpperCase()}`];
-    if (domain) sites.push({ name: app.env, domain, upstream: app.upstream });
-  }
-  const grafana = env.GRAFANA_DOMAIN;
-  if (grafana) sites.push({ name: 'grafana', domain: grafana, upstream: env.GRAFANA_UPSTREAM || 'berth-grafana:3000' });
+/** An environment's site, when its settings give it a domain (APP_DOMAIN; none on a bare IP). */
+export function appSite(env: string, vars: Record<string, string | undefined>, upstream = `berth-${env}-app:8000`): EdgeSite | undefined {
+  const domain = vars.APP_DOMAIN?.trim();
+  return domain ? { name: env, domain, upstream } : undefined;
+}
+
+/** The edge's settings from the environment (.env.example, section edge) and the sites of the environments. */
+export function edgeSettingsFromEnv(env: Record<string, string | undefined>, sites: EdgeSite[]): EdgeSettings {
+  const all = [...sites];
+  const grafana = env.GRAFANA_DOMAIN?.trim();
+  if (grafana) all.push({ name: 'grafana', domain: grafana, upstream: env.GRAFANA_UPSTREAM || 'berth-grafana:3000' });
   const email = env.ACME_EMAIL || undefined;
   return {
-    sites,
+    sites: all,
     acme: { ca: env.ACME_CA || LETS_ENCRYPT, ...(email ? { email } : {}) },
     storageRoot: '/data/caddy',
     admin: ADMIN_LISTEN,
@@ -269,4 +271,14 @@ export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json
     policy.subjects = subjects;
   }
   return next as unknown as Json;
+}
+
+/**
+ * The config the edge container starts with on a new VM (edge/bootstrap.json): both ports, the
+ * unknown-host answer for everything, no certificates. The first deploy with a domain loads the
+ * real config through the admin API; Caddy autosaves it and `caddy run --resume` restores it
+ * after a restart or a reboot.
+ */
+export function bootstrapConfig(): Json {
+  return buildCaddyConfig(edgeSettingsFromEnv({}, []));
 }

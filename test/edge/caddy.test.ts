@@ -1,8 +1,13 @@
 // The edge's Caddy config and admin requests, as data (the real Caddy runs them in *.int.test.ts).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/real-tools.js';
 import {
   ADMIN_LISTEN,
   adminArgv,
+  appSite,
+  bootstrapConfig,
   buildCaddyConfig,
   certificateFile,
   edgeCommand,
@@ -168,14 +173,15 @@ describe('upsertSite', () => {
   });
 });
 
-describe('edgeSettingsFromEnv', () => {
-  const apps = [
-    { env: 'production', upstream: 'berth-production-app:8000' },
-    { env: 'staging', upstream: 'berth-staging-app:8000' },
-  ];
+describe('edgeSettingsFromEnv and appSite', () => {
+  it('an environment has a site only when its settings give APP_DOMAIN; its app by network alias', () => {
+    expect(appSite('production', { APP_DOMAIN: 'api.example.com' })).toEqual({ name: 'production', domain: 'api.example.com', upstream: 'berth-production-app:8000' });
+    expect(appSite('testing', { APP_DOMAIN: '' })).toBeUndefined();
+    expect(appSite('testing', {})).toBeUndefined();
+  });
 
-  it('a site for each environment with a domain, Grafana when GRAFANA_DOMAIN is set, Let\'s Encrypt by default', () => {
-    const s = edgeSettingsFromEnv({ APP_DOMAIN_PRODUCTION: 'api.example.com', GRAFANA_DOMAIN: 'grafana.example.com' }, apps);
+  it('adds Grafana when GRAFANA_DOMAIN is set; Let\'s Encrypt by default', () => {
+    const s = edgeSettingsFromEnv({ GRAFANA_DOMAIN: 'grafana.example.com' }, [appSite('production', { APP_DOMAIN: 'api.example.com' })!]);
     expect(s.sites).toEqual([
       { name: 'production', domain: 'api.example.com', upstream: 'berth-production-app:8000' },
       { name: 'grafana', domain: 'grafana.example.com', upstream: 'berth-grafana:3000' },
@@ -185,9 +191,16 @@ describe('edgeSettingsFromEnv', () => {
   });
 
   it('takes the CA, contact and HSTS from the environment; no domains means no sites', () => {
-    const s = edgeSettingsFromEnv({ ACME_CA: 'https://acme-staging-v02.api.letsencrypt.org/directory', ACME_EMAIL: 'ops@example.com', EDGE_HSTS_MAX_AGE: '300' }, apps);
+    const s = edgeSettingsFromEnv({ ACME_CA: 'https://acme-staging-v02.api.letsencrypt.org/directory', ACME_EMAIL: 'ops@example.com', EDGE_HSTS_MAX_AGE: '300' }, []);
     expect(s.sites).toEqual([]);
     expect(s.acme).toEqual({ ca: 'https://acme-staging-v02.api.letsencrypt.org/directory', email: 'ops@example.com' });
     expect(s.hstsMaxAge).toBe(300);
+  });
+});
+
+describe('edge/bootstrap.json', () => {
+  it('is what buildCaddyConfig makes with no sites (regenerate: npx tsx src/edge/write-bootstrap.ts)', () => {
+    const file = JSON.parse(readFileSync(path.join(repoRoot, 'edge', 'bootstrap.json'), 'utf8')) as unknown;
+    expect(file).toEqual(bootstrapConfig());
   });
 });
