@@ -44,7 +44,8 @@ export interface EdgeSettings {
 }
 
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
-export const ADMIN_LISTEN = 'localhost:2019';
+// 127.0.0.1, not `localhost`: busybox wget tries ::1 for localhost, where Caddy does not listen.
+export const ADMIN_LISTEN = '127.0.0.1:2019';
 export const EDGE_CONTAINER = 'berth-edge';
 
 export const routeId = (name: string): string => `berth-${name}`;

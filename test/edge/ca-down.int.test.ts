@@ -71,7 +71,8 @@ describe.skipIf(!ready)('the edge when the ACME CA is down at start', () => {
     const found = line();
     expect(found, edge!.proc.log().slice(-3000)).toBeDefined();
     const entry = JSON.parse(found!) as Record<string, unknown>;
-    console.log(`edge: CA down, Caddy logs: ${entry.msg as string} | ${String(entry.error)}`);
+    const errors = edge!.proc.log().split('\n').filter((l) => l.includes('"level":"error"'));
+    console.log(`edge: CA down, Caddy logs: ${entry.msg as string} | ${String(entry.error)} (${errors.length} error lines so far: ${errors.map((l) => (JSON.parse(l) as { msg: string }).msg).join(' / ')})`);
     expect(String(entry.error)).toContain(ca.acmeUrl.replace('/dir', ''));
     // The known host, whose certificate is valid, never needed the CA.
     expect(edge!.proc.log().split('\n').filter((l) => l.includes('"level":"error"') && l.includes(`"${known}"`))).toEqual([]);

@@ -67,7 +67,7 @@ describe('buildCaddyConfig', () => {
   });
 
   it('keeps the admin API on loopback and certificates in the volume', () => {
-    expect(c.admin.listen).toBe('localhost:2019');
+    expect(c.admin.listen).toBe('127.0.0.1:2019');
     expect(c.storage.root).toBe('/data/caddy');
   });
 
@@ -141,7 +141,7 @@ describe('admin requests', () => {
   it('runs inside the edge container with wget (busybox has no PATCH: a key is set by POST)', () => {
     expect(edgeCommand(switchUpstream('production', 'berth-production-app-1:8000')).argv).toEqual([
       'docker', 'exec', 'berth-edge', 'wget', '-q', '-O', '-', '--header', 'Content-Type: application/json',
-      '--post-data', '"berth-production-app-1:8000"', 'http://localhost:2019/id/berth-production-upstream/dial',
+      '--post-data', '"berth-production-app-1:8000"', 'http://127.0.0.1:2019/id/berth-production-upstream/dial',
     ]);
     expect(adminArgv(readUpstream('production'), '127.0.0.1:1')).toEqual(['wget', '-q', '-O', '-', 'http://127.0.0.1:1/id/berth-production-upstream/dial']);
     // POST on an array element appends: refused rather than sent.
