@@ -73,12 +73,16 @@ export function validateSettings(s: EdgeSettings): void {
 }
 
 /**
- * certmagic's folder for one issuer under <storage>/certificates: the directory URL without its
- * scheme, with every character other than letters, digits, '-', '.' and '_' turned into '-'
+ * certmagic's folder for one issuer under <storage>/certificates (its ACMEIssuer.issuerKey, then
+ * StorageKeys.Safe): the CA's host, '-', its path with '/' as '-' and no leading or trailing '-',
+ * lower-cased, ':' as '-', anything but letters, digits, '_', '@', '.', '-' dropped
  * (https://acme-v02.api.letsencrypt.org/directory -> acme-v02.api.letsencrypt.org-directory).
  */
 export function issuerKey(ca: string): string {
-  return ca.replace(/^[a-z]+:\/\//i, '').replace(/[^A-Za-z0-9_.-]/g, '-');
+  const url = new URL(ca);
+  const p = url.pathname.replace(/[/\\]/g, '-').replace(/^-+|-+$/g, '');
+  const key = p ? `${url.host}-${p}` : url.host;
+  return key.trim().toLowerCase().replace(/ /g, '_').replace(/\+/g, 'x').replace(/\*/g, 'wildcard_').replace(/:/g, '-').replace(/\.\./g, '').replace(/[^\w@.-]/g, '');
 }
 
 /** Where Caddy stores a domain's certificate once it has one. */

@@ -127,6 +127,8 @@ describe('where certificates live', () => {
   it('names the issuer folder as certmagic does', () => {
     expect(issuerKey(LETS_ENCRYPT)).toBe('acme-v02.api.letsencrypt.org-directory');
     expect(issuerKey('https://127.0.0.1:14000/dir')).toBe('127.0.0.1-14000-dir');
+    expect(issuerKey('https://CA.example.com/acme/directory/')).toBe('ca.example.com-acme-directory');
+    expect(issuerKey('https://ca.example.com')).toBe('ca.example.com');
     expect(certificateFile(settings(), 'a.example.com')).toBe('/data/caddy/certificates/acme-v02.api.letsencrypt.org-directory/a.example.com/a.example.com.crt');
   });
 });
