@@ -277,8 +277,13 @@ export function httpGet(port: number, host: string, p = '/'): Promise<Answer> {
   });
 }
 
-/** Waits until `host` answers over HTTPS with a certificate that chains to pebble's root. */
-export async function waitForCertificate(port: number, host: string, ca: Ca, ms = 30_000): Promise<string> {
+/**
+ * Waits until `host` answers over HTTPS with a certificate that chains to pebble's root. Usually
+ * about a second; 90 s because Debian's pebble 2.4 now and then refuses an order with "JWS
+ * verification error: square/go-jose: error in cryptographic primitive" (seen once in ~20 runs),
+ * and Caddy's first retry comes 60 s later, as it would against a real CA.
+ */
+export async function waitForCertificate(port: number, host: string, ca: Ca, ms = 90_000): Promise<string> {
   let root = '';
   await waitFor(`a certificate for ${host}`, async () => {
     root = await ca.root();

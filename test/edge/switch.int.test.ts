@@ -134,7 +134,9 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
     const current = JSON.parse((await admin({ method: 'GET', path: '/config/' })).stdout) as Record<string, unknown>;
     const next = upsertSite(current, edge.settings, { name: 'testing', domain: 'testing.berth.test', upstream: `127.0.0.1:${other.port}` });
     await admin(loadConfig(next));
-    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca);
+    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca).catch((err: Error) => {
+      throw new Error(`${err.message}; Caddy's log about it:\n${edge.proc.log().split('\n').filter((l) => l.includes('testing.berth.test') || l.includes('"error"')).join('\n')}`);
+    });
     const a = await httpsGet(httpsPort, 'testing.berth.test', rootNow);
     expect(a.status).toBe(200);
     expect(a.cert?.subjectaltname).toBe('DNS:testing.berth.test');
