@@ -62,7 +62,7 @@ describe.skipIf(!hasCompose)('ci.yml compose config step', () => {
   it('validates every compose file with .env.example as .env', () => {
     const composeFiles = readdirSync(repoRoot).filter((f) => /^docker-compose.*\.yml$/.test(f));
     expect(composeFiles).toContain('docker-compose.monitoring.yml');
-    for (const item of [...composeFiles, '.env.example', 'proxy', 'prometheus', 'alertmanager', 'grafana']) {
+    for (const item of [...composeFiles, '.env.example', 'proxy', 'edge', 'prometheus', 'alertmanager', 'grafana']) {
       if (existsSync(path.join(repoRoot, item))) cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
     }
     const step = stepNamed('compose config');

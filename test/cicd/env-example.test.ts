@@ -81,7 +81,7 @@ describe('.env.example', () => {
 
   it('keeps its sections, which init_setup.sh copies into the VM\'s .env files', () => {
     const sections = [...example.matchAll(/^# --- section:([a-z-]+)/gm)].map((m) => m[1]);
-    expect(sections).toEqual(['service', 'image', 'deploy', 'monitoring', 'setup']);
+    expect(sections).toEqual(['service', 'image', 'deploy', 'monitoring', 'edge', 'setup']);
     for (const s of sections) expect(example).toContain(`# --- /section:${s} ---`);
   });
 

@@ -125,7 +125,8 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
         set: [
           'ingress.enabled=true',
           'ingress.className=nginx',
-          'ingress.tlsSecretName=berth-tls',
+          'ingress.tls.enabled=true',
+          'ingress.tls.secretName=berth-tls',
           'config.basePath=/api',
           'secret.existingSecret=berth-secrets',
           'imagePullSecrets[0]=regcred',
@@ -142,7 +143,7 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
     it('no rendered object has a field its kind does not know (typos are errors)', () => {
       const everything = [
         ...matrix.flatMap((v) => v.objects),
-        ...render({ valuesFiles: ['values-prod.yaml'], set: ['ingress.enabled=true', 'ingress.tlsSecretName=t', 'secret.existingSecret=s', 'imagePullSecrets[0]=r'] }),
+        ...render({ valuesFiles: ['values-prod.yaml'], set: ['ingress.enabled=true', 'ingress.tls.enabled=true', 'secret.existingSecret=s', 'imagePullSecrets[0]=r'] }),
       ];
       expect(unknownFieldErrors(everything)).toEqual([]);
     });
@@ -280,6 +281,42 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       const paths = spec<{ rules: { http: { paths: { path: string }[] } }[] }>(one(objects, 'Ingress')).rules[0]!.http.paths;
       expect(paths.map((p) => p.path)).toEqual(['/team/api']);
       expect((one(objects, 'ConfigMap').data as Record<string, string>).BASE_PATH).toBe('/team/api');
+    });
+
+    describe('HTTPS on the Ingress through cert-manager', () => {
+      type IngressSpec = { tls?: { hosts: string[]; secretName: string }[]; rules: { host: string }[] };
+      const ingress = (set: string[]) => one(render({ set: ['ingress.enabled=true', 'ingress.host=api.example.com', ...set] }), 'Ingress');
+
+      it('tls on: a tls block for the host, a Secret named after the release, and the ClusterIssuer annotation', () => {
+        const ing = ingress(['ingress.tls.enabled=true']);
+        expect(spec<IngressSpec>(ing).tls).toEqual([{ hosts: ['api.example.com'], secretName: 'berth-tls' }]);
+        expect(spec<IngressSpec>(ing).rules.map((r) => r.host)).toEqual(['api.example.com']);
+        expect(ing.metadata.annotations).toEqual({ 'cert-manager.io/cluster-issuer': 'letsencrypt' });
+      });
+
+      it('keeps the operator\'s own annotations, takes another issuer and Secret name', () => {
+        const ing = ingress(['ingress.tls.enabled=true', 'ingress.tls.clusterIssuer=letsencrypt-staging', 'ingress.tls.secretName=api-cert', 'ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-body-size=1m']);
+        expect(ing.metadata.annotations).toEqual({ 'cert-manager.io/cluster-issuer': 'letsencrypt-staging', 'nginx.ingress.kubernetes.io/proxy-body-size': '1m' });
+        expect(spec<IngressSpec>(ing).tls).toEqual([{ hosts: ['api.example.com'], secretName: 'api-cert' }]);
+      });
+
+      it('an empty clusterIssuer means a Secret the operator brings: tls block, no annotation', () => {
+        const ing = ingress(['ingress.tls.enabled=true', 'ingress.tls.clusterIssuer=']);
+        expect(ing.metadata.annotations).toBeUndefined();
+        expect(spec<IngressSpec>(ing).tls).toHaveLength(1);
+      });
+
+      it('tls off (the default): plain HTTP, no tls block, no cert-manager annotation', () => {
+        const ing = ingress([]);
+        expect(spec<IngressSpec>(ing).tls).toBeUndefined();
+        expect(ing.metadata.annotations).toBeUndefined();
+      });
+
+      it('the schema refuses a host with a scheme or a port, and an unknown tls key', () => {
+        for (const bad of [['ingress.host=https://api.example.com'], ['ingress.host=api.example.com:443'], ['ingress.tls.issuer=x']]) {
+          expect(() => render({ set: ['ingress.enabled=true', ...bad] }), bad.join()).toThrow();
+        }
+      });
     });
 
     it.each([undefined, 30_000, 0])('grace period outlasts preStop + drain + hard exit (SHUTDOWN_TIMEOUT_MS=%s)', (ms) => {

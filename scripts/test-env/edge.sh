@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The HTTPS edge's real parts, as plain binaries: Debian's `caddy` (2.6) and `pebble` (Let's
+# Encrypt's test ACME server, with `pebble-challtestsrv` as its mock DNS), plus a listener
+# certificate for pebble (Debian ships none). `up` only installs and makes the certificate;
+# every test starts its own pebble, challtestsrv and caddy on free loopback ports in a temp dir
+# and stops them. Debian's caddy.service is kept from starting (it would take :80).
+# Self-contained on purpose (the shared lib.sh is being rewritten); writes .test-env/edge.env.
+set -euo pipefail
+
+LOG_TAG=edge.sh
+STATE="${BERTH_TEST_STATE:-/var/lib/berth-test}"
+EDGE_STATE="$STATE/edge"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TEST_ENV_FILE="$REPO_ROOT/.test-env/edge.env"
+
+log() { printf '%s: %s\n' "$LOG_TAG" "$*"; }
+die() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 1; }
+
+missing_pkgs() {
+  local missing=()
+  command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+  command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+  command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' '
+}
+
+apt_install() {
+  [ "$#" -gt 0 ] || return 0
+  [ "$(id -u)" = 0 ] || die "need root to apt-get install $*"
+  log "installing $*"
+  mkdir -p "$STATE/logs"
+  export DEBIAN_FRONTEND=noninteractive
+  local policy=/usr/sbin/policy-rc.d created=0 rc=0
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
+  local apt=(apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends)
+  "${apt[@]}" "$@" >>"$STATE/logs/apt.log" 2>&1 \
+    || { apt-get -o DPkg::Lock::Timeout=600 update -qq >>"$STATE/logs/apt.log" 2>&1 && "${apt[@]}" "$@" >>"$STATE/logs/apt.log" 2>&1; } \
+    || rc=$?
+  if [ "$created" = 1 ]; then rm -f "$policy"; fi
+  [ "$rc" = 0 ] || die "apt-get install $* failed, see $STATE/logs/apt.log"
+}
+
+# pebble's own TLS listener (ACME directory on 14000, management on 15000): a self-signed
+# certificate for localhost / 127.0.0.1. Clients (caddy's acme_ca_root, the tests) trust it.
+listener_cert() {
+  local crt="$EDGE_STATE/pebble-listener.crt" key="$EDGE_STATE/pebble-listener.key"
+  if [ -s "$crt" ] && [ -s "$key" ] && openssl x509 -in "$crt" -noout -checkend 86400 >/dev/null 2>&1; then
+    return 0
+  fi
+  mkdir -p "$EDGE_STATE"
+  log "making pebble's listener certificate"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+    -subj "/CN=pebble listener (berth tests)" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -keyout "$key.tmp" -out "$crt.tmp" >/dev/null 2>&1
+  chmod 600 "$key.tmp"
+  mv "$key.tmp" "$key"
+  mv "$crt.tmp" "$crt"
+}
+
+up() {
+  local missing
+  missing="$(missing_pkgs)"
+  # shellcheck disable=SC2086 # the list is meant to split
+  apt_install $missing
+  # The package's service would hold :80/:443/:2019 if an init system ever started it.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now caddy >/dev/null 2>&1 || true
+  fi
+  listener_cert
+  mkdir -p "$(dirname "$TEST_ENV_FILE")"
+  local content
+  content="$(printf 'EDGE_PEBBLE_CERT=%s\nEDGE_PEBBLE_KEY=%s\n' "$EDGE_STATE/pebble-listener.crt" "$EDGE_STATE/pebble-listener.key")"
+  if [ ! -f "$TEST_ENV_FILE" ] || [ "$(cat "$TEST_ENV_FILE")" != "$content" ]; then
+    printf '%s\n' "$content" >"$TEST_ENV_FILE"
+  fi
+  log "$(caddy version 2>/dev/null | head -n1 | cut -d' ' -f1), pebble $(dpkg-query -W -f='${Version}' pebble 2>/dev/null), listener cert $EDGE_STATE/pebble-listener.crt"
+}
+
+down() {
+  # Nothing long-lived: each test starts and stops its own pebble, challtestsrv and caddy.
+  :
+}
+
+status() {
+  local missing
+  missing="$(missing_pkgs)"
+  if [ -n "${missing// /}" ]; then echo "edge: missing packages: $missing"; return 1; fi
+  [ -s "$EDGE_STATE/pebble-listener.crt" ] || { echo "edge: no pebble listener certificate (run up)"; return 1; }
+  echo "edge: caddy, pebble, pebble-challtestsrv installed; listener cert in $EDGE_STATE"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
