@@ -275,7 +275,7 @@ export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json
     if (!subjects.includes(site.domain)) subjects.push(site.domain);
     policy.subjects = subjects;
   }
-  return next as unknown as Json;
+  return next;
 }
 
 /**

@@ -117,7 +117,7 @@ describe.skipIf(!ready)('the edge container (docker-compose.edge.yml on Docker E
       hstsMaxAge: 31536000,
     };
     await inEdge(loadConfig(buildCaddyConfig(settings)));
-    await waitFor('v1 through the edge', async () => JSON.parse((await httpGet(httpPort, 'api.berth.test')).body).version === 'v1');
+    await waitFor('v1 through the edge', async () => (JSON.parse((await httpGet(httpPort, 'api.berth.test')).body) as { version?: string }).version === 'v1');
     expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toEqual({ version: 'v1', host: 'api.berth.test' });
 
     await inEdge(switchUpstream('production', `${apps.v2}:8000`));

@@ -11,17 +11,17 @@ const NGINX = ['nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf'];
 export const PROXY_LISTEN_PORT = 8080;
 
 /**
- * The live container by name (nginx resolves it through the engine's DNS, also after a reboot),
- * or by address when that DNS does not answer; the name then follows in a comment.
+ * The live container by name, never by address: nginx resolves the name through Docker's
+ * embedded DNS whenever it starts, so after a reboot (new container addresses) it still reaches
+ * the right container, where an address could name a dead or another one.
  */
-export function upstreamConf(container: string, note: string, address?: string): string {
-  const server = address ? `server ${address}:${APP_LISTEN_PORT};  # ${container}` : `server ${container}:${APP_LISTEN_PORT};`;
-  return `# Written by the deploy (${note}). The live app container; replaced on every switch.\n${server}\n`;
+export function upstreamConf(container: string, note: string): string {
+  return `# Written by the deploy (${note}). The live app container; replaced on every switch.\nserver ${container}:${APP_LISTEN_PORT};\n`;
 }
 
 const UPSTREAM_SERVER = new RegExp(`^\\s*server\\s+([A-Za-z0-9_.-]+):${APP_LISTEN_PORT}\\s*;(?:\\s*#\\s*([A-Za-z0-9_.-]+))?`, 'm');
 
-/** The container upstream.conf names. */
+/** The container upstream.conf names (older deploys could write `server ADDRESS:8000;  # NAME`). */
 export function parseUpstream(text: string): string | undefined {
   const m = UPSTREAM_SERVER.exec(text);
   return m?.[2] ?? m?.[1];

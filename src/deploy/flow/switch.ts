@@ -16,16 +16,7 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
   run.checkInterrupt();
   const upstreamBefore = (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout;
   run.state = { kind: 'switching', name, upstreamBefore };
-  let outcome = await pointProxyAt(run, name);
-  if (!outcome.ok && outcome.retryByAddress) {
-    // The engine's DNS may not know the new name yet (podman's aardvark-dns restarts under
-    // load): the container's address works without it.
-    const address = (await run.run(containerAddress(name, run.env))).stdout.trim();
-    if (/^[0-9a-f.:]+$/i.test(address)) {
-      run.report.info(`the proxy could not resolve ${name} (${outcome.why}); using its address ${address}`);
-      outcome = await pointProxyAt(run, name, address);
-    }
-  }
+  const outcome = await pointProxyAt(run, name);
   if (!outcome.ok) {
     // The remote script restores a running proxy's file itself; with no proxy running (it would
     // not start) the new file is still there: put the old one back, never an empty one.
@@ -33,7 +24,7 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
     run.state = { kind: 'started', name };
     throw new Failure(
       `the proxy did not switch to the new container (${outcome.why})`,
-      `${servedBefore(run.env, run.live)}; check proxy/nginx.conf and the proxy's logs (docker logs ${projectName(run.env)}_proxy_1)`,
+      `${servedBefore(run.env, run.live)}; check proxy/nginx.conf and the proxy's logs (docker compose -p ${projectName(run.env)} logs proxy)`,
       { digest: target.digest },
     );
   }
@@ -44,20 +35,17 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
 interface SwitchOutcome {
   ok: boolean;
   why: string;
-  /** nginx could not resolve the name: try again by address. */
-  retryByAddress?: boolean;
 }
 
 /** One switch attempt: the remote switch script, or (no proxy running yet) compose up and a check. */
-async function pointProxyAt(run: Run, name: string, address?: string): Promise<SwitchOutcome> {
-  const conf = upstreamConf(name, timestamp(), address);
+async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
+  const conf = upstreamConf(name, timestamp());
   const res = await run.run(
     switchProxy({ env: run.env, upstreamFile: run.paths.upstream, conf, app: name, path: run.cfg.healthPath, token: randomBytes(4).toString('hex'), tries: SWITCH_TRIES }),
     TIMEOUT_MS.switch,
   );
   const said = lastLine(`${res.stdout}\n${res.stderr}`) || `exit ${res.code}`;
   if (res.code === EXIT.proxy.ok) return { ok: true, why: said };
-  if (res.code === EXIT.proxy.badConfig || res.code === EXIT.proxy.reloadFailed) return { ok: false, why: said, retryByAddress: !address };
   if (res.code !== EXIT.proxy.notRunning) return { ok: false, why: said };
   // No proxy yet (first deploy): the new upstream is in place; start nginx on it and ask through it.
   const up = await run.run(startProxy(run.env, run.paths.dir, run.composeVars), TIMEOUT_MS.compose);

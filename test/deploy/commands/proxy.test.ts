@@ -13,10 +13,10 @@ describe('the proxy', () => {
     expect(c.parseUpstream(text)).toBe('berth-staging-app-1');
     expect(c.parseUpstream(readFileSync(path.join(repoRoot, 'proxy/upstream.conf'), 'utf8'))).toBe('app');
     expect(c.parseUpstream('# server x:8000;\n')).toBeUndefined();
-    // By address when the engine's DNS does not answer; the name stays readable and parseable.
-    const byAddress = c.upstreamConf('berth-staging-app-1', 'note', '10.89.3.7');
-    expect(byAddress).toContain('server 10.89.3.7:8000;  # berth-staging-app-1\n');
-    expect(c.parseUpstream(byAddress)).toBe('berth-staging-app-1');
+    // Always by name (an address goes stale when a reboot renumbers the containers)...
+    expect(text).toContain('server berth-staging-app-1:8000;\n');
+    // ...and a file an older deploy wrote by address still names its container.
+    expect(c.parseUpstream('server 10.89.3.7:8000;  # berth-staging-app-1\n')).toBe('berth-staging-app-1');
   });
   it('reloads the environment\'s own proxy with proxy.sh (sent on stdin), with the nginx command line', () => {
     const cmd = c.reloadProxy('testing');
