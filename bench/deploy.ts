@@ -5,7 +5,17 @@
 // image whose /health fails, and prints requests sent, failed requests, the longest gap without
 // a successful response, and the deploy's wall time split by step (from the CLI's --json).
 // Needs the test VM: scripts/test-env/engine.sh up && scripts/test-env/vm.sh up (as root).
-import { deploy, ensureImages, images, lockVm, resetEnv, testPorts, vmReady, type CliResult, type EnvName } from '../test/deploy/e2e/harness.js';
+import {
+  deploy,
+  ensureImages,
+  images,
+  lockVm,
+  resetEnv,
+  testPorts,
+  vmReady,
+  type CliResult,
+  type EnvName,
+} from '../test/deploy/e2e/harness.js';
 import { startPoller, type PollResult } from '../test/deploy/e2e/poller.js';
 import { sleep } from '../src/deploy/time.js';
 
@@ -36,7 +46,9 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const pad = (text: string | number, width: number): string => String(text).padEnd(width);
 
 function printRows(rows: Row[]): void {
-  console.log(`\n${pad('scenario', 26)}${pad('deploy', 10)}${pad('wall', 9)}${pad('sent', 8)}${pad('req/s', 8)}${pad('failed', 12)}${pad('retried*', 10)}longest gap`);
+  console.log(
+    `\n${pad('scenario', 26)}${pad('deploy', 10)}${pad('wall', 9)}${pad('sent', 8)}${pad('req/s', 8)}${pad('failed', 12)}${pad('retried*', 10)}longest gap`,
+  );
   for (const { scenario, r, wallMs, load } of rows) {
     const outcome = r.code === 0 ? 'ok' : `exit ${r.code}`;
     const seconds = (wallMs + 2 * settleMs) / 1000;
@@ -44,12 +56,19 @@ function printRows(rows: Row[]): void {
       `${pad(scenario, 26)}${pad(outcome, 10)}${pad(s(wallMs), 9)}${pad(load.sent, 8)}${pad(Math.round(load.sent / seconds), 8)}${pad(`${load.failed} (${((100 * load.failed) / Math.max(1, load.sent)).toFixed(2)}%)`, 12)}${pad(load.retriedOnStaleConnection, 10)}${load.longestGapMs} ms`,
     );
   }
-  console.log('* sent again after an idle keep-alive connection was closed under it (as browsers do; see test/deploy/e2e/poller.ts)');
+  console.log(
+    '* sent again after an idle keep-alive connection was closed under it (as browsers do; see test/deploy/e2e/poller.ts)',
+  );
   for (const { scenario, r, wallMs, load } of rows) {
     const steps = r.json?.steps ?? [];
     const total = steps.reduce((sum, step) => sum + step.ms, 0);
-    console.log(`\n${scenario}: steps (sum ${s(total)}, process wall ${s(wallMs)}; the rest is npm + tsx start-up)`);
-    for (const step of steps) console.log(`  ${step.ok ? '✓' : '✗'} ${pad(step.name, 28)}${pad(s(step.ms), 9)}${((100 * step.ms) / Math.max(1, wallMs)).toFixed(0)}%`);
+    console.log(
+      `\n${scenario}: steps (sum ${s(total)}, process wall ${s(wallMs)}; the rest is npm + tsx start-up)`,
+    );
+    for (const step of steps)
+      console.log(
+        `  ${step.ok ? '✓' : '✗'} ${pad(step.name, 28)}${pad(s(step.ms), 9)}${((100 * step.ms) / Math.max(1, wallMs)).toFixed(0)}%`,
+      );
     if (load.failures.length > 0) console.log(`  failures: ${load.failures.join('; ')}`);
     console.log(`  versions served, in order: ${load.versions.join(' -> ')}`);
   }
@@ -57,7 +76,9 @@ function printRows(rows: Row[]): void {
 
 async function main(): Promise<void> {
   if (!vmReady) process.exit(1);
-  console.log(`deploy bench: env ${env} on the test VM, ${concurrency} GET /health loops on 127.0.0.1:${testPorts[env]}`);
+  console.log(
+    `deploy bench: env ${env} on the test VM, ${concurrency} GET /health loops on 127.0.0.1:${testPorts[env]}`,
+  );
   const releaseVm = await lockVm();
   try {
     await run();
@@ -72,11 +93,17 @@ async function run(): Promise<void> {
   const first = await deploy(env, images.v1);
   if (first.code !== 0) throw new Error(`setting up: first deploy failed\n${first.output}`);
 
-  const rows = [await measure('(a) healthy v1 -> v2', images.v2, 'ok'), await measure('(b) /health fails', images.unhealthy, 'refused')];
+  const rows = [
+    await measure('(a) healthy v1 -> v2', images.v2, 'ok'),
+    await measure('(b) /health fails', images.unhealthy, 'refused'),
+  ];
   printRows(rows);
 
   const wrong = rows.filter((row) => (row.expected === 'ok') !== (row.r.code === 0));
-  for (const row of wrong) console.error(`\n${row.scenario}: the deploy did not end as expected (${row.expected})\n${row.r.output}`);
+  for (const row of wrong)
+    console.error(
+      `\n${row.scenario}: the deploy did not end as expected (${row.expected})\n${row.r.output}`,
+    );
   const failed = rows.reduce((sum, row) => sum + row.load.failed, 0);
   console.log(`\nfailed requests in all: ${failed} (target 0)`);
   if (wrong.length > 0 || failed > 0) process.exitCode = 1;

@@ -27,10 +27,13 @@ const TARGET_RATIO = 0.85;
 // cores, and one run of the same code differed from the next by up to 25 %. Pinned, each has a
 // core to itself: the servers on the first core this process may use, the load on the second.
 function allowedCpus(): number[] {
-  const list = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
+  const list =
+    /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
   return list.split(',').flatMap((part) => {
     const [from, to = from] = part.split('-').map(Number);
-    return from === undefined || to === undefined ? [] : Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    return from === undefined || to === undefined
+      ? []
+      : Array.from({ length: to - from + 1 }, (_, i) => from + i);
   });
 }
 const [serverCpu, loadCpu] = allowedCpus();
@@ -61,7 +64,10 @@ async function start(entry: string, port: number): Promise<ChildProcess> {
   });
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`${entry} exited with ${child.exitCode}`);
-    const up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    const up = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) return child;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -89,13 +95,21 @@ async function run(url: string, seconds: number, pid: number): Promise<Run> {
   const cpuBefore = cpuSeconds(pid);
   const r = await autocannon({ url, connections, duration: seconds });
   const cpuUsPerReq = ((cpuSeconds(pid) - cpuBefore) * 1e6) / r.requests.total;
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, cpuUsPerReq };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    errors: r.errors + r.non2xx,
+    cpuUsPerReq,
+  };
 }
 
 function median(xs: number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? NaN)
+    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
 }
 
 const paths = ['/health', '/items/5?q=bench'];
@@ -106,7 +120,10 @@ const targets = [
 // Both run as plain JavaScript under node, as the image runs the service: no TypeScript loader
 // on either side of the comparison.
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-if (pinned) execFileSync('taskset', ['-a', '-p', '-c', String(loadCpu), String(process.pid)], { stdio: 'ignore' });
+if (pinned)
+  execFileSync('taskset', ['-a', '-p', '-c', String(loadCpu), String(process.pid)], {
+    stdio: 'ignore',
+  });
 console.log(
   `load: autocannon, ${connections} connections, loopback, ` +
     `${pinned ? `servers on CPU ${serverCpu} and load on CPU ${loadCpu}` : 'not pinned to CPUs (needs taskset and two CPUs)'}; ` +
@@ -134,7 +151,10 @@ for (let t = 0; t < trials; t++) {
       for (const s of servers) {
         const pid = s.child.pid ?? 0;
         await run(`http://127.0.0.1:${s.port}${p}`, warmup, pid);
-        trial.set(s.name, { ...(await run(`http://127.0.0.1:${s.port}${p}`, duration, pid)), rss: rssMb(pid) });
+        trial.set(s.name, {
+          ...(await run(`http://127.0.0.1:${s.port}${p}`, duration, pid)),
+          rss: rssMb(pid),
+        });
       }
       results.get(p)?.push(trial);
     }
@@ -145,24 +165,47 @@ for (let t = 0; t < trials; t++) {
 }
 
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(9);
-console.log('\ntarget          path               req/s   p50 ms   p99 ms  CPU µs/req   RSS MB   errors');
+console.log(
+  '\ntarget          path               req/s   p50 ms   p99 ms  CPU µs/req   RSS MB   errors',
+);
 for (const p of paths) {
   for (const target of targets) {
-    const runs = (results.get(p) ?? []).map((trial) => trial.get(target.name)).filter((r) => r !== undefined);
+    const runs = (results.get(p) ?? [])
+      .map((trial) => trial.get(target.name))
+      .filter((r) => r !== undefined);
     const m = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
     const errors = runs.reduce((n, r) => n + r.errors, 0);
     console.log(
-      `${target.name.padEnd(15)} ${p.padEnd(16)} ${fmt(m((r) => r.rps))} ${fmt(m((r) => r.p50), 1)} ${fmt(m((r) => r.p99), 1)} ` +
-        `${fmt(m((r) => r.cpuUsPerReq), 1).padStart(11)} ${fmt(m((r) => r.rss), 1)} ${fmt(errors)}`,
+      `${target.name.padEnd(15)} ${p.padEnd(16)} ${fmt(m((r) => r.rps))} ${fmt(
+        m((r) => r.p50),
+        1,
+      )} ${fmt(
+        m((r) => r.p99),
+        1,
+      )} ` +
+        `${fmt(
+          m((r) => r.cpuUsPerReq),
+          1,
+        ).padStart(11)} ${fmt(
+          m((r) => r.rss),
+          1,
+        )} ${fmt(errors)}`,
     );
   }
 }
 
-console.log(`\nratio service/bare per trial (median first), target >= ${TARGET_RATIO} for requests/s`);
-console.log('path               req/s ratio        capacity ratio (bare CPU/req ÷ service CPU/req)   per trial (req/s)');
+console.log(
+  `\nratio service/bare per trial (median first), target >= ${TARGET_RATIO} for requests/s`,
+);
+console.log(
+  'path               req/s ratio        capacity ratio (bare CPU/req ÷ service CPU/req)   per trial (req/s)',
+);
 let ok = true;
 for (const p of paths) {
-  const pairs = (results.get(p) ?? []).map((trial) => ({ b: trial.get('bare express'), s: trial.get('berth service') }));
+  const pairs = (results.get(p) ?? []).map((trial) => ({
+    b: trial.get('bare express'),
+    s: trial.get('berth service'),
+  }));
   const rps = pairs.map(({ b, s }) => (s?.rps ?? NaN) / (b?.rps ?? NaN));
   const capacity = pairs.map(({ b, s }) => (b?.cpuUsPerReq ?? NaN) / (s?.cpuUsPerReq ?? NaN));
   const ratio = median(rps);

@@ -21,12 +21,16 @@ async function time(fn: () => unknown): Promise<number> {
 }
 
 const variants = ['values-dev.yaml', 'values-staging.yaml', 'values-prod.yaml'].flatMap((file) =>
-  [['rollout.enabled=false'], ['rollout.enabled=true', 'rollout.strategy=canary'], ['rollout.enabled=true', 'rollout.strategy=blueGreen']].map(
-    (set) => ({ file, set }),
-  ),
+  [
+    ['rollout.enabled=false'],
+    ['rollout.enabled=true', 'rollout.strategy=canary'],
+    ['rollout.enabled=true', 'rollout.strategy=blueGreen'],
+  ].map((set) => ({ file, set })),
 );
 
-console.log(`helm ${execFileSync(helmBin(), ['version', '--short'], { encoding: 'utf8' }).trim()}, ${rounds} rounds, ${variants.length} variants`);
+console.log(
+  `helm ${execFileSync(helmBin(), ['version', '--short'], { encoding: 'utf8' }).trim()}, ${rounds} rounds, ${variants.length} variants`,
+);
 
 const renderMs: number[] = [];
 const validateMs: number[] = [];
@@ -48,17 +52,35 @@ for (let r = 0; r < rounds; r++) {
 }
 const perRender = median(renderMs) / variants.length;
 const perValidate = median(validateMs) / variants.length;
-console.log(`helm template, all ${variants.length} variants:   ${median(renderMs).toFixed(0)} ms (${perRender.toFixed(1)} ms each)`);
-console.log(`schema validation, all objects: ${median(validateMs).toFixed(1)} ms (${perValidate.toFixed(2)} ms per variant, ${objects.length} objects in the last)`);
+console.log(
+  `helm template, all ${variants.length} variants:   ${median(renderMs).toFixed(0)} ms (${perRender.toFixed(1)} ms each)`,
+);
+console.log(
+  `schema validation, all objects: ${median(validateMs).toFixed(1)} ms (${perValidate.toFixed(2)} ms per variant, ${objects.length} objects in the last)`,
+);
 console.log(`ratio validate/render:          ${(perValidate / perRender).toFixed(3)}`);
 
 const staging = readFileSync(path.join(root, 'charts/berth/values-staging.yaml'), 'utf8');
 const digest = `sha256:${'ab'.repeat(32)}`;
 const pureMs: number[] = [];
-for (let r = 0; r < rounds; r++) pureMs.push((await time(() => { for (let i = 0; i < 1000; i++) writeImageDigest(staging, digest); })) / 1000);
+for (let r = 0; r < rounds; r++)
+  pureMs.push(
+    (await time(() => {
+      for (let i = 0; i < 1000; i++) writeImageDigest(staging, digest);
+    })) / 1000,
+  );
 const cliMs: number[] = [];
 for (let r = 0; r < rounds; r++) {
-  cliMs.push(await time(() => execFileSync(process.execPath, ['--import', 'tsx', 'src/gitops/cli.ts', 'get', 'staging'], { cwd: root, stdio: 'ignore' })));
+  cliMs.push(
+    await time(() =>
+      execFileSync(process.execPath, ['--import', 'tsx', 'src/gitops/cli.ts', 'get', 'staging'], {
+        cwd: root,
+        stdio: 'ignore',
+      }),
+    ),
+  );
 }
 console.log(`digest pin, pure function:      ${(median(pureMs) * 1000).toFixed(0)} µs`);
-console.log(`digest CLI (node --import tsx): ${median(cliMs).toFixed(0)} ms per call (process start dominates: ratio ${(median(cliMs) / median(pureMs)).toFixed(0)}x)`);
+console.log(
+  `digest CLI (node --import tsx): ${median(cliMs).toFixed(0)} ms per call (process start dominates: ratio ${(median(cliMs) / median(pureMs)).toFixed(0)}x)`,
+);

@@ -54,7 +54,12 @@ export function documentValues(valuesYaml: string): ValueDoc[] {
     const insideDocumented = stack.some((s) => s.documented);
     const value = lookup(values, keyPath);
     if (pending && !insideDocumented) {
-      docs.push({ key: keyPath.join('.'), type: typeOf(value), default: value, description: pending.join(' ') });
+      docs.push({
+        key: keyPath.join('.'),
+        type: typeOf(value),
+        default: value,
+        description: pending.join(' '),
+      });
     } else if (!insideDocumented && typeOf(value) !== 'object') {
       throw new Error(`values.yaml: ${keyPath.join('.')} has no "# --" comment`);
     }
@@ -68,16 +73,20 @@ const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 export function valuesTable(valuesYaml: string): string {
   const rows = documentValues(valuesYaml).map(
-    (d) => `| \`${d.key}\` | ${d.type} | \`${cell(JSON.stringify(d.default))}\` | ${cell(d.description)} |`,
+    (d) =>
+      `| \`${d.key}\` | ${d.type} | \`${cell(JSON.stringify(d.default))}\` | ${cell(d.description)} |`,
   );
-  return ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows].join('\n');
+  return ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows].join(
+    '\n',
+  );
 }
 
 /** The README text with the table between the markers replaced. */
 export function withValuesTable(readme: string, table: string): string {
   const start = readme.indexOf(TABLE_START);
   const end = readme.indexOf(TABLE_END);
-  if (start < 0 || end < start) throw new Error(`README has no ${TABLE_START} ... ${TABLE_END} block`);
+  if (start < 0 || end < start)
+    throw new Error(`README has no ${TABLE_START} ... ${TABLE_END} block`);
   return `${readme.slice(0, start + TABLE_START.length)}\n${table}\n${readme.slice(end)}`;
 }
 

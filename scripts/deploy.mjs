@@ -7,7 +7,10 @@ import { $, path } from 'zx';
 import { main } from '../src/deploy/cli.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
-dotenv.config({ path: process.env.DEPLOY_ENV_FILE ?? path.join(process.cwd(), '.env'), quiet: true });
+dotenv.config({
+  path: process.env.DEPLOY_ENV_FILE ?? path.join(process.cwd(), '.env'),
+  quiet: true,
+});
 
 // The deploy history records who deployed. CI names itself (GITHUB_ACTOR); from a laptop the git
 // identity says more than the login name, as Kamal's audit log does.
@@ -16,4 +19,8 @@ if (!process.env.DEPLOY_WHO && !process.env.GITHUB_ACTOR) {
   if (name) process.env.DEPLOY_WHO = name;
 }
 
-process.exitCode = await main(process.argv.slice(2), { env: process.env, repoRoot, signals: process });
+process.exitCode = await main(process.argv.slice(2), {
+  env: process.env,
+  repoRoot,
+  signals: process,
+});

@@ -13,10 +13,20 @@ export interface Row {
 
 const HEADERS = ['step', 'environment', 'digest', 'result', 'time'] as const;
 
-
 export function formatTable(rows: Row[]): string {
-  const cells = rows.map((r) => [r.step, r.env, shortDigest(r.digest), r.result, `${r.seconds.toFixed(1)}s`]);
+  const cells = rows.map((r) => [
+    r.step,
+    r.env,
+    shortDigest(r.digest),
+    r.result,
+    `${r.seconds.toFixed(1)}s`,
+  ]);
   const widths = HEADERS.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]?.length ?? 0)));
-  const line = (c: readonly string[]) => `| ${c.map((v, i) => v.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  return [line(HEADERS), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+  const line = (c: readonly string[]) =>
+    `| ${c.map((v, i) => v.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [
+    line(HEADERS),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...cells.map(line),
+  ].join('\n');
 }

@@ -52,22 +52,37 @@ export function parseInvocation(argv: string[]): Invocation {
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: { env: { type: 'string', short: 'e' }, image: { type: 'string', short: 'i' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        env: { type: 'string', short: 'e' },
+        image: { type: 'string', short: 'i' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.help || command === 'help' || command === undefined) return { command: 'help', json: false };
-  if (!['deploy', 'rollback', 'status', 'history', 'unlock'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (values.help || command === 'help' || command === undefined)
+    return { command: 'help', json: false };
+  if (!['deploy', 'rollback', 'status', 'history', 'unlock'].includes(command))
+    throw new UsageError(`unknown command "${command}"`);
   const env = values.env;
-  if (env !== undefined && !isEnvName(env)) throw new UsageError(`--env must be one of ${environments.join(', ')} (got "${env}")`);
-  if (command !== 'status' && env === undefined) throw new UsageError(`${command} needs --env (${environments.join(' | ')})`);
-  const inv: Invocation = { command: command as Invocation['command'], env, json: values.json ?? false };
+  if (env !== undefined && !isEnvName(env))
+    throw new UsageError(`--env must be one of ${environments.join(', ')} (got "${env}")`);
+  if (command !== 'status' && env === undefined)
+    throw new UsageError(`${command} needs --env (${environments.join(' | ')})`);
+  const inv: Invocation = {
+    command: command as Invocation['command'],
+    env,
+    json: values.json ?? false,
+  };
   if (command === 'deploy') {
-    if (!values.image) throw new UsageError('deploy needs --image REF (repo:tag or repo@sha256:...)');
-    if (!/^[a-z0-9][a-z0-9._:/-]*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/i.test(values.image)) throw new UsageError(`--image "${values.image}" is not an image reference`);
+    if (!values.image)
+      throw new UsageError('deploy needs --image REF (repo:tag or repo@sha256:...)');
+    if (!/^[a-z0-9][a-z0-9._:/-]*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/i.test(values.image))
+      throw new UsageError(`--image "${values.image}" is not an image reference`);
     inv.image = values.image;
   } else if (values.image) throw new UsageError(`--image is only for deploy`);
   if (command === 'rollback') {
@@ -111,7 +126,9 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
     cfg = loadConfig(o.env, `${os.userInfo().username}@${os.hostname()}`);
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.err(`${inv.command} failed: bad configuration: ${err.message}. Set it in .env or the environment (see .env.example)`);
+      io.err(
+        `${inv.command} failed: bad configuration: ${err.message}. Set it in .env or the environment (see .env.example)`,
+      );
       return 2;
     }
     throw err;
@@ -125,7 +142,9 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
       process.exit(130);
     }
     interrupted = true;
-    io.err(`${sig}: stopping, removing what this run started and releasing the lock (${sig} again to quit at once)`);
+    io.err(
+      `${sig}: stopping, removing what this run started and releasing the lock (${sig} again to quit at once)`,
+    );
     controller.abort();
   };
   const onInt = () => onSignal('SIGINT');
@@ -137,18 +156,31 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
   let exec: Executor | undefined;
   const extra: Executor[] = [];
   const action = inv.command;
-  const result: Result = { ok: false, action, env: inv.env ?? '', image: inv.image ?? inv.version ?? '', rolledBack: false, steps: reporter.steps };
+  const result: Result = {
+    ok: false,
+    action,
+    env: inv.env ?? '',
+    image: inv.image ?? inv.version ?? '',
+    rolledBack: false,
+    steps: reporter.steps,
+  };
   const finish = (code: number, logs?: string): number => {
-    if (inv.command === 'deploy' || inv.command === 'rollback') reporter.finish(result, { json: inv.json, logs, summaryFile: o.env.GITHUB_STEP_SUMMARY });
+    if (inv.command === 'deploy' || inv.command === 'rollback')
+      reporter.finish(result, { json: inv.json, logs, summaryFile: o.env.GITHUB_STEP_SUMMARY });
     else if (code !== 0) io.err(failureLine(result));
     return interrupted && code !== 0 ? 130 : code;
   };
   try {
-    exec = await reporter.step('connect', () => connect(cfg), (e) => e.target);
+    exec = await reporter.step(
+      'connect',
+      () => connect(cfg),
+      (e) => e.target,
+    );
     switch (inv.command) {
       case 'status': {
         const list = [];
-        for (const env of inv.env ? [inv.env] : environments) list.push(await envStatus(exec, cfg, env));
+        for (const env of inv.env ? [inv.env] : environments)
+          list.push(await envStatus(exec, cfg, env));
         // --json: promote.yml (and npm run rehearse) read the full digest an environment runs.
         io.out(inv.json ? JSON.stringify({ environments: list }) : statusTable(list));
         return 0;
@@ -158,7 +190,9 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
         return 0;
       case 'unlock': {
         const held = await breakIt(exec, envPaths(cfg.remoteDir, inv.env!).lock);
-        io.out(held ? `unlocked ${inv.env}: the lock was held by ${held}` : `${inv.env} was not locked`);
+        io.out(
+          held ? `unlocked ${inv.env}: the lock was held by ${held}` : `${inv.env} was not locked`,
+        );
         return 0;
       }
       default: {
@@ -175,26 +209,51 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
           signal: controller.signal,
           files: localFiles(o.repoRoot),
         };
-        const r = inv.command === 'deploy' ? await deploy(deps, inv.image!) : await rollback(deps, inv.version);
-        Object.assign(result, { ok: true, image: r.image, digest: r.digest, rolledBack: r.rolledBack });
+        const r =
+          inv.command === 'deploy'
+            ? await deploy(deps, inv.image!)
+            : await rollback(deps, inv.version);
+        Object.assign(result, {
+          ok: true,
+          image: r.image,
+          digest: r.digest,
+          rolledBack: r.rolledBack,
+        });
         return finish(0);
       }
     }
   } catch (err) {
     if (err instanceof Failure) {
-      Object.assign(result, { reason: err.reason, advice: err.advice, digest: err.extra.digest, rolledBack: err.extra.rolledBack ?? false });
+      Object.assign(result, {
+        reason: err.reason,
+        advice: err.advice,
+        digest: err.extra.digest,
+        rolledBack: err.extra.rolledBack ?? false,
+      });
       return finish(1, err.extra.logs);
     }
     if (err instanceof LockHeldError) {
-      Object.assign(result, { reason: `${inv.env} is locked by ${err.holder}`, advice: `Wait for it to finish (DEPLOY_LOCK_WAIT_S waits), or if that run died: ${unlockCommand(inv.env!)}` });
+      Object.assign(result, {
+        reason: `${inv.env} is locked by ${err.holder}`,
+        advice: `Wait for it to finish (DEPLOY_LOCK_WAIT_S waits), or if that run died: ${unlockCommand(inv.env!)}`,
+      });
       return finish(1);
     }
     if (err instanceof SshError) {
-      const advice = err.kind === 'host-key' ? 'Nothing was sent to the VM' : err.kind === 'auth' ? 'Nothing on the VM changed' : 'Nothing on the VM changed unless the steps above say so';
+      const advice =
+        err.kind === 'host-key'
+          ? 'Nothing was sent to the VM'
+          : err.kind === 'auth'
+            ? 'Nothing on the VM changed'
+            : 'Nothing on the VM changed unless the steps above say so';
       Object.assign(result, { reason: err.message, advice });
       return finish(1);
     }
-    Object.assign(result, { reason: redact((err as Error).message ?? String(err), [cfg.privateKey]), advice: 'See the steps above; the version that served before still serves unless a step says otherwise' });
+    Object.assign(result, {
+      reason: redact((err as Error).message ?? String(err), [cfg.privateKey]),
+      advice:
+        'See the steps above; the version that served before still serves unless a step says otherwise',
+    });
     return finish(1);
   } finally {
     o.signals?.off('SIGINT', onInt);

@@ -29,32 +29,57 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const seconds = (fallback: number, min = 0) => z.coerce.number().finite().min(min).default(fallback);
+const seconds = (fallback: number, min = 0) =>
+  z.coerce.number().finite().min(min).default(fallback);
 
-const required: Record<string, string> = { VM_HOST: 'the VM address', VM_USER: 'the deploy user on the VM' };
+const required: Record<string, string> = {
+  VM_HOST: 'the VM address',
+  VM_USER: 'the deploy user on the VM',
+};
 
 const schema = z.object({
   VM_HOST: z.string().trim().min(1, 'is required (the VM address)'),
-  VM_USER: z.string().trim().min(1, 'is required (the deploy user on the VM)').regex(/^[a-z_][a-z0-9_.-]*$/i, 'is not a valid user name'),
+  VM_USER: z
+    .string()
+    .trim()
+    .min(1, 'is required (the deploy user on the VM)')
+    .regex(/^[a-z_][a-z0-9_.-]*$/i, 'is not a valid user name'),
   VM_SSH_PORT: z.coerce.number().int().min(1).max(65535).default(22),
   VM_SSH_KEY: z.string().optional(),
   VM_SSH_KEY_FILE: z.string().optional(),
   VM_KNOWN_HOSTS: z.string().optional(),
   VM_KNOWN_HOSTS_FILE: z.string().optional(),
-  BERTH_REMOTE_DIR: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute path of plain characters').default('/opt/berth'),
-  DEPLOY_HEALTH_PATH: z.string().regex(/^\/[A-Za-z0-9._~/?=&%-]*$/, 'must be a path starting with /').default('/health'),
+  BERTH_REMOTE_DIR: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._/-]*$/, 'must be an absolute path of plain characters')
+    .default('/opt/berth'),
+  DEPLOY_HEALTH_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~/?=&%-]*$/, 'must be a path starting with /')
+    .default('/health'),
   DEPLOY_HEALTH_TIMEOUT_S: seconds(60, 1),
   DEPLOY_HEALTH_INTERVAL_S: seconds(1, 0.1),
   DEPLOY_HEALTH_SUCCESSES: z.coerce.number().int().min(1).max(100).default(3),
   DEPLOY_KEEP: z.coerce.number().int().min(1).max(100).default(3),
   DEPLOY_LOCK_WAIT_S: seconds(0),
-  PROXY_IMAGE: z.string().regex(/^[A-Za-z0-9._/:@-]+$/, 'is not an image reference').optional(),
-  BERTH_NETWORK: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'is not a docker network name').default('berth'),
+  PROXY_IMAGE: z
+    .string()
+    .regex(/^[A-Za-z0-9._/:@-]+$/, 'is not an image reference')
+    .optional(),
+  BERTH_NETWORK: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'is not a docker network name')
+    .default('berth'),
   DEPLOY_WHO: z.string().optional(),
   GITHUB_ACTOR: z.string().optional(),
 });
 
-function readEither(env: Record<string, string | undefined>, textVar: string, fileVar: string, what: string): string {
+function readEither(
+  env: Record<string, string | undefined>,
+  textVar: string,
+  fileVar: string,
+  what: string,
+): string {
   const text = env[textVar];
   if (text && text.trim()) return text.endsWith('\n') ? text : `${text}\n`;
   const file = env[fileVar]?.replace(/^~(?=\/|$)/, os.homedir());
@@ -62,31 +87,51 @@ function readEither(env: Record<string, string | undefined>, textVar: string, fi
     try {
       return readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(`${fileVar}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new ConfigError(
+        `${fileVar}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
   }
   throw new ConfigError(`${textVar} or ${fileVar} is required (${what})`);
 }
 
 /** Empty strings count as unset, as in most .env files. */
-function withoutBlanks(env: Record<string, string | undefined>): Record<string, string | undefined> {
+function withoutBlanks(
+  env: Record<string, string | undefined>,
+): Record<string, string | undefined> {
   return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
 }
 
-export function loadConfig(env: Record<string, string | undefined>, localWho: string): DeployConfig {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  localWho: string,
+): DeployConfig {
   const parsed = schema.safeParse(withoutBlanks(env));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? 'configuration');
-    if (issue?.code === 'invalid_type' && name in required) throw new ConfigError(`${name} is required (${required[name]})`);
+    if (issue?.code === 'invalid_type' && name in required)
+      throw new ConfigError(`${name} is required (${required[name]})`);
     throw new ConfigError(`${name} ${issue?.message ?? 'is invalid'}`);
   }
   const c = parsed.data;
-  const privateKey = readEither(env, 'VM_SSH_KEY', 'VM_SSH_KEY_FILE', 'the private key the deploy logs in with');
+  const privateKey = readEither(
+    env,
+    'VM_SSH_KEY',
+    'VM_SSH_KEY_FILE',
+    'the private key the deploy logs in with',
+  );
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-    throw new ConfigError('VM_SSH_KEY / VM_SSH_KEY_FILE does not hold a private key (expected a -----BEGIN ... PRIVATE KEY----- block)');
+    throw new ConfigError(
+      'VM_SSH_KEY / VM_SSH_KEY_FILE does not hold a private key (expected a -----BEGIN ... PRIVATE KEY----- block)',
+    );
   }
-  const knownHosts = readEither(env, 'VM_KNOWN_HOSTS', 'VM_KNOWN_HOSTS_FILE', "the VM's host key line(s), e.g. from `ssh-keyscan -p PORT HOST`");
+  const knownHosts = readEither(
+    env,
+    'VM_KNOWN_HOSTS',
+    'VM_KNOWN_HOSTS_FILE',
+    "the VM's host key line(s), e.g. from `ssh-keyscan -p PORT HOST`",
+  );
   return {
     host: c.VM_HOST,
     user: c.VM_USER,
@@ -102,6 +147,9 @@ export function loadConfig(env: Record<string, string | undefined>, localWho: st
     lockWaitS: c.DEPLOY_LOCK_WAIT_S,
     proxyImage: c.PROXY_IMAGE,
     network: c.BERTH_NETWORK,
-    who: (c.DEPLOY_WHO ?? (c.GITHUB_ACTOR ? `${c.GITHUB_ACTOR}@github-actions` : localWho)).replace(/[^A-Za-z0-9@._-]/g, '_'),
+    who: (c.DEPLOY_WHO ?? (c.GITHUB_ACTOR ? `${c.GITHUB_ACTOR}@github-actions` : localWho)).replace(
+      /[^A-Za-z0-9@._-]/g,
+      '_',
+    ),
   };
 }

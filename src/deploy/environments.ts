@@ -20,14 +20,33 @@ interface EnvironmentInfo {
 }
 
 export const environmentInfo: Record<EnvName, EnvironmentInfo> = {
-  production: { branch: 'main', port: 8000, valuesFile: 'charts/berth/values-prod.yaml', aliases: ['prod'] },
-  staging: { branch: 'staging', port: 8001, valuesFile: 'charts/berth/values-staging.yaml', aliases: [], promotesTo: 'production' },
-  testing: { branch: 'testing', port: 8002, valuesFile: 'charts/berth/values-dev.yaml', aliases: ['dev'], promotesTo: 'staging' },
+  production: {
+    branch: 'main',
+    port: 8000,
+    valuesFile: 'charts/berth/values-prod.yaml',
+    aliases: ['prod'],
+  },
+  staging: {
+    branch: 'staging',
+    port: 8001,
+    valuesFile: 'charts/berth/values-staging.yaml',
+    aliases: [],
+    promotesTo: 'production',
+  },
+  testing: {
+    branch: 'testing',
+    port: 8002,
+    valuesFile: 'charts/berth/values-dev.yaml',
+    aliases: ['dev'],
+    promotesTo: 'staging',
+  },
 };
 
 /** Public ports a test run gives the environments, away from the real ones (`port + offset`). */
 export const portsWithOffset = (offset: number): Record<EnvName, number> =>
-  Object.fromEntries(environments.map((env) => [env, environmentInfo[env].port + offset])) as Record<EnvName, number>;
+  Object.fromEntries(
+    environments.map((env) => [env, environmentInfo[env].port + offset]),
+  ) as Record<EnvName, number>;
 
 /** The promotions that start at `from`, in order: testing -> staging, staging -> production. */
 export function promotionsFrom(from: EnvName): [EnvName, EnvName][] {
@@ -46,7 +65,12 @@ export function envForBranch(branch: string): EnvName | undefined {
 
 /** An environment by its name, an alias (prod, dev) or its branch (main); undefined if none. */
 export const envByAnyName = (name: string): EnvName | undefined =>
-  environments.find((env) => env === name || environmentInfo[env].branch === name || environmentInfo[env].aliases.includes(name));
+  environments.find(
+    (env) =>
+      env === name ||
+      environmentInfo[env].branch === name ||
+      environmentInfo[env].aliases.includes(name),
+  );
 
 /** Compose project, network alias and local image repository are all named after the environment. */
 export const projectName = (env: EnvName): string => `berth-${env}`;

@@ -34,19 +34,38 @@ export interface HealthVerdict {
  * `exec` is the in-container poll's result (exit 0 healthy, 1 not in time, anything else: the
  * exec itself failed, e.g. because the container stopped); `state` is inspect afterwards.
  */
-export function judgeHealth(exec: { code: number; stdout: string; stderr: string }, state: ContainerState | undefined, o: { path: string; timeoutS: number; successes: number }): HealthVerdict {
+export function judgeHealth(
+  exec: { code: number; stdout: string; stderr: string },
+  state: ContainerState | undefined,
+  o: { path: string; timeoutS: number; successes: number },
+): HealthVerdict {
   const said = exec.stdout.trim().split('\n').at(-1) ?? '';
   if (exec.code === 0) return { healthy: true, reason: said };
-  if (!state) return { healthy: false, reason: 'the new container disappeared during the health check' };
+  if (!state)
+    return { healthy: false, reason: 'the new container disappeared during the health check' };
   if (state.status !== 'running' || state.restarts > 0) {
     // Once the engine has restarted it, ExitCode describes the current run (0): say "crashed" instead.
-    if (state.restarts > 0) return { healthy: false, reason: `the new container kept crashing during the health check (restarted ${state.restarts} time(s))` };
-    return { healthy: false, reason: `the new container exited with code ${state.exitCode} during the health check (state ${state.status})` };
+    if (state.restarts > 0)
+      return {
+        healthy: false,
+        reason: `the new container kept crashing during the health check (restarted ${state.restarts} time(s))`,
+      };
+    return {
+      healthy: false,
+      reason: `the new container exited with code ${state.exitCode} during the health check (state ${state.status})`,
+    };
   }
   if (exec.code === 1) {
     const last = said.replace(/^unhealthy: /, '');
-    return { healthy: false, reason: `the new container did not pass the health check: GET ${o.path} was not 2xx ${o.successes} time(s) in a row within ${o.timeoutS} s (${last})` };
+    return {
+      healthy: false,
+      reason: `the new container did not pass the health check: GET ${o.path} was not 2xx ${o.successes} time(s) in a row within ${o.timeoutS} s (${last})`,
+    };
   }
-  if (exec.code === 127 || /executable file not found|no such file/i.test(exec.stderr)) return { healthy: false, reason: 'the image has no `node` to run the health check with' };
-  return { healthy: false, reason: `the health check could not run in the new container (exit ${exec.code}: ${exec.stderr.trim().split('\n').at(-1) ?? ''})` };
+  if (exec.code === 127 || /executable file not found|no such file/i.test(exec.stderr))
+    return { healthy: false, reason: 'the image has no `node` to run the health check with' };
+  return {
+    healthy: false,
+    reason: `the health check could not run in the new container (exit ${exec.code}: ${exec.stderr.trim().split('\n').at(-1) ?? ''})`,
+  };
 }

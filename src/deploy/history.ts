@@ -16,7 +16,16 @@ export interface HistoryEntry {
   reason?: string;
 }
 
-const fieldOrder: (keyof HistoryEntry)[] = ['time', 'action', 'env', 'image', 'digest', 'result', 'who', 'reason'];
+const fieldOrder: (keyof HistoryEntry)[] = [
+  'time',
+  'action',
+  'env',
+  'image',
+  'digest',
+  'result',
+  'who',
+  'reason',
+];
 
 function quote(value: string): string {
   const clean = value.replace(/[\r\n]+/g, ' ').trim();
@@ -49,17 +58,25 @@ export function parseLine(line: string): HistoryEntry | undefined {
   };
 }
 
-export const parseHistory = (text: string): HistoryEntry[] => text.split('\n').map(parseLine).filter((e): e is HistoryEntry => e !== undefined);
+export const parseHistory = (text: string): HistoryEntry[] =>
+  text
+    .split('\n')
+    .map(parseLine)
+    .filter((e): e is HistoryEntry => e !== undefined);
 
 /** Healthy digests, newest first, each once. */
 export function healthyDigests(entries: HistoryEntry[]): string[] {
   const seen: string[] = [];
-  for (const e of [...entries].reverse()) if (e.result === 'ok' && !seen.includes(e.digest)) seen.push(e.digest);
+  for (const e of [...entries].reverse())
+    if (e.result === 'ok' && !seen.includes(e.digest)) seen.push(e.digest);
   return seen;
 }
 
 /** The last healthy entry whose digest is not the one serving now (what `rollback` goes back to). */
-export function previousHealthy(entries: HistoryEntry[], current: string | undefined): HistoryEntry | undefined {
+export function previousHealthy(
+  entries: HistoryEntry[],
+  current: string | undefined,
+): HistoryEntry | undefined {
   return [...entries].reverse().find((e) => e.result === 'ok' && e.digest !== current);
 }
 

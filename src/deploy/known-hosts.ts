@@ -32,10 +32,17 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
 }
 
 /** The name OpenSSH looks up: `host` on port 22, `[host]:port` otherwise. */
-export const hostPattern = (host: string, port: number): string => (port === 22 ? host : `[${host}]:${port}`);
+export const hostPattern = (host: string, port: number): string =>
+  port === 22 ? host : `[${host}]:${port}`;
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
   return re.test(name);
 }
 
@@ -55,17 +62,28 @@ function hostMatches(hosts: string, name: string): boolean {
 }
 
 /** `SHA256:...` as `ssh-keygen -lf` prints it. */
-export const fingerprint = (key: Buffer): string => `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+export const fingerprint = (key: Buffer): string =>
+  `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
 
-export function verifyHostKey(entries: KnownHostEntry[], host: string, port: number, presented: Buffer): HostKeyVerdict {
+export function verifyHostKey(
+  entries: KnownHostEntry[],
+  host: string,
+  port: number,
+  presented: Buffer,
+): HostKeyVerdict {
   const name = hostPattern(host, port);
   const mine = entries.filter((e) => hostMatches(e.hosts, name));
   const print = fingerprint(presented);
-  if (mine.some((e) => e.marker === '@revoked' && e.key.equals(presented))) return { kind: 'revoked', fingerprint: print };
+  if (mine.some((e) => e.marker === '@revoked' && e.key.equals(presented)))
+    return { kind: 'revoked', fingerprint: print };
   const candidates = mine.filter((e) => e.marker === undefined);
   if (candidates.some((e) => e.key.equals(presented))) return { kind: 'known' };
   if (candidates.length === 0) return { kind: 'unknown', fingerprint: print };
-  return { kind: 'changed', fingerprint: print, expected: candidates.map((e) => `${e.keyType} ${fingerprint(e.key)}`) };
+  return {
+    kind: 'changed',
+    fingerprint: print,
+    expected: candidates.map((e) => `${e.keyType} ${fingerprint(e.key)}`),
+  };
 }
 
 export function describeVerdict(v: HostKeyVerdict, host: string, port: number): string {
@@ -84,15 +102,31 @@ export function describeVerdict(v: HostKeyVerdict, host: string, port: number): 
 
 const rsaAlgorithms: ServerHostKeyAlgorithm[] = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
 /** The host key types the SSH library speaks; a known_hosts line of another type cannot match. */
-const supported: readonly ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', ...rsaAlgorithms, 'ssh-dss'];
-const isSupported = (type: string): type is ServerHostKeyAlgorithm => (supported as readonly string[]).includes(type);
+const supported: readonly ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  ...rsaAlgorithms,
+  'ssh-dss',
+];
+const isSupported = (type: string): type is ServerHostKeyAlgorithm =>
+  (supported as readonly string[]).includes(type);
 
 /**
  * Host key algorithms to offer, like OpenSSH: only the types known_hosts lists for this host, so
  * a VM that also has another key type is not mistaken for a changed key. Empty = no entry.
  */
-export function hostKeyAlgorithms(entries: KnownHostEntry[], host: string, port: number): ServerHostKeyAlgorithm[] {
+export function hostKeyAlgorithms(
+  entries: KnownHostEntry[],
+  host: string,
+  port: number,
+): ServerHostKeyAlgorithm[] {
   const name = hostPattern(host, port);
-  const types = entries.filter((e) => e.marker === undefined && hostMatches(e.hosts, name)).map((e) => e.keyType);
-  return [...new Set(types.filter(isSupported).flatMap((t) => (t === 'ssh-rsa' ? rsaAlgorithms : [t])))];
+  const types = entries
+    .filter((e) => e.marker === undefined && hostMatches(e.hosts, name))
+    .map((e) => e.keyType);
+  return [
+    ...new Set(types.filter(isSupported).flatMap((t) => (t === 'ssh-rsa' ? rsaAlgorithms : [t]))),
+  ];
 }

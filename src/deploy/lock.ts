@@ -16,19 +16,29 @@ export interface Holder {
   token: string;
 }
 
-export const holderLine = (h: Holder): string => `who=${h.who} action=${h.action} since=${h.since} pid=${h.pid} token=${h.token}`;
+export const holderLine = (h: Holder): string =>
+  `who=${h.who} action=${h.action} since=${h.since} pid=${h.pid} token=${h.token}`;
 
 export function parseHolder(line: string): Partial<Holder> {
   const f: Record<string, string> = {};
   for (const m of line.matchAll(/([a-z]+)=(\S+)/g)) f[m[1] ?? ''] = m[2] ?? '';
-  return { who: f.who, action: f.action, since: f.since, pid: f.pid ? Number(f.pid) : undefined, token: f.token };
+  return {
+    who: f.who,
+    action: f.action,
+    since: f.since,
+    pid: f.pid ? Number(f.pid) : undefined,
+    token: f.token,
+  };
 }
 
 export function describeHolder(line: string, now = new Date()): string {
   const h = parseHolder(line.trim());
   if (!h.who) return line.trim() || 'someone';
   const since = h.since ? new Date(h.since) : undefined;
-  const ago = since && !Number.isNaN(since.getTime()) ? `, ${Math.max(0, Math.round((now.getTime() - since.getTime()) / 1000))} s ago` : '';
+  const ago =
+    since && !Number.isNaN(since.getTime())
+      ? `, ${Math.max(0, Math.round((now.getTime() - since.getTime()) / 1000))} s ago`
+      : '';
   return `${h.who} (${h.action ?? 'deploy'} since ${h.since ?? '?'}${ago})`;
 }
 
@@ -44,8 +54,22 @@ export interface HeldLock {
   release(exec: Executor): Promise<void>;
 }
 
-export async function acquire(exec: Executor, lockDir: string, who: string, action: string, waitS: number, signal?: AbortSignal, onWait?: (holder: string) => void): Promise<HeldLock> {
-  const line = holderLine({ who, action, since: timestamp(), pid: process.pid, token: randomBytes(8).toString('hex') });
+export async function acquire(
+  exec: Executor,
+  lockDir: string,
+  who: string,
+  action: string,
+  waitS: number,
+  signal?: AbortSignal,
+  onWait?: (holder: string) => void,
+): Promise<HeldLock> {
+  const line = holderLine({
+    who,
+    action,
+    since: timestamp(),
+    pid: process.pid,
+    token: randomBytes(8).toString('hex'),
+  });
   const until = Date.now() + waitS * 1000;
   for (;;) {
     // Not abortable: an interrupt between the remote mkdir and its answer would leave a lock we do not know we hold.
@@ -53,11 +77,17 @@ export async function acquire(exec: Executor, lockDir: string, who: string, acti
     if (res.code === 0) {
       const release = async (e: Executor) => {
         const r = await e.run(releaseLock(lockDir, line), { timeoutMs: TIMEOUT_MS.quick });
-        if (r.code !== 0) throw new Error(`cannot remove the lock ${lockDir}: ${r.stderr.trim() || `exit ${r.code}`}`);
+        if (r.code !== 0)
+          throw new Error(
+            `cannot remove the lock ${lockDir}: ${r.stderr.trim() || `exit ${r.code}`}`,
+          );
       };
       return { release };
     }
-    if (res.code !== EXIT.lockHeld) throw new Error(`cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`);
+    if (res.code !== EXIT.lockHeld)
+      throw new Error(
+        `cannot create the lock ${lockDir}: ${res.stderr.trim() || `exit ${res.code}`}`,
+      );
     if (Date.now() >= until || signal?.aborted) throw new LockHeldError(describeHolder(res.stdout));
     if (onWait) {
       onWait(describeHolder(res.stdout));

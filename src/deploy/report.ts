@@ -32,20 +32,26 @@ export const consoleOutput: Output = {
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
-export const formatMs = (ms: number): string => (ms < 1000 ? `${(ms / 1000).toFixed(2)}s` : `${(ms / 1000).toFixed(1)}s`);
+export const formatMs = (ms: number): string =>
+  ms < 1000 ? `${(ms / 1000).toFixed(2)}s` : `${(ms / 1000).toFixed(1)}s`;
 
 export function stepLine(s: StepRecord, note?: string): string {
   return `${s.ok ? '✓' : '✗'} ${s.name} ${formatMs(s.ms)}${note ? `  ${note}` : ''}`;
 }
 
-export const failureLine = (r: Pick<Result, 'action' | 'reason' | 'advice'>): string => `${r.action} failed: ${(r.reason ?? 'unknown error').replace(/\.$/, '')}. ${r.advice ?? ''}`.trim();
+export const failureLine = (r: Pick<Result, 'action' | 'reason' | 'advice'>): string =>
+  `${r.action} failed: ${(r.reason ?? 'unknown error').replace(/\.$/, '')}. ${r.advice ?? ''}`.trim();
 
 export class Reporter {
   readonly steps: StepRecord[] = [];
   constructor(private readonly io: Output = consoleOutput) {}
 
   /** Runs one named step, timing it; a throw marks the step failed and propagates. */
-  async step<T>(name: string, fn: () => Promise<T>, note?: (value: T) => string | undefined): Promise<T> {
+  async step<T>(
+    name: string,
+    fn: () => Promise<T>,
+    note?: (value: T) => string | undefined,
+  ): Promise<T> {
     const started = performance.now();
     try {
       const value = await fn();
@@ -71,7 +77,9 @@ export class Reporter {
 
   finish(r: Result, opts: { json: boolean; logs?: string; summaryFile?: string }): void {
     if (r.ok) {
-      this.io.out(`${r.action === 'rollback' ? 'rolled back' : 'deployed'} ${r.env}: ${r.image} (${shortDigest(r.digest)}) is serving`);
+      this.io.out(
+        `${r.action === 'rollback' ? 'rolled back' : 'deployed'} ${r.env}: ${r.image} (${shortDigest(r.digest)}) is serving`,
+      );
     } else {
       if (opts.logs?.trim()) {
         this.io.err('--- last log lines of the new container ---');
@@ -95,7 +103,9 @@ export class Reporter {
 }
 
 export function summaryMarkdown(r: Result): string {
-  const rows = r.steps.map((s) => `| ${s.ok ? '✅' : '❌'} ${s.name} | ${formatMs(s.ms)} |`).join('\n');
+  const rows = r.steps
+    .map((s) => `| ${s.ok ? '✅' : '❌'} ${s.name} | ${formatMs(s.ms)} |`)
+    .join('\n');
   return [
     `### ${r.action} to ${r.env}: ${r.ok ? 'healthy ✅' : 'failed ❌'}`,
     '',

@@ -47,16 +47,26 @@ export function planRetention(i: RetentionInput): RetentionPlan {
     const at = i.healthy.findIndex((d) => hex12(d) === tag);
     return at === -1 ? Number.MAX_SAFE_INTEGER : at;
   };
-  const deployTags = i.images.filter((img) => img.tag !== 'stable').sort((a, b) => rank(a.tag) - rank(b.tag));
+  const deployTags = i.images
+    .filter((img) => img.tag !== 'stable')
+    .sort((a, b) => rank(a.tag) - rank(b.tag));
   const dropped = deployTags.slice(i.keep).filter((img) => !i.protectedIds.includes(img.id));
   const droppedTags = new Set(dropped.map((img) => img.tag));
 
   // Container names carry their creation time, so sorting by name sorts by age (newest first).
-  const stopped = i.containers.filter((c) => c.name !== i.live && !running(c.state)).sort((a, b) => b.name.localeCompare(a.name));
-  const removeContainers = stopped.filter((c, at) => at >= i.keep || (c.digest !== undefined && droppedTags.has(hex12(c.digest)))).map((c) => c.name);
+  const stopped = i.containers
+    .filter((c) => c.name !== i.live && !running(c.state))
+    .sort((a, b) => b.name.localeCompare(a.name));
+  const removeContainers = stopped
+    .filter((c, at) => at >= i.keep || (c.digest !== undefined && droppedTags.has(hex12(c.digest))))
+    .map((c) => c.name);
 
   // A container that stays (running, or kept) still needs its image: its names stay too.
-  const staying = new Set(i.containers.filter((c) => !removeContainers.includes(c.name) && c.digest).map((c) => hex12(c.digest ?? '')));
+  const staying = new Set(
+    i.containers
+      .filter((c) => !removeContainers.includes(c.name) && c.digest)
+      .map((c) => hex12(c.digest ?? '')),
+  );
   const deployed = new Set((i.deployedRefs ?? []).map(bare));
   const removeNames: string[] = [];
   for (const img of dropped) {
@@ -66,5 +76,9 @@ export function planRetention(i: RetentionInput): RetentionPlan {
     // Only names this environment deployed by: an image someone pulled by hand stays.
     removeNames.push(...names.filter((n) => deployed.has(bare(n))));
   }
-  return { removeContainers, untag: dropped.map((img) => img.tag), removeNames: [...new Set(removeNames)] };
+  return {
+    removeContainers,
+    untag: dropped.map((img) => img.tag),
+    removeNames: [...new Set(removeNames)],
+  };
 }

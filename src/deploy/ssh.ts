@@ -5,7 +5,13 @@ import { NodeSSH } from 'node-ssh';
 import { toShell, type RemoteCommand } from './commands/command.js';
 import type { DeployConfig } from './config.js';
 import { TIMEOUT_MS } from './limits.js';
-import { describeVerdict, hostKeyAlgorithms, parseKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts.js';
+import {
+  describeVerdict,
+  hostKeyAlgorithms,
+  parseKnownHosts,
+  verifyHostKey,
+  type HostKeyVerdict,
+} from './known-hosts.js';
 
 export interface RunResult {
   code: number;
@@ -26,13 +32,17 @@ export class SshError extends Error {
 }
 
 /** The connection went away or stopped answering: the remote side may have done more than we heard. */
-export const connectionLost = (err: unknown): err is SshError => err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout');
+export const connectionLost = (err: unknown): err is SshError =>
+  err instanceof SshError && (err.kind === 'lost' || err.kind === 'timeout');
 
 /** Replaces every secret (and each long line of it, e.g. a key's base64 body) with [redacted]. */
 export function redact(text: string, secrets: string[]): string {
   let out = text;
-  const pieces = secrets.flatMap((s) => [s.trim(), ...s.split('\n').map((l) => l.trim())]).filter((p) => p.length >= 16 && !/^-----/.test(p));
-  for (const piece of pieces.sort((a, b) => b.length - a.length)) out = out.split(piece).join('[redacted]');
+  const pieces = secrets
+    .flatMap((s) => [s.trim(), ...s.split('\n').map((l) => l.trim())])
+    .filter((p) => p.length >= 16 && !/^-----/.test(p));
+  for (const piece of pieces.sort((a, b) => b.length - a.length))
+    out = out.split(piece).join('[redacted]');
   return out;
 }
 
@@ -46,24 +56,50 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
-function classify(err: Error, target: string, verdict: HostKeyVerdict | undefined, cfg: DeployConfig): SshError {
+function classify(
+  err: Error,
+  target: string,
+  verdict: HostKeyVerdict | undefined,
+  cfg: DeployConfig,
+): SshError {
   const msg = err.message;
-  if (verdict && verdict.kind !== 'known') return new SshError('host-key', describeVerdict(verdict, cfg.host, cfg.port));
+  if (verdict && verdict.kind !== 'known')
+    return new SshError('host-key', describeVerdict(verdict, cfg.host, cfg.port));
   if (/no matching host key format/i.test(msg))
-    return new SshError('host-key', `${target} offers no host key of the type(s) VM_KNOWN_HOSTS lists for it, so it cannot be the known VM. Refusing to connect: the VM's keys changed or VM_KNOWN_HOSTS belongs to another host; check with ssh-keyscan -p ${cfg.port} on the VM`);
+    return new SshError(
+      'host-key',
+      `${target} offers no host key of the type(s) VM_KNOWN_HOSTS lists for it, so it cannot be the known VM. Refusing to connect: the VM's keys changed or VM_KNOWN_HOSTS belongs to another host; check with ssh-keyscan -p ${cfg.port} on the VM`,
+    );
   if (/authentication methods failed/i.test(msg))
-    return new SshError('auth', `${target} refused the SSH key (authentication failed): check that VM_SSH_KEY belongs to ${cfg.user} on the VM (its public half in ~${cfg.user}/.ssh/authorized_keys)`);
-  if (/privateKey|private key|passphrase/i.test(msg)) return new SshError('auth', `cannot use VM_SSH_KEY: ${msg} (an unencrypted OpenSSH or PEM private key is expected)`);
-  if (/ECONNREFUSED/.test(msg)) return new SshError('connect', `cannot reach ${target}: connection refused (is sshd listening on port ${cfg.port}?)`);
-  if (/ENOTFOUND|EAI_AGAIN/.test(msg)) return new SshError('connect', `cannot resolve VM_HOST ${cfg.host}`);
-  if (/Timed out/i.test(msg)) return new SshError('timeout', `cannot reach ${target}: timed out during the SSH handshake`);
+    return new SshError(
+      'auth',
+      `${target} refused the SSH key (authentication failed): check that VM_SSH_KEY belongs to ${cfg.user} on the VM (its public half in ~${cfg.user}/.ssh/authorized_keys)`,
+    );
+  if (/privateKey|private key|passphrase/i.test(msg))
+    return new SshError(
+      'auth',
+      `cannot use VM_SSH_KEY: ${msg} (an unencrypted OpenSSH or PEM private key is expected)`,
+    );
+  if (/ECONNREFUSED/.test(msg))
+    return new SshError(
+      'connect',
+      `cannot reach ${target}: connection refused (is sshd listening on port ${cfg.port}?)`,
+    );
+  if (/ENOTFOUND|EAI_AGAIN/.test(msg))
+    return new SshError('connect', `cannot resolve VM_HOST ${cfg.host}`);
+  if (/Timed out/i.test(msg))
+    return new SshError('timeout', `cannot reach ${target}: timed out during the SSH handshake`);
   return new SshError('connect', `cannot connect to ${target}: ${msg}`);
 }
 
 export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Promise<Executor> {
   const target = `${cfg.user}@${cfg.host}:${cfg.port}`;
   const entries = parseKnownHosts(cfg.knownHosts);
-  if (entries.length === 0) throw new SshError('host-key', 'VM_KNOWN_HOSTS holds no host key lines: add the VM\'s key (ssh-keyscan output) so the deploy can tell the VM from an impostor');
+  if (entries.length === 0)
+    throw new SshError(
+      'host-key',
+      "VM_KNOWN_HOSTS holds no host key lines: add the VM's key (ssh-keyscan output) so the deploy can tell the VM from an impostor",
+    );
   const algorithms = hostKeyAlgorithms(entries, cfg.host, cfg.port);
   let verdict: HostKeyVerdict | undefined;
   const ssh = new NodeSSH();
@@ -113,7 +149,8 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
       ssh.dispose();
     },
     async run(cmd, runOpts = {}) {
-      if (lostReason) throw new SshError('lost', `the SSH connection to ${target} was lost (${lostReason})`);
+      if (lostReason)
+        throw new SshError('lost', `the SSH connection to ${target} was lost (${lostReason})`);
       if (runOpts.signal?.aborted) throw new SshError('aborted', 'interrupted');
       let cleanup = () => {};
       const stop = new Promise<never>((_, reject) => {
@@ -123,7 +160,16 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
         runOpts.signal?.addEventListener('abort', onAbort, { once: true });
         const { timeoutMs } = runOpts;
         const timer = timeoutMs
-          ? setTimeout(() => reject(new SshError('timeout', `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(timeoutMs / 1000)} s on the VM`)), timeoutMs)
+          ? setTimeout(
+              () =>
+                reject(
+                  new SshError(
+                    'timeout',
+                    `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(timeoutMs / 1000)} s on the VM`,
+                  ),
+                ),
+              timeoutMs,
+            )
           : undefined;
         cleanup = () => {
           waiters.delete(onLost);
@@ -135,10 +181,18 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
         const res = await Promise.race([ssh.execCommand(toShell(cmd), { stdin: cmd.stdin }), stop]);
         // A channel that ends without an exit status means the connection went away under it.
         if (res.code === null) {
-          if (lostReason) throw new SshError('lost', `the SSH connection to ${target} was lost (${lostReason})`);
-          throw new SshError('lost', `the SSH connection to ${target} ended a command without an exit status (signal ${res.signal ?? 'none'})`);
+          if (lostReason)
+            throw new SshError('lost', `the SSH connection to ${target} was lost (${lostReason})`);
+          throw new SshError(
+            'lost',
+            `the SSH connection to ${target} ended a command without an exit status (signal ${res.signal ?? 'none'})`,
+          );
         }
-        return { code: res.code, stdout: redact(res.stdout, secrets), stderr: redact(res.stderr, secrets) };
+        return {
+          code: res.code,
+          stdout: redact(res.stdout, secrets),
+          stderr: redact(res.stderr, secrets),
+        };
       } finally {
         cleanup();
       }

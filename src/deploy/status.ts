@@ -21,14 +21,26 @@ export interface EnvStatus {
   since?: string;
 }
 
-export async function envStatus(exec: Executor, cfg: DeployConfig, env: EnvName): Promise<EnvStatus> {
+export async function envStatus(
+  exec: Executor,
+  cfg: DeployConfig,
+  env: EnvName,
+): Promise<EnvStatus> {
   const quick = { timeoutMs: TIMEOUT_MS.quick };
-  const name = parseUpstream((await exec.run(readFile(envPaths(cfg.remoteDir, env).upstream), quick)).stdout);
+  const name = parseUpstream(
+    (await exec.run(readFile(envPaths(cfg.remoteDir, env).upstream), quick)).stdout,
+  );
   if (!name) return { env, health: 'not deployed' };
   const inspected = await exec.run(inspectContainer(name), quick);
   const state = inspected.code === 0 ? parseContainerState(inspected.stdout) : undefined;
   if (!state) return { env, container: name, health: 'missing' };
-  const base = { env, container: name, digest: state.digest, image: state.image, since: state.startedAt.replace(/\.\d+/, '') };
+  const base = {
+    env,
+    container: name,
+    digest: state.digest,
+    image: state.image,
+    since: state.startedAt.replace(/\.\d+/, ''),
+  };
   if (state.status !== 'running') return { ...base, health: 'stopped' };
   const probe = await exec.run(probeOnce(name, cfg.healthPath), quick);
   const [code, ...body] = probe.stdout.trim().split(' ');
@@ -38,26 +50,63 @@ export async function envStatus(exec: Executor, cfg: DeployConfig, env: EnvName)
   } catch {
     version = undefined;
   }
-  return { ...base, health: Number(code) >= 200 && Number(code) < 300 ? 'healthy' : 'unhealthy', version };
+  return {
+    ...base,
+    health: Number(code) >= 200 && Number(code) < 300 ? 'healthy' : 'unhealthy',
+    version,
+  };
 }
 
 export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function statusTable(list: EnvStatus[]): string {
   return table([
     ['ENV', 'HEALTH', 'VERSION', 'DIGEST', 'SINCE', 'IMAGE', 'CONTAINER'],
-    ...list.map((s) => [s.env, s.health, s.version ?? '-', shortDigest(s.digest), s.since ?? '-', s.image ?? '-', s.container ?? '-']),
+    ...list.map((s) => [
+      s.env,
+      s.health,
+      s.version ?? '-',
+      shortDigest(s.digest),
+      s.since ?? '-',
+      s.image ?? '-',
+      s.container ?? '-',
+    ]),
   ]);
 }
 
-export async function historyText(exec: Executor, cfg: DeployConfig, env: EnvName): Promise<string> {
-  const entries = parseHistory((await exec.run(readFile(envPaths(cfg.remoteDir, env).history), { timeoutMs: TIMEOUT_MS.quick })).stdout);
+export async function historyText(
+  exec: Executor,
+  cfg: DeployConfig,
+  env: EnvName,
+): Promise<string> {
+  const entries = parseHistory(
+    (
+      await exec.run(readFile(envPaths(cfg.remoteDir, env).history), {
+        timeoutMs: TIMEOUT_MS.quick,
+      })
+    ).stdout,
+  );
   if (entries.length === 0) return `no deploys recorded for ${env} yet`;
   return table([
     ['TIME', 'ACTION', 'RESULT', 'DIGEST', 'IMAGE', 'WHO', 'REASON'],
-    ...entries.map((e) => [e.time, e.action, e.result, shortDigest(e.digest), e.image, e.who, e.reason ?? '']),
+    ...entries.map((e) => [
+      e.time,
+      e.action,
+      e.result,
+      shortDigest(e.digest),
+      e.image,
+      e.who,
+      e.reason ?? '',
+    ]),
   ]);
 }

@@ -59,17 +59,31 @@ const NAME = /^[a-z][a-z0-9-]*$/;
 export function validateSettings(s: EdgeSettings): void {
   const seen = new Map<string, string>();
   for (const site of s.sites) {
-    if (!NAME.test(site.name)) throw new Error(`edge: site name must be lower-case letters, digits and dashes (got "${site.name}")`);
-    if (!DOMAIN.test(site.domain)) throw new Error(`edge: ${site.name}'s domain must be a lower-case host name with a dot, no port or scheme (got "${site.domain}")`);
-    if (!UPSTREAM.test(site.upstream)) throw new Error(`edge: ${site.name}'s upstream must be host:port (got "${site.upstream}")`);
+    if (!NAME.test(site.name))
+      throw new Error(
+        `edge: site name must be lower-case letters, digits and dashes (got "${site.name}")`,
+      );
+    if (!DOMAIN.test(site.domain))
+      throw new Error(
+        `edge: ${site.name}'s domain must be a lower-case host name with a dot, no port or scheme (got "${site.domain}")`,
+      );
+    if (!UPSTREAM.test(site.upstream))
+      throw new Error(`edge: ${site.name}'s upstream must be host:port (got "${site.upstream}")`);
     const other = seen.get(site.domain);
-    if (other !== undefined) throw new Error(`edge: ${site.domain} is the domain of both ${other} and ${site.name}`);
+    if (other !== undefined)
+      throw new Error(`edge: ${site.domain} is the domain of both ${other} and ${site.name}`);
     seen.set(site.domain, site.name);
   }
-  if (new Set(s.sites.map((x) => x.name)).size !== s.sites.length) throw new Error('edge: two sites share a name');
-  if (!Number.isInteger(s.hstsMaxAge) || s.hstsMaxAge < 0) throw new Error(`edge: EDGE_HSTS_MAX_AGE must be a whole number of seconds (got "${s.hstsMaxAge}")`);
-  if (!/^https:\/\/\S+$/.test(s.acme.ca)) throw new Error(`edge: ACME_CA must be an https:// directory URL (got "${s.acme.ca}")`);
-  if (s.acme.email !== undefined && s.acme.email !== '' && !/^[^\s@]+@[^\s@]+$/.test(s.acme.email)) throw new Error(`edge: ACME_EMAIL is not an email address (got "${s.acme.email}")`);
+  if (new Set(s.sites.map((x) => x.name)).size !== s.sites.length)
+    throw new Error('edge: two sites share a name');
+  if (!Number.isInteger(s.hstsMaxAge) || s.hstsMaxAge < 0)
+    throw new Error(
+      `edge: EDGE_HSTS_MAX_AGE must be a whole number of seconds (got "${s.hstsMaxAge}")`,
+    );
+  if (!/^https:\/\/\S+$/.test(s.acme.ca))
+    throw new Error(`edge: ACME_CA must be an https:// directory URL (got "${s.acme.ca}")`);
+  if (s.acme.email !== undefined && s.acme.email !== '' && !/^[^\s@]+@[^\s@]+$/.test(s.acme.email))
+    throw new Error(`edge: ACME_EMAIL is not an email address (got "${s.acme.email}")`);
 }
 
 /**
@@ -82,12 +96,22 @@ export function issuerKey(ca: string): string {
   const url = new URL(ca);
   const p = url.pathname.replace(/[/\\]/g, '-').replace(/^-+|-+$/g, '');
   const key = p ? `${url.host}-${p}` : url.host;
-  return key.trim().toLowerCase().replace(/ /g, '_').replace(/\+/g, 'x').replace(/\*/g, 'wildcard_').replace(/:/g, '-').replace(/\.\./g, '').replace(/[^\w@.-]/g, '');
+  return key
+    .trim()
+    .toLowerCase()
+    .replace(/ /g, '_')
+    .replace(/\+/g, 'x')
+    .replace(/\*/g, 'wildcard_')
+    .replace(/:/g, '-')
+    .replace(/\.\./g, '')
+    .replace(/[^\w@.-]/g, '');
 }
 
 /** Where Caddy stores a domain's certificate once it has one. */
-export const certificateFile = (s: Pick<EdgeSettings, 'storageRoot' | 'acme'>, domain: string): string =>
-  `${s.storageRoot}/certificates/${issuerKey(s.acme.ca)}/${domain}/${domain}.crt`;
+export const certificateFile = (
+  s: Pick<EdgeSettings, 'storageRoot' | 'acme'>,
+  domain: string,
+): string => `${s.storageRoot}/certificates/${issuerKey(s.acme.ca)}/${domain}/${domain}.crt`;
 
 type Json = Record<string, unknown>;
 
@@ -100,10 +124,23 @@ type Json = Record<string, unknown>;
  * HTTP-01 challenges on the HTTP port before any route runs.
  */
 function siteRoute(s: EdgeSettings, site: EdgeSite): Json {
-  const target = s.httpsPort === 443 ? 'https://{http.request.host}{http.request.uri}' : `https://{http.request.host}:${s.httpsPort}{http.request.uri}`;
+  const target =
+    s.httpsPort === 443
+      ? 'https://{http.request.host}{http.request.uri}'
+      : `https://{http.request.host}:${s.httpsPort}{http.request.uri}`;
   const hsts: Json[] =
     s.hstsMaxAge > 0
-      ? [{ match: [{ protocol: 'https' }], handle: [{ handler: 'headers', response: { set: { 'Strict-Transport-Security': [`max-age=${s.hstsMaxAge}`] } } }] }]
+      ? [
+          {
+            match: [{ protocol: 'https' }],
+            handle: [
+              {
+                handler: 'headers',
+                response: { set: { 'Strict-Transport-Security': [`max-age=${s.hstsMaxAge}`] } },
+              },
+            ],
+          },
+        ]
       : [];
   return {
     '@id': routeId(site.name),
@@ -113,13 +150,27 @@ function siteRoute(s: EdgeSettings, site: EdgeSite): Json {
         handler: 'subroute',
         routes: [
           {
-            match: [{ protocol: 'http', file: { root: '/', try_files: [certificateFile(s, site.domain)] } }],
-            handle: [{ handler: 'static_response', status_code: 308, headers: { Location: [target] } }],
+            match: [
+              {
+                protocol: 'http',
+                file: { root: '/', try_files: [certificateFile(s, site.domain)] },
+              },
+            ],
+            handle: [
+              { handler: 'static_response', status_code: 308, headers: { Location: [target] } },
+            ],
             terminal: true,
           },
           ...hsts,
           // Caddy sets X-Forwarded-For/-Proto/-Host itself and passes the client's Host on.
-          { handle: [{ handler: 'reverse_proxy', upstreams: [{ '@id': upstreamId(site.name), dial: site.upstream }] }] },
+          {
+            handle: [
+              {
+                handler: 'reverse_proxy',
+                upstreams: [{ '@id': upstreamId(site.name), dial: site.upstream }],
+              },
+            ],
+          },
         ],
       },
     ],
@@ -134,8 +185,18 @@ const UNKNOWN_HOST: Json = {
     {
       handler: 'subroute',
       routes: [
-        { match: [{ protocol: 'https' }], handle: [{ handler: 'static_response', status_code: 421, body: 'unknown host\n', close: true }], terminal: true },
-        { handle: [{ handler: 'static_response', status_code: 404, body: 'unknown host\n', close: true }] },
+        {
+          match: [{ protocol: 'https' }],
+          handle: [
+            { handler: 'static_response', status_code: 421, body: 'unknown host\n', close: true },
+          ],
+          terminal: true,
+        },
+        {
+          handle: [
+            { handler: 'static_response', status_code: 404, body: 'unknown host\n', close: true },
+          ],
+        },
       ],
     },
   ],
@@ -149,7 +210,11 @@ export function buildCaddyConfig(s: EdgeSettings): Json {
   if (s.acme.caRootFiles?.length) issuer.trusted_roots_pem_files = s.acme.caRootFiles;
   return {
     admin: { listen: s.admin, config: { persist: true } },
-    logging: { logs: { default: { level: 'INFO', writer: { output: 'stderr' }, encoder: { format: 'json' } } } },
+    logging: {
+      logs: {
+        default: { level: 'INFO', writer: { output: 'stderr' }, encoder: { format: 'json' } },
+      },
+    },
     storage: { module: 'file_system', root: s.storageRoot },
     apps: {
       http: {
@@ -196,15 +261,23 @@ export interface AdminRequest {
  * (measured on Caddy 2.6.2: v1 and v2 then share the traffic).
  */
 export function switchUpstream(name: string, upstream: string): AdminRequest {
-  if (!UPSTREAM.test(upstream)) throw new Error(`edge: upstream must be host:port (got "${upstream}")`);
+  if (!UPSTREAM.test(upstream))
+    throw new Error(`edge: upstream must be host:port (got "${upstream}")`);
   return { method: 'PATCH', path: `/id/${upstreamId(name)}/dial`, body: JSON.stringify(upstream) };
 }
 
 /** Where a site's upstream points now (the deploy reads it before and after a switch). */
-export const readUpstream = (name: string): AdminRequest => ({ method: 'GET', path: `/id/${upstreamId(name)}/dial` });
+export const readUpstream = (name: string): AdminRequest => ({
+  method: 'GET',
+  path: `/id/${upstreamId(name)}/dial`,
+});
 
 /** Load a whole config (first start of a new site, or a changed domain). */
-export const loadConfig = (config: Json): AdminRequest => ({ method: 'POST', path: '/load', body: JSON.stringify(config) });
+export const loadConfig = (config: Json): AdminRequest => ({
+  method: 'POST',
+  path: '/load',
+  body: JSON.stringify(config),
+});
 
 /**
  * The argv that sends `req` from inside the edge container, where the admin API listens on
@@ -216,8 +289,21 @@ export const loadConfig = (config: Json): AdminRequest => ({ method: 'POST', pat
 export function adminArgv(req: AdminRequest, admin = ADMIN_LISTEN): string[] {
   const url = `http://${admin}${req.path}`;
   if (req.method === 'GET') return ['wget', '-q', '-O', '-', url];
-  if (req.method === 'PATCH' && /\/\d+$/.test(req.path)) throw new Error(`edge: ${req.path} names an array element; POST would append there, not replace`);
-  return ['wget', '-q', '-O', '-', '--header', 'Content-Type: application/json', '--post-data', req.body ?? '', url];
+  if (req.method === 'PATCH' && /\/\d+$/.test(req.path))
+    throw new Error(
+      `edge: ${req.path} names an array element; POST would append there, not replace`,
+    );
+  return [
+    'wget',
+    '-q',
+    '-O',
+    '-',
+    '--header',
+    'Content-Type: application/json',
+    '--post-data',
+    req.body ?? '',
+    url,
+  ];
 }
 
 /** The same, run in the edge container on the VM (the deploy user is in the docker group). */
@@ -226,16 +312,28 @@ export function edgeCommand(req: AdminRequest, container = EDGE_CONTAINER): { ar
 }
 
 /** An environment's site, when its settings give it a domain (APP_DOMAIN; none on a bare IP). */
-export function appSite(env: string, vars: Record<string, string | undefined>, upstream = `berth-${env}-app:8000`): EdgeSite | undefined {
+export function appSite(
+  env: string,
+  vars: Record<string, string | undefined>,
+  upstream = `berth-${env}-app:8000`,
+): EdgeSite | undefined {
   const domain = vars.APP_DOMAIN?.trim();
   return domain ? { name: env, domain, upstream } : undefined;
 }
 
 /** The edge's settings from the environment (.env.example, section edge) and the sites of the environments. */
-export function edgeSettingsFromEnv(env: Record<string, string | undefined>, sites: EdgeSite[]): EdgeSettings {
+export function edgeSettingsFromEnv(
+  env: Record<string, string | undefined>,
+  sites: EdgeSite[],
+): EdgeSettings {
   const all = [...sites];
   const grafana = env.GRAFANA_DOMAIN?.trim();
-  if (grafana) all.push({ name: 'grafana', domain: grafana, upstream: env.GRAFANA_UPSTREAM || 'berth-grafana:3000' });
+  if (grafana)
+    all.push({
+      name: 'grafana',
+      domain: grafana,
+      upstream: env.GRAFANA_UPSTREAM || 'berth-grafana:3000',
+    });
   const email = env.ACME_EMAIL || undefined;
   return {
     sites: all,
@@ -257,10 +355,16 @@ export function edgeSettingsFromEnv(env: Record<string, string | undefined>, sit
 export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json {
   validateSettings({ ...s, sites: [site] });
   const next = structuredClone(current) as {
-    apps: { http: { servers: Record<string, { routes: Json[] } | undefined> }; tls: { automation: { policies: Json[] } } };
+    apps: {
+      http: { servers: Record<string, { routes: Json[] } | undefined> };
+      tls: { automation: { policies: Json[] } };
+    };
   };
   const routes = next.apps.http.servers.edge?.routes;
-  if (!routes) throw new Error('edge: the running config has no "edge" server (not built by buildCaddyConfig)');
+  if (!routes)
+    throw new Error(
+      'edge: the running config has no "edge" server (not built by buildCaddyConfig)',
+    );
   const at = routes.findIndex((r) => r['@id'] === routeId(site.name));
   const old = at >= 0 ? (routes[at] as { match?: { host?: string[] }[] }) : undefined;
   const oldDomain = old?.match?.[0]?.host?.[0];
@@ -269,7 +373,13 @@ export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json
   const policies = next.apps.tls.automation.policies as { subjects?: string[]; issuers?: Json[] }[];
   const policy = policies[0];
   if (!policy) {
-    policies.push((buildCaddyConfig({ ...s, sites: [site] }).apps as { tls: { automation: { policies: Json[] } } }).tls.automation.policies[0] as Json);
+    policies.push(
+      (
+        buildCaddyConfig({ ...s, sites: [site] }).apps as {
+          tls: { automation: { policies: Json[] } };
+        }
+      ).tls.automation.policies[0] as Json,
+    );
   } else {
     const subjects = (policy.subjects ?? []).filter((d) => d !== oldDomain);
     if (!subjects.includes(site.domain)) subjects.push(site.domain);

@@ -6,7 +6,13 @@
 // The deploy workflow calls this in GitOps mode; the commit or pull request is its own step.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { GitopsError, promoteImageDigest, readImageDigest, valuesFileFor, writeImageDigest } from './digest.js';
+import {
+  GitopsError,
+  promoteImageDigest,
+  readImageDigest,
+  valuesFileFor,
+  writeImageDigest,
+} from './digest.js';
 
 const USAGE =
   'usage: gitops set <env> <digest> | get <env> | promote <from-env> <to-env> | file <env> | read <path|->   (env: production, staging, testing)';
@@ -23,7 +29,10 @@ function main(argv: string[], root: string): string {
       return valuesFileFor(a);
     case 'read': {
       if (a === undefined) break;
-      const digest = readImageDigest(readFileSync(a === '-' ? 0 : a, 'utf8'), a === '-' ? 'stdin' : a);
+      const digest = readImageDigest(
+        readFileSync(a === '-' ? 0 : a, 'utf8'),
+        a === '-' ? 'stdin' : a,
+      );
       if (digest === '') throw new GitopsError(`${a === '-' ? 'stdin' : a} pins no image digest`);
       return digest;
     }
@@ -35,7 +44,12 @@ function main(argv: string[], root: string): string {
     }
     case 'promote': {
       if (a === undefined || b === undefined) break;
-      const result = promoteImageDigest(readFileSync(file(a), 'utf8'), readFileSync(file(b), 'utf8'), valuesFileFor(a), valuesFileFor(b));
+      const result = promoteImageDigest(
+        readFileSync(file(a), 'utf8'),
+        readFileSync(file(b), 'utf8'),
+        valuesFileFor(a),
+        valuesFileFor(b),
+      );
       writeFileSync(file(b), result.yaml);
       return `${valuesFileFor(b)}: image.digest ${result.digest} (from ${valuesFileFor(a)})`;
     }

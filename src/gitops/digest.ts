@@ -2,7 +2,12 @@
 // file of one environment, and Argo CD rolls it out from git. Pure text-in, text-out
 // functions: the workflow step and the tests share them, only cli.ts touches files.
 import { isMap, parseDocument } from 'yaml';
-import { environments, environmentInfo, envByAnyName, type EnvName } from '../deploy/environments.js';
+import {
+  environments,
+  environmentInfo,
+  envByAnyName,
+  type EnvName,
+} from '../deploy/environments.js';
 
 import { DIGEST_PATTERN } from '../deploy/digest.js';
 
@@ -16,7 +21,9 @@ export class GitopsError extends Error {
 export function environmentOf(name: string): EnvName {
   const env = envByAnyName(name);
   if (env === undefined) {
-    throw new GitopsError(`unknown environment ${JSON.stringify(name)}: use ${environments.slice(0, -1).join(', ')} or ${environments.at(-1)}`);
+    throw new GitopsError(
+      `unknown environment ${JSON.stringify(name)}: use ${environments.slice(0, -1).join(', ')} or ${environments.at(-1)}`,
+    );
   }
   return env;
 }
@@ -28,7 +35,9 @@ export function valuesFileFor(name: string): string {
 
 export function assertDigest(digest: string): string {
   if (!DIGEST_PATTERN.test(digest)) {
-    throw new GitopsError(`not an image digest: ${JSON.stringify(digest)} (expected sha256: and 64 hex digits)`);
+    throw new GitopsError(
+      `not an image digest: ${JSON.stringify(digest)} (expected sha256: and 64 hex digits)`,
+    );
   }
   return digest;
 }
@@ -36,7 +45,9 @@ export function assertDigest(digest: string): string {
 function parseValues(text: string, what: string) {
   const doc = parseDocument(text);
   if (doc.errors.length > 0) {
-    throw new GitopsError(`${what} is not valid YAML: ${doc.errors[0]?.message ?? 'unknown error'}`);
+    throw new GitopsError(
+      `${what} is not valid YAML: ${doc.errors[0]?.message ?? 'unknown error'}`,
+    );
   }
   if (doc.contents !== null && !isMap(doc.contents)) {
     throw new GitopsError(`${what} must be a YAML mapping at the top level`);
@@ -67,7 +78,12 @@ export function writeImageDigest(valuesYaml: string, digest: string, what = 'val
  * Promotion copies what the source environment runs, it never rebuilds: the target file gets
  * exactly the source file's digest.
  */
-export function promoteImageDigest(fromYaml: string, toYaml: string, from = 'source', to = 'target'): { digest: string; yaml: string } {
+export function promoteImageDigest(
+  fromYaml: string,
+  toYaml: string,
+  from = 'source',
+  to = 'target',
+): { digest: string; yaml: string } {
   const digest = readImageDigest(fromYaml, from);
   if (digest === '') throw new GitopsError(`${from} pins no image digest: nothing to promote`);
   return { digest, yaml: writeImageDigest(toYaml, digest, to) };

@@ -24,13 +24,19 @@ export const BODY_LIMIT = '16kb';
  * `db`: the database the order routes use. Left out, one is made from DATABASE_URL; null means
  * none (the order routes answer 503), as when DATABASE_URL is unset.
  */
-export type AppDeps = { logger?: Logger; metrics?: Metrics; readiness?: Readiness; db?: Database | null };
+export type AppDeps = {
+  logger?: Logger;
+  metrics?: Metrics;
+  readiness?: Readiness;
+  db?: Database | null;
+};
 
 export function createApp(config: Config, deps: AppDeps = {}): express.Express {
   const logger = deps.logger ?? createLogger(config);
   const metrics = deps.metrics ?? createMetrics(config);
   const readiness = deps.readiness ?? { ready: true };
-  const db = deps.db === null ? undefined : (deps.db ?? databaseFromConfig(config, logger, metrics));
+  const db =
+    deps.db === null ? undefined : (deps.db ?? databaseFromConfig(config, logger, metrics));
 
   const app = express();
   app.disable('x-powered-by');
@@ -52,7 +58,10 @@ export function createApp(config: Config, deps: AppDeps = {}): express.Express {
     if (!readiness.ready) res.setHeader('Connection', 'close');
     // Only a request that carries a body goes through the parser: body-parser makes the same
     // test, but only after work that every GET would pay for.
-    if (req.headers['transfer-encoding'] !== undefined || req.headers['content-length'] !== undefined) {
+    if (
+      req.headers['transfer-encoding'] !== undefined ||
+      req.headers['content-length'] !== undefined
+    ) {
       parseJson(req, res, next);
     } else next();
   });

@@ -15,9 +15,14 @@ const schema = z.object({
   // An IPv4/IPv6 address or a host name; anything else could only fail later, at listen time.
   HOST: z
     .string()
-    .regex(/^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/, 'must be an IP address or a host name')
+    .regex(
+      /^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+      'must be an IP address or a host name',
+    )
     .default('0.0.0.0'),
-  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
   // A prefix such as /api for VMs behind a shared proxy: leading slash, no trailing slash.
   BASE_PATH: z
     .string()

@@ -17,7 +17,10 @@ export function healthUrl(env: NodeJS.ProcessEnv): string {
 }
 
 /** Resolves to a one-line verdict; `ok` is true only for a 200 within the timeout. */
-export function probe(url: string, timeoutMs = TIMEOUT_MS): Promise<{ ok: boolean; message: string }> {
+export function probe(
+  url: string,
+  timeoutMs = TIMEOUT_MS,
+): Promise<{ ok: boolean; message: string }> {
   return new Promise((resolve) => {
     const req = http.get(url, { timeout: timeoutMs }, (res) => {
       res.resume();

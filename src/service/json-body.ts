@@ -29,7 +29,9 @@ export function jsonBody(limit: string): RequestHandler {
     // body-parser's json() accepts the UTF encodings only; text() would decode any charset.
     const charset = CHARSET.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
     if (charset !== undefined && !charset.startsWith('utf-') && req.is('application/json')) {
-      next(clientError(415, 'charset.unsupported', `unsupported charset "${charset.toUpperCase()}"`));
+      next(
+        clientError(415, 'charset.unsupported', `unsupported charset "${charset.toUpperCase()}"`),
+      );
       return;
     }
     readText(req, res, (err?: unknown) => {
@@ -42,7 +44,8 @@ export function jsonBody(limit: string): RequestHandler {
       }
       // strict: like body-parser, only an object or an array at the top level.
       const first = /^[\s]*(.)/.exec(text)?.[1];
-      if (first !== '{' && first !== '[') return next(clientError(400, 'entity.parse.failed', 'malformed JSON body'));
+      if (first !== '{' && first !== '[')
+        return next(clientError(400, 'entity.parse.failed', 'malformed JSON body'));
       try {
         req.body = parse(text, null, (numberText) => new JsonNumber(numberText));
       } catch {

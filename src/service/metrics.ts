@@ -11,7 +11,9 @@ export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 
 // Queries on a local database take about a millisecond; the tail up to 5 s (the default
 // DATABASE_TIMEOUT_MS) shows a struggling server or a saturated pool.
-export const QUERY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+export const QUERY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
 
 export type RequestObservation = { method: string; route: string; status: number; seconds: number };
 

@@ -12,7 +12,10 @@ export type FieldError = { type: string; loc: string[]; msg: string; input: unkn
 const PLAIN_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
 
 /** The amount as canonical decimal text ("10.5", "0.07"), or the reason it is not acceptable. */
-export function parseAmount(raw: unknown, loc: string[]): { amount: string } | { error: FieldError } {
+export function parseAmount(
+  raw: unknown,
+  loc: string[],
+): { amount: string } | { error: FieldError } {
   const fail = (type: string, msg: string) => ({ error: { type, loc, msg, input: raw } });
   let text: string;
   if (raw instanceof JsonNumber) text = raw.text;
@@ -22,7 +25,10 @@ export function parseAmount(raw: unknown, loc: string[]): { amount: string } | {
 
   const match = PLAIN_DECIMAL.exec(text);
   if (match === null) {
-    return fail('decimal_parsing', 'Input should be a plain decimal number such as 12.50 (no exponent, sign or spaces)');
+    return fail(
+      'decimal_parsing',
+      'Input should be a plain decimal number such as 12.50 (no exponent, sign or spaces)',
+    );
   }
   const [, sign, integerDigits = '', decimals = ''] = match;
   const integer = integerDigits.replace(/^0+(?=\d)/, '');
@@ -30,7 +36,10 @@ export function parseAmount(raw: unknown, loc: string[]): { amount: string } | {
     return fail('greater_than', 'Input should be greater than 0');
   }
   if (decimals.length > MAX_DECIMALS) {
-    return fail('decimal_max_places', `Decimal input should have no more than ${MAX_DECIMALS} decimal places`);
+    return fail(
+      'decimal_max_places',
+      `Decimal input should have no more than ${MAX_DECIMALS} decimal places`,
+    );
   }
   if (integer.length > MAX_INTEGER_DIGITS) {
     return fail('less_than_equal', `Input should be less than or equal to ${MAX_AMOUNT}`);
@@ -41,12 +50,23 @@ export function parseAmount(raw: unknown, loc: string[]): { amount: string } | {
 // Ids travel in URLs (/orders/:id): letters, digits, - and _ only, so no escaping is ever needed.
 export const ORDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export function parseOrderId(raw: unknown, loc: string[]): { id: string | undefined } | { error: FieldError } {
+export function parseOrderId(
+  raw: unknown,
+  loc: string[],
+): { id: string | undefined } | { error: FieldError } {
   if (raw === undefined || raw === null) return { id: undefined };
-  if (typeof raw !== 'string') return { error: { type: 'string_type', loc, msg: 'Input should be a valid string', input: raw } };
+  if (typeof raw !== 'string')
+    return {
+      error: { type: 'string_type', loc, msg: 'Input should be a valid string', input: raw },
+    };
   if (!ORDER_ID.test(raw)) {
     return {
-      error: { type: 'string_pattern_mismatch', loc, msg: 'Input should be 1 to 64 letters, digits, - or _', input: raw },
+      error: {
+        type: 'string_pattern_mismatch',
+        loc,
+        msg: 'Input should be 1 to 64 letters, digits, - or _',
+        input: raw,
+      },
     };
   }
   return { id: raw };

@@ -25,7 +25,11 @@ export const CLIENT_CLOSED_REQUEST = 499;
  * Starts watching one request: gives it an id (echoed in X-Request-Id) and, once the response
  * closes, logs one line and records it in the metrics.
  */
-export function observeRequests(logger: Logger, metrics: Metrics, basePath = ''): (req: Request, res: Response) => void {
+export function observeRequests(
+  logger: Logger,
+  metrics: Metrics,
+  basePath = '',
+): (req: Request, res: Response) => void {
   return (req, res) => {
     const started = process.hrtime.bigint();
     const id = requestId(req.get('x-request-id'));
@@ -40,7 +44,13 @@ export function observeRequests(logger: Logger, metrics: Metrics, basePath = '')
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.observe({ method: req.method, route, status, seconds });
       logger.info(
-        { requestId: id, method: req.method, route, status, durationMs: Math.round(seconds * 1e6) / 1e3 },
+        {
+          requestId: id,
+          method: req.method,
+          route,
+          status,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+        },
         'request',
       );
     });

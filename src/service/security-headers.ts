@@ -13,7 +13,11 @@ export function securityHeaders(): (res: Response) => void {
     removeHeader: () => undefined,
     getHeader: () => undefined,
   };
-  helmet()({ method: 'GET', headers: {} } as Request, capture as unknown as Response, () => undefined);
+  helmet()(
+    { method: 'GET', headers: {} } as Request,
+    capture as unknown as Response,
+    () => undefined,
+  );
   if (headers.size === 0) throw new Error('helmet set no headers: its API changed');
   return (res) => {
     res.setHeaders(headers);

@@ -47,7 +47,10 @@ server.on('error', (err) => {
   exit(1);
 });
 server.listen(config.port, config.host, () => {
-  logger.info({ host: config.host, port: config.port, basePath: config.basePath || '/' }, 'listening');
+  logger.info(
+    { host: config.host, port: config.port, basePath: config.basePath || '/' },
+    'listening',
+  );
 });
 
 // An uncaught error leaves as one JSON `fatal` line with its stack, where the log shipper looks,
@@ -83,7 +86,9 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   await sleep(config.shutdownDelayMs);
   await terminator.terminate();
   // After the last request: close the pool's connections so the server sees a clean goodbye.
-  await db?.close().catch((err: unknown) => logger.warn({ err }, 'closing the database pool failed'));
+  await db
+    ?.close()
+    .catch((err: unknown) => logger.warn({ err }, 'closing the database pool failed'));
   logger.info('stopped');
   exit(0);
 }

@@ -20,14 +20,20 @@ const stepNamed = (prefix: string) => {
 function runStep(script: string, cwd: string, env: Record<string, unknown> = {}) {
   const r = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], {
     cwd,
-    env: { ...process.env, ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) },
+    env: {
+      ...process.env,
+      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+    },
     encoding: 'utf8',
     timeout: 120_000,
   });
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-const hasShellcheck = requireTool('shellcheck', 'apt-get install shellcheck (scripts/test-env/cicd.sh up)');
+const hasShellcheck = requireTool(
+  'shellcheck',
+  'apt-get install shellcheck (scripts/test-env/cicd.sh up)',
+);
 const hasCompose = requirePart(
   '`docker compose`',
   () => onPath('docker') && spawnSync('docker', ['compose', 'version']).status === 0,
@@ -62,8 +68,17 @@ describe.skipIf(!hasCompose)('ci.yml compose config step', () => {
   it('validates every compose file with .env.example as .env', () => {
     const composeFiles = readdirSync(repoRoot).filter((f) => /^docker-compose.*\.yml$/.test(f));
     expect(composeFiles).toContain('docker-compose.monitoring.yml');
-    for (const item of [...composeFiles, '.env.example', 'proxy', 'edge', 'prometheus', 'alertmanager', 'grafana']) {
-      if (existsSync(path.join(repoRoot, item))) cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
+    for (const item of [
+      ...composeFiles,
+      '.env.example',
+      'proxy',
+      'edge',
+      'prometheus',
+      'alertmanager',
+      'grafana',
+    ]) {
+      if (existsSync(path.join(repoRoot, item)))
+        cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
     }
     const step = stepNamed('compose config');
     const r = runStep(step.run ?? '', dir, step.env);

@@ -28,7 +28,10 @@ function matchAll(text: string, pattern: RegExp): { name: string; line: number }
 export function scanCode(text: string): { name: string; line: number }[] {
   const found = [
     ...matchAll(text, new RegExp(`\\b(?:process\\.)?env\\??\\.(?<name>${NAME})\\b`, 'g')),
-    ...matchAll(text, new RegExp(`\\b(?:process\\.)?env\\??\\.?\\[\\s*['"\`](?<name>${NAME})['"\`]\\s*\\]`, 'g')),
+    ...matchAll(
+      text,
+      new RegExp(`\\b(?:process\\.)?env\\??\\.?\\[\\s*['"\`](?<name>${NAME})['"\`]\\s*\\]`, 'g'),
+    ),
   ];
   for (const m of text.matchAll(/const\s*\{([^}]*)\}\s*=\s*process\.env/g)) {
     const line = text.slice(0, m.index).split('\n').length;
@@ -65,7 +68,9 @@ export function scanConfig(text: string): { name: string; line: number }[] {
 
 /** Variables a .env.example lists, set or commented out (`# APP_VERSION=...`). */
 export function listedIn(envExample: string): Set<string> {
-  return new Set(matchAll(envExample, new RegExp(`^#?\\s*(?<name>${NAME})=`, 'gm')).map((m) => m.name));
+  return new Set(
+    matchAll(envExample, new RegExp(`^#?\\s*(?<name>${NAME})=`, 'gm')).map((m) => m.name),
+  );
 }
 
 /** Variables set (not commented out) more than once. */
@@ -105,13 +110,24 @@ export function productFiles(root: string): ScanScope {
   const rel = (f: string) => path.relative(root, f);
   const notHarness = (f: string) => !rel(f).startsWith('scripts/test-env/');
   return {
-    code: [...walk(path.join(root, 'src'), (f) => /\.(ts|mts|js|mjs)$/.test(f)), ...walk(path.join(root, 'scripts'), (f) => /\.(ts|mts|js|mjs)$/.test(f) && notHarness(f))].map(rel),
-    shell: [path.join(root, 'init_setup.sh'), ...walk(path.join(root, 'scripts'), (f) => f.endsWith('.sh') && notHarness(f))]
+    code: [
+      ...walk(path.join(root, 'src'), (f) => /\.(ts|mts|js|mjs)$/.test(f)),
+      ...walk(path.join(root, 'scripts'), (f) => /\.(ts|mts|js|mjs)$/.test(f) && notHarness(f)),
+    ].map(rel),
+    shell: [
+      path.join(root, 'init_setup.sh'),
+      ...walk(path.join(root, 'scripts'), (f) => f.endsWith('.sh') && notHarness(f)),
+    ]
       .filter((f) => statSync(f, { throwIfNoEntry: false }))
       .map(rel),
     config: [
-      ...readdirSync(root).filter((f) => /^docker-compose.*\.ya?ml$/.test(f)).map((f) => path.join(root, f)),
-      ...walk(path.join(root, 'prometheus'), (f) => /\.ya?ml$/.test(f) && !f.includes(`${path.sep}tests${path.sep}`)),
+      ...readdirSync(root)
+        .filter((f) => /^docker-compose.*\.ya?ml$/.test(f))
+        .map((f) => path.join(root, f)),
+      ...walk(
+        path.join(root, 'prometheus'),
+        (f) => /\.ya?ml$/.test(f) && !f.includes(`${path.sep}tests${path.sep}`),
+      ),
       ...walk(path.join(root, 'alertmanager'), (f) => /\.ya?ml$/.test(f)),
       ...walk(path.join(root, 'grafana'), (f) => /\.ya?ml$/.test(f)),
     ].map(rel),

@@ -14,10 +14,11 @@ const ok = requirePart(
   'run `bash scripts/test-env/cicd.sh up` as root (Debian)',
 );
 
-const CI_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICiKeyForTheTestOnlyXXXXXXXXXXXXXXXXXXXX github-actions@berth';
+const CI_KEY =
+  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICiKeyForTheTestOnlyXXXXXXXXXXXXXXXXXXXX github-actions@berth';
 const TOKEN = 'dckr_pat_TestOnly-d0-not-leak-9f8e7d';
 const SETTINGS = [
-  '# the operator\'s settings',
+  "# the operator's settings",
   `CI_PUBLIC_KEY="${CI_KEY}"`,
   'REGISTRY_USERNAME=ci-bot',
   `REGISTRY_TOKEN=${TOKEN}`,
@@ -25,7 +26,8 @@ const SETTINGS = [
   '',
 ].join('\n');
 
-const MUTATING = /^(apt-get install|apt-get update|systemctl (enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
+const MUTATING =
+  /^(apt-get install|apt-get update|systemctl (enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
 
 describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
   let root: SetupRoot;
@@ -42,15 +44,28 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('== Berth init_setup on Debian GNU/Linux 12 (bookworm)');
-    for (const step of ['packages', 'docker ', 'docker service', 'deploy user', 'sshd', 'firewall', 'registry login', 'environments', 'network', 'monitoring']) {
+    for (const step of [
+      'packages',
+      'docker ',
+      'docker service',
+      'deploy user',
+      'sshd',
+      'firewall',
+      'registry login',
+      'environments',
+      'network',
+      'monitoring',
+    ]) {
       expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
     }
     expect(first.stdout).toMatch(/^== done: \d+ steps changed/m);
   });
 
-  it('installs Docker Engine and the compose plugin from Docker\'s apt repository', () => {
+  it("installs Docker Engine and the compose plugin from Docker's apt repository", () => {
     const calls = root.shimCalls();
-    expect(calls).toContain('curl -fsSL https://download.docker.com/linux/debian/gpg -o /etc/apt/keyrings/docker.asc');
+    expect(calls).toContain(
+      'curl -fsSL https://download.docker.com/linux/debian/gpg -o /etc/apt/keyrings/docker.asc',
+    );
     expect(root.read('/etc/apt/sources.list.d/docker.list')).toBe(
       'deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian bookworm stable\n',
     );
@@ -66,12 +81,20 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     const id = root.chroot(['id', 'deploy']).stdout;
     expect(id).toMatch(/groups=.*\(docker\)/);
     expect(root.read('/home/deploy/.ssh/authorized_keys')).toBe(`${CI_KEY}\n`);
-    expect(root.chroot(['stat', '-c', '%a %U:%G', '/home/deploy/.ssh', '/home/deploy/.ssh/authorized_keys']).stdout).toBe(
-      '700 deploy:deploy\n600 deploy:deploy\n',
-    );
+    expect(
+      root.chroot([
+        'stat',
+        '-c',
+        '%a %U:%G',
+        '/home/deploy/.ssh',
+        '/home/deploy/.ssh/authorized_keys',
+      ]).stdout,
+    ).toBe('700 deploy:deploy\n600 deploy:deploy\n');
     // '*': no password can match, yet the account is not locked against key login.
     expect(root.read('/etc/shadow')).toMatch(/^deploy:\*:/m);
-    expect(root.chroot(['getent', 'passwd', 'deploy']).stdout).toMatch(/:\/home\/deploy:\/bin\/bash\n$/);
+    expect(root.chroot(['getent', 'passwd', 'deploy']).stdout).toMatch(
+      /:\/home\/deploy:\/bin\/bash\n$/,
+    );
   });
 
   it('hardens sshd so that the real sshd, with every drop-in, refuses passwords and root', () => {
@@ -105,15 +128,23 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     const login = root.shimCalls().filter((c) => c.startsWith('docker login'));
     expect(login).toEqual(['docker login --username ci-bot --password-stdin docker.io']);
     expect(root.read('/var/lib/berth-shims/login-stdin')).toBe(TOKEN);
-    expect(root.read('/home/deploy/.docker/config.json')).toContain('"https://index.docker.io/v1/"');
+    expect(root.read('/home/deploy/.docker/config.json')).toContain(
+      '"https://index.docker.io/v1/"',
+    );
     expect(root.read('/var/log/berth-shims.log')).not.toContain(TOKEN);
     expect(first.stdout + first.stderr).not.toContain(TOKEN);
   });
 
-  it('creates each environment\'s directory, .env (compose\'s) and app.env (the app\'s), deploy-owned and private', () => {
-    for (const [env, port] of [['production', 8000], ['staging', 8001], ['testing', 8002]] as const) {
+  it("creates each environment's directory, .env (compose's) and app.env (the app's), deploy-owned and private", () => {
+    for (const [env, port] of [
+      ['production', 8000],
+      ['staging', 8001],
+      ['testing', 8002],
+    ] as const) {
       const dir = `/opt/berth/${env}`;
-      expect(root.chroot(['stat', '-c', '%a %U:%G', dir, `${dir}/.env`, `${dir}/app.env`]).stdout).toBe('750 deploy:deploy\n600 deploy:deploy\n600 deploy:deploy\n');
+      expect(
+        root.chroot(['stat', '-c', '%a %U:%G', dir, `${dir}/.env`, `${dir}/app.env`]).stdout,
+      ).toBe('750 deploy:deploy\n600 deploy:deploy\n600 deploy:deploy\n');
       const dotenv = root.read(`${dir}/.env`);
       // Replaced in place in .env.example's image section, not added a second time.
       expect(dotenv.match(/^BERTH_ENV=.*$/gm)).toEqual([`BERTH_ENV=${env}`]);
@@ -131,8 +162,12 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     const env = root.read('/opt/berth/monitoring/.env');
     const password = /^GRAFANA_ADMIN_PASSWORD=(.*)$/m.exec(env)?.[1] ?? '';
     expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
-    expect(env).toMatch(/^SLACK_WEBHOOK_URL=https:\/\/hooks\.slack\.invalid\/services\/T0\/B0\/test$/m);
-    expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth/monitoring/.env']).stdout).toBe('600 root\n');
+    expect(env).toMatch(
+      /^SLACK_WEBHOOK_URL=https:\/\/hooks\.slack\.invalid\/services\/T0\/B0\/test$/m,
+    );
+    expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth/monitoring/.env']).stdout).toBe(
+      '600 root\n',
+    );
     expect(first.stdout).not.toContain(password);
     expect(first.stdout).not.toContain('hooks.slack.invalid');
   });
@@ -143,8 +178,12 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     expect(calls).toContain(
       'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml up -d --remove-orphans',
     );
-    expect(root.read('/opt/berth/monitoring/prometheus/prometheus.yml')).toBe(root.read(`${CHECKOUT}/prometheus/prometheus.yml`));
-    expect(root.chroot(['stat', '-c', '%a', '/opt/berth/monitoring/prometheus/prometheus.yml']).stdout).toBe('644\n');
+    expect(root.read('/opt/berth/monitoring/prometheus/prometheus.yml')).toBe(
+      root.read(`${CHECKOUT}/prometheus/prometheus.yml`),
+    );
+    expect(
+      root.chroot(['stat', '-c', '%a', '/opt/berth/monitoring/prometheus/prometheus.yml']).stdout,
+    ).toBe('644\n');
   });
 
   describe('a second run', () => {
@@ -168,13 +207,21 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
 
     it('touches no file and asks no tool to change anything', () => {
       expect(root.snapshot()).toEqual(before);
-      expect(root.shimCalls().slice(callsBefore).filter((c) => MUTATING.test(c))).toEqual([]);
+      expect(
+        root
+          .shimCalls()
+          .slice(callsBefore)
+          .filter((c) => MUTATING.test(c)),
+      ).toEqual([]);
     });
   });
 
-  describe('after an operator edits an environment\'s .env and app.env', () => {
+  describe("after an operator edits an environment's .env and app.env", () => {
     it('keeps the edits (the files are created once, never overwritten)', () => {
-      for (const [file, line] of [['/opt/berth/staging/.env', 'APP_CPUS=0.5'], ['/opt/berth/staging/app.env', 'LOG_LEVEL=debug']]) {
+      for (const [file, line] of [
+        ['/opt/berth/staging/.env', 'APP_CPUS=0.5'],
+        ['/opt/berth/staging/app.env', 'LOG_LEVEL=debug'],
+      ]) {
         root.write(file!, `${root.read(file!)}${line}\n`);
       }
       expect(root.initSetup().code).toBe(0);
@@ -183,7 +230,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     });
   });
 
-  describe('on a VM set up before app.env (the app\'s settings still in .env)', () => {
+  describe("on a VM set up before app.env (the app's settings still in .env)", () => {
     it('starts app.env as a byte-for-byte copy of .env, which is what the app was given', () => {
       const old = "# old single file\nAPP_PORT=8002\nSECRET=pa$$word 'x' #1\n";
       root.write('/opt/berth/testing/.env', old);
@@ -191,13 +238,18 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(root.initSetup().code).toBe(0);
       expect(root.read('/opt/berth/testing/app.env')).toBe(old);
       expect(root.read('/opt/berth/testing/.env')).toBe(old);
-      expect(root.chroot(['stat', '-c', '%a %U:%G', '/opt/berth/testing/app.env']).stdout).toBe('600 deploy:deploy\n');
+      expect(root.chroot(['stat', '-c', '%a %U:%G', '/opt/berth/testing/app.env']).stdout).toBe(
+        '600 deploy:deploy\n',
+      );
     });
   });
 
   describe('with a compose plugin older than 2.30', () => {
     it('stops, naming the version and the upgrade (app.env needs the raw format)', () => {
-      const r = root.chroot(['bash', `${CHECKOUT}/init_setup.sh`], { SUDO_USER: 'admin', SHIM_COMPOSE_VERSION: '2.29.7' });
+      const r = root.chroot(['bash', `${CHECKOUT}/init_setup.sh`], {
+        SUDO_USER: 'admin',
+        SHIM_COMPOSE_VERSION: '2.29.7',
+      });
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('docker compose 2.29.7 is older than 2.30');
     });
@@ -210,10 +262,16 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       const callsBefore = root.shimCalls().length;
       const r = root.initSetup();
       expect(r.code).toBe(0);
-      expect(r.stdout.match(/^✓ .*$/gm)).toEqual(['✓ monitoring         1 config files: docker compose up -d (Grafana on :8950)']);
+      expect(r.stdout.match(/^✓ .*$/gm)).toEqual([
+        '✓ monitoring         1 config files: docker compose up -d (Grafana on :8950)',
+      ]);
       expect(root.read(`/opt/berth/monitoring/${rel}`)).toMatch(/# edited\n$/);
-      const compose = 'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml';
-      expect(root.shimCalls().slice(callsBefore)).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
+      const compose =
+        'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml';
+      expect(root.shimCalls().slice(callsBefore)).toEqual([
+        `${compose} up -d --remove-orphans`,
+        `${compose} restart`,
+      ]);
     });
   });
 
@@ -222,7 +280,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(first.stdout).not.toContain('Alertmanager will not start');
       const file = '/opt/berth/monitoring/.env';
       root.write(file, root.read(file).replace(/^SLACK_WEBHOOK_URL=.*$/m, 'SLACK_WEBHOOK_URL='));
-      expect(root.initSetup().stdout).toContain('Alertmanager will not start until SLACK_WEBHOOK_URL or SLACK_WEBHOOK_URL_FILE is set in /opt/berth/monitoring/.env');
+      expect(root.initSetup().stdout).toContain(
+        'Alertmanager will not start until SLACK_WEBHOOK_URL or SLACK_WEBHOOK_URL_FILE is set in /opt/berth/monitoring/.env',
+      );
     });
   });
 });
@@ -269,7 +329,11 @@ describe.skipIf(!ok)('init_setup.sh refuses, clearly and before changing anythin
   });
   afterAll(() => root?.remove());
 
-  const refuses = (setup: () => void, message: RegExp, env: Record<string, string> = { SUDO_USER: 'admin' }) => {
+  const refuses = (
+    setup: () => void,
+    message: RegExp,
+    env: Record<string, string> = { SUDO_USER: 'admin' },
+  ) => {
     setup();
     const before = root.snapshot();
     const r = root.chroot(['bash', `${CHECKOUT}/init_setup.sh`], env);
@@ -284,7 +348,11 @@ describe.skipIf(!ok)('init_setup.sh refuses, clearly and before changing anythin
     const original = root.read('/usr/lib/os-release');
     try {
       refuses(
-        () => root.write('/usr/lib/os-release', 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"\nVERSION_CODENAME=focal\n'),
+        () =>
+          root.write(
+            '/usr/lib/os-release',
+            'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"\nVERSION_CODENAME=focal\n',
+          ),
         /^init_setup: error: unsupported OS: Ubuntu 20\.04\.6 LTS\. Supported: Ubuntu 22\.04, Ubuntu 24\.04, Debian 12\n$/,
       );
     } finally {
@@ -293,31 +361,50 @@ describe.skipIf(!ok)('init_setup.sh refuses, clearly and before changing anythin
   });
 
   it('no settings file', () => {
-    refuses(() => undefined, /\.env not found: copy \.env\.example to \.env and fill in the setup section/);
+    refuses(
+      () => undefined,
+      /\.env not found: copy \.env\.example to \.env and fill in the setup section/,
+    );
   });
 
   it('CI_PUBLIC_KEY missing, naming the variable', () => {
-    refuses(() => root.write(`${CHECKOUT}/.env`, 'REGISTRY_USERNAME=\n'), /^init_setup: error: CI_PUBLIC_KEY is not set in .*\.env/);
+    refuses(
+      () => root.write(`${CHECKOUT}/.env`, 'REGISTRY_USERNAME=\n'),
+      /^init_setup: error: CI_PUBLIC_KEY is not set in .*\.env/,
+    );
   });
 
   it('a private key pasted as CI_PUBLIC_KEY', () => {
     // The marker line of a private key, assembled so the repository's secret scan does not flag a fake.
     const privateKeyLine = ['-----BEGIN OPENSSH', 'PRIVATE KEY-----'].join(' ');
-    refuses(() => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY=${privateKeyLine}\n`), /CI_PUBLIC_KEY does not look like an OpenSSH public key/);
+    refuses(
+      () => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY=${privateKeyLine}\n`),
+      /CI_PUBLIC_KEY does not look like an OpenSSH public key/,
+    );
   });
 
   it('a registry user without a token', () => {
-    refuses(() => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY="${CI_KEY}"\nREGISTRY_USERNAME=ci-bot\n`), /REGISTRY_USERNAME is set but REGISTRY_TOKEN is not/);
+    refuses(
+      () => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY="${CI_KEY}"\nREGISTRY_USERNAME=ci-bot\n`),
+      /REGISTRY_USERNAME is set but REGISTRY_TOKEN is not/,
+    );
   });
 
   it('run as root directly (it would lock root out of SSH)', () => {
-    refuses(() => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY="${CI_KEY}"\n`), /run this as a sudo user, not as root/, {});
+    refuses(
+      () => root.write(`${CHECKOUT}/.env`, `CI_PUBLIC_KEY="${CI_KEY}"\n`),
+      /run this as a sudo user, not as root/,
+      {},
+    );
   });
 
   it('a sudo user without an SSH key (disabling passwords would lock them out)', () => {
     const keys = root.read('/home/admin/.ssh/authorized_keys');
     try {
-      refuses(() => root.write('/home/admin/.ssh/authorized_keys', ''), /admin has no SSH key in \/home\/admin\/\.ssh\/authorized_keys/);
+      refuses(
+        () => root.write('/home/admin/.ssh/authorized_keys', ''),
+        /admin has no SSH key in \/home\/admin\/\.ssh\/authorized_keys/,
+      );
     } finally {
       root.write('/home/admin/.ssh/authorized_keys', keys);
     }

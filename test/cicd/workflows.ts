@@ -63,7 +63,9 @@ export function environmentName(job: Job): string | undefined {
 
 /** Every `secrets.NAME` a workflow text mentions. */
 export function secretsUsed(text: string): string[] {
-  return [...new Set([...text.matchAll(/secrets\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] ?? ''))].sort();
+  return [
+    ...new Set([...text.matchAll(/secrets\.([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] ?? '')),
+  ].sort();
 }
 
 export interface PinnedAction {
@@ -75,7 +77,8 @@ export interface PinnedAction {
 
 export function pinnedActions(): Record<string, PinnedAction> {
   const file = path.join(repoRoot, 'test', 'cicd', 'fixtures', 'actions.json');
-  return (JSON.parse(readFileSync(file, 'utf8')) as { actions: Record<string, PinnedAction> }).actions;
+  return (JSON.parse(readFileSync(file, 'utf8')) as { actions: Record<string, PinnedAction> })
+    .actions;
 }
 
 export interface LintFinding {

@@ -16,14 +16,22 @@ function capture(): Output & { lines: string[]; errors: string[] } {
 
 describe('arguments', () => {
   it('reads each command', () => {
-    expect(parseInvocation(['deploy', '--env', 'staging', '--image', 'reg:5000/berth:v1', '--json'])).toEqual({ command: 'deploy', env: 'staging', image: 'reg:5000/berth:v1', json: true });
-    expect(parseInvocation(['rollback', '--env', 'production', 'sha256:abc'])).toMatchObject({ command: 'rollback', version: 'sha256:abc' });
+    expect(
+      parseInvocation(['deploy', '--env', 'staging', '--image', 'reg:5000/berth:v1', '--json']),
+    ).toEqual({ command: 'deploy', env: 'staging', image: 'reg:5000/berth:v1', json: true });
+    expect(parseInvocation(['rollback', '--env', 'production', 'sha256:abc'])).toMatchObject({
+      command: 'rollback',
+      version: 'sha256:abc',
+    });
     expect(parseInvocation(['status'])).toMatchObject({ command: 'status', env: undefined });
     expect(parseInvocation(['--help'])).toMatchObject({ command: 'help' });
   });
   it.each([
     [['deploy', '--env', 'staging'], /--image/],
-    [['deploy', '--env', 'prod', '--image', 'a:b'], /--env must be one of production, staging, testing/],
+    [
+      ['deploy', '--env', 'prod', '--image', 'a:b'],
+      /--env must be one of production, staging, testing/,
+    ],
     [['deploy', '--env', 'staging', '--image', 'a b'], /not an image reference/],
     [['history'], /needs --env/],
     [['launch'], /unknown command "launch"/],
@@ -37,8 +45,16 @@ describe('arguments', () => {
   });
   it('stops on bad settings before connecting, naming the variable', async () => {
     const io = capture();
-    expect(await main(['deploy', '--env', 'staging', '--image', 'a:b'], { env: { VM_USER: 'x' }, repoRoot, io })).toBe(2);
-    expect(io.errors).toEqual(['deploy failed: bad configuration: VM_HOST is required (the VM address). Set it in .env or the environment (see .env.example)']);
+    expect(
+      await main(['deploy', '--env', 'staging', '--image', 'a:b'], {
+        env: { VM_USER: 'x' },
+        repoRoot,
+        io,
+      }),
+    ).toBe(2);
+    expect(io.errors).toEqual([
+      'deploy failed: bad configuration: VM_HOST is required (the VM address). Set it in .env or the environment (see .env.example)',
+    ]);
     expect(io.lines).toEqual([]);
   });
   it('prints usage for --help', async () => {
@@ -52,20 +68,53 @@ describe('report', () => {
   it('times each step and marks the failed one', async () => {
     const io = capture();
     const r = new Reporter(io);
-    await r.step('pull image', () => Promise.resolve('x'), () => 'abc');
-    await expect(r.step('health check', () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+    await r.step(
+      'pull image',
+      () => Promise.resolve('x'),
+      () => 'abc',
+    );
+    await expect(r.step('health check', () => Promise.reject(new Error('no')))).rejects.toThrow(
+      'no',
+    );
     expect(io.lines[0]).toMatch(/^✓ pull image \d\.\d\ds {2}abc$/);
     expect(io.lines[1]).toMatch(/^✗ health check \d\.\d\ds$/);
-    expect(r.steps.map((s) => [s.name, s.ok])).toEqual([['pull image', true], ['health check', false]]);
+    expect(r.steps.map((s) => [s.name, s.ok])).toEqual([
+      ['pull image', true],
+      ['health check', false],
+    ]);
   });
   it('ends a failure with logs, then ONE reason line, then JSON and the step summary', () => {
     const io = capture();
     const r = new Reporter(io);
-    const summaryFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'berth-summary-')), 'summary.md');
-    const result: Result = { ok: false, action: 'deploy', env: 'staging', image: 'r/b:v2', digest: 'sha256:' + 'a'.repeat(64), rolledBack: true, reason: 'the new container kept crashing', advice: ':stable now serves', steps: [{ name: 'pull image', ms: 1200, ok: true }] };
+    const summaryFile = path.join(
+      mkdtempSync(path.join(os.tmpdir(), 'berth-summary-')),
+      'summary.md',
+    );
+    const result: Result = {
+      ok: false,
+      action: 'deploy',
+      env: 'staging',
+      image: 'r/b:v2',
+      digest: 'sha256:' + 'a'.repeat(64),
+      rolledBack: true,
+      reason: 'the new container kept crashing',
+      advice: ':stable now serves',
+      steps: [{ name: 'pull image', ms: 1200, ok: true }],
+    };
     r.finish(result, { json: true, logs: 'boom\nexit 3\n', summaryFile });
-    expect(io.errors).toEqual(['--- last log lines of the new container ---', 'boom', 'exit 3', '---', 'deploy failed: the new container kept crashing. :stable now serves']);
-    expect(JSON.parse(io.lines.at(-1) ?? '')).toMatchObject({ ok: false, env: 'staging', rolledBack: true, steps: [{ name: 'pull image', ms: 1200, ok: true }] });
+    expect(io.errors).toEqual([
+      '--- last log lines of the new container ---',
+      'boom',
+      'exit 3',
+      '---',
+      'deploy failed: the new container kept crashing. :stable now serves',
+    ]);
+    expect(JSON.parse(io.lines.at(-1) ?? '')).toMatchObject({
+      ok: false,
+      env: 'staging',
+      rolledBack: true,
+      steps: [{ name: 'pull image', ms: 1200, ok: true }],
+    });
     const md = readFileSync(summaryFile, 'utf8');
     expect(md).toContain('| environment | staging |');
     expect(md).toContain(`| digest | \`sha256:${'a'.repeat(64)}\` |`);
@@ -73,6 +122,8 @@ describe('report', () => {
     expect(md).toContain('| ✅ pull image | 1.2s |');
   });
   it('keeps the failure on one line', () => {
-    expect(failureLine({ action: 'rollback', reason: 'x.', advice: 'Do y' })).toBe('rollback failed: x. Do y');
+    expect(failureLine({ action: 'rollback', reason: 'x.', advice: 'Do y' })).toBe(
+      'rollback failed: x. Do y',
+    );
   });
 });

@@ -4,20 +4,53 @@ import { judgeHealth, parseContainerState } from '../../src/deploy/health.js';
 
 describe('health verdicts', () => {
   const o = { path: '/health', timeoutS: 20, successes: 2 };
-  const running = parseContainerState('running\t0\t0\t2026-01-01T00:00:00Z\tsha256:1\tsha256:d\tr/b:v1');
+  const running = parseContainerState(
+    'running\t0\t0\t2026-01-01T00:00:00Z\tsha256:1\tsha256:d\tr/b:v1',
+  );
   it('reads docker inspect', () => {
-    expect(running).toEqual({ status: 'running', exitCode: 0, restarts: 0, startedAt: '2026-01-01T00:00:00Z', imageId: 'sha256:1', digest: 'sha256:d', image: 'r/b:v1' });
-    expect(parseContainerState('running\t0\t0\t\tsha256:1\t<no value>\t<no value>')?.digest).toBe('');
+    expect(running).toEqual({
+      status: 'running',
+      exitCode: 0,
+      restarts: 0,
+      startedAt: '2026-01-01T00:00:00Z',
+      imageId: 'sha256:1',
+      digest: 'sha256:d',
+      image: 'r/b:v1',
+    });
+    expect(parseContainerState('running\t0\t0\t\tsha256:1\t<no value>\t<no value>')?.digest).toBe(
+      '',
+    );
   });
   it('passes only on exit 0', () => {
-    expect(judgeHealth({ code: 0, stdout: 'healthy: 2 answers in a row, last HTTP 200\n', stderr: '' }, running, o).healthy).toBe(true);
+    expect(
+      judgeHealth(
+        { code: 0, stdout: 'healthy: 2 answers in a row, last HTTP 200\n', stderr: '' },
+        running,
+        o,
+      ).healthy,
+    ).toBe(true);
   });
   it('says which path and what it last answered', () => {
-    expect(judgeHealth({ code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' }, running, o).reason).toBe('the new container did not pass the health check: GET /health was not 2xx 2 time(s) in a row within 20 s (last answer HTTP 500)');
+    expect(
+      judgeHealth({ code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' }, running, o)
+        .reason,
+    ).toBe(
+      'the new container did not pass the health check: GET /health was not 2xx 2 time(s) in a row within 20 s (last answer HTTP 500)',
+    );
   });
   it('calls a restarting or exited container a crash', () => {
-    expect(judgeHealth({ code: 137, stdout: '', stderr: '' }, { ...running!, restarts: 3 }, o).reason).toMatch(/kept crashing .*restarted 3/);
-    expect(judgeHealth({ code: 125, stdout: '', stderr: '' }, { ...running!, status: 'exited', exitCode: 3 }, o).reason).toMatch(/exited with code 3/);
-    expect(judgeHealth({ code: 125, stdout: '', stderr: '' }, undefined, o).reason).toMatch(/disappeared/);
+    expect(
+      judgeHealth({ code: 137, stdout: '', stderr: '' }, { ...running!, restarts: 3 }, o).reason,
+    ).toMatch(/kept crashing .*restarted 3/);
+    expect(
+      judgeHealth(
+        { code: 125, stdout: '', stderr: '' },
+        { ...running!, status: 'exited', exitCode: 3 },
+        o,
+      ).reason,
+    ).toMatch(/exited with code 3/);
+    expect(judgeHealth({ code: 125, stdout: '', stderr: '' }, undefined, o).reason).toMatch(
+      /disappeared/,
+    );
   });
 });

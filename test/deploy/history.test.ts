@@ -1,15 +1,37 @@
 // history.log lines: written, read back, and what rollback picks from them.
 import { describe, expect, it } from 'vitest';
-import { findVersion, formatEntry, parseHistory, parseLine, previousHealthy, repositoryOf, type HistoryEntry } from '../../src/deploy/history.js';
+import {
+  findVersion,
+  formatEntry,
+  parseHistory,
+  parseLine,
+  previousHealthy,
+  repositoryOf,
+  type HistoryEntry,
+} from '../../src/deploy/history.js';
 
 describe('history', () => {
-  const e = (digest: string, result: HistoryEntry['result'], image = `r/b:${digest}`): HistoryEntry => ({ time: '2026-01-01T00:00:00Z', action: 'deploy', env: 'production', image, digest: `sha256:${digest.padEnd(64, '0')}`, result, who: 'ci@x' });
+  const e = (
+    digest: string,
+    result: HistoryEntry['result'],
+    image = `r/b:${digest}`,
+  ): HistoryEntry => ({
+    time: '2026-01-01T00:00:00Z',
+    action: 'deploy',
+    env: 'production',
+    image,
+    digest: `sha256:${digest.padEnd(64, '0')}`,
+    result,
+    who: 'ci@x',
+  });
   const log = [e('aa', 'ok'), e('bb', 'ok'), e('cc', 'failed'), e('dd', 'ok')];
 
   it('round-trips a line, quoting a reason with spaces', () => {
     const entry = { ...e('aa', 'failed'), reason: 'GET /health "500" in 5 s' };
     expect(parseLine(formatEntry(entry))).toEqual(entry);
-    expect(formatEntry(entry)).toMatch(/^time=2026-01-01T00:00:00Z action=deploy env=production image=r\/b:aa digest=sha256:aa0+ result=failed who=ci@x reason="GET \/health \\"500\\" in 5 s"$/);
+    expect(formatEntry(entry)).toMatch(
+      /^time=2026-01-01T00:00:00Z action=deploy env=production image=r\/b:aa digest=sha256:aa0+ result=failed who=ci@x reason="GET \/health \\"500\\" in 5 s"$/,
+    );
   });
   it('rollback goes to the last healthy digest that is not serving now', () => {
     expect(previousHealthy(log, log[3]?.digest)?.digest).toBe(log[1]?.digest);

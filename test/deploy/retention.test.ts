@@ -8,17 +8,41 @@ describe('retention', () => {
   const images = [1, 2, 3, 4].map((n) => ({ tag: hex(n), id: `id${n}` }));
 
   it('keeps the newest N healthy images and always :stable and the live one', () => {
-    const plan = planRetention({ keep: 2, images: [...images, { tag: 'stable', id: 'id1' }], healthy: [4, 3, 2, 1].map(digest), protectedIds: ['id1', 'id4'], containers: [] });
+    const plan = planRetention({
+      keep: 2,
+      images: [...images, { tag: 'stable', id: 'id1' }],
+      healthy: [4, 3, 2, 1].map(digest),
+      protectedIds: ['id1', 'id4'],
+      containers: [],
+    });
     expect(plan.untag).toEqual([hex(2)]);
   });
   it('prunes tags it has no history for first', () => {
-    const plan = planRetention({ keep: 1, images, healthy: [digest(2)], protectedIds: [], containers: [] });
+    const plan = planRetention({
+      keep: 1,
+      images,
+      healthy: [digest(2)],
+      protectedIds: [],
+      containers: [],
+    });
     expect(plan.untag.sort()).toEqual([hex(1), hex(3), hex(4)].sort());
   });
   it('keeps the newest N stopped containers, never the live or a running one', () => {
-    const containers = ['berth-x-app-20260101000001-a', 'berth-x-app-20260101000003-a', 'berth-x-app-20260101000002-a', 'berth-x-app-20260101000004-a'].map((name) => ({ name, state: 'exited' }));
+    const containers = [
+      'berth-x-app-20260101000001-a',
+      'berth-x-app-20260101000003-a',
+      'berth-x-app-20260101000002-a',
+      'berth-x-app-20260101000004-a',
+    ].map((name) => ({ name, state: 'exited' }));
     containers.push({ name: 'berth-x-app-20260101000000-a', state: 'running' });
-    const plan = planRetention({ keep: 2, images: [], healthy: [], protectedIds: [], containers, live: 'berth-x-app-20260101000004-a' });
+    const plan = planRetention({
+      keep: 2,
+      images: [],
+      healthy: [],
+      protectedIds: [],
+      containers,
+      live: 'berth-x-app-20260101000004-a',
+    });
     expect(plan.removeContainers).toEqual(['berth-x-app-20260101000001-a']);
   });
   it('removes a version as a pair: its stopped container goes with its image, so rmi is not refused', () => {
@@ -27,7 +51,14 @@ describe('retention', () => {
       { name: 'berth-x-app-20260101000004-a', state: 'running', digest: digest(4) },
       { name: 'berth-x-app-20260101000001-a', state: 'exited', digest: digest(1) },
     ];
-    const plan = planRetention({ keep: 1, images, healthy: [4, 3, 2, 1].map(digest), protectedIds: ['id4'], containers, live: 'berth-x-app-20260101000004-a' });
+    const plan = planRetention({
+      keep: 1,
+      images,
+      healthy: [4, 3, 2, 1].map(digest),
+      protectedIds: ['id4'],
+      containers,
+      live: 'berth-x-app-20260101000004-a',
+    });
     expect(plan.untag.sort()).toEqual([hex(1), hex(2), hex(3)]);
     expect(plan.removeContainers).toEqual(['berth-x-app-20260101000001-a']);
   });
@@ -49,8 +80,18 @@ describe('retention', () => {
     expect(plan.removeNames).toEqual(['reg.example/berth:v1']);
   });
   it('keeps the names of a dropped version whose container stays', () => {
-    const containers = [{ name: 'berth-x-app-20260101000002-a', state: 'running', digest: digest(2) }];
-    const plan = planRetention({ keep: 1, images, healthy: [4, 3, 2, 1].map(digest), protectedIds: ['id4'], containers, names: { id2: ['reg.example/berth:v2'] }, deployedRefs: ['reg.example/berth:v2'] });
+    const containers = [
+      { name: 'berth-x-app-20260101000002-a', state: 'running', digest: digest(2) },
+    ];
+    const plan = planRetention({
+      keep: 1,
+      images,
+      healthy: [4, 3, 2, 1].map(digest),
+      protectedIds: ['id4'],
+      containers,
+      names: { id2: ['reg.example/berth:v2'] },
+      deployedRefs: ['reg.example/berth:v2'],
+    });
     expect(plan.removeNames).toEqual([]);
   });
 });

@@ -6,7 +6,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/net.js';
-import { edgeToolsReady, httpGet, httpsGet, startCa, startEdge, stopProc, upstream, waitForCertificate, type Ca, type Edge, type Upstream } from './harness.js';
+import {
+  edgeToolsReady,
+  httpGet,
+  httpsGet,
+  startCa,
+  startEdge,
+  stopProc,
+  upstream,
+  waitForCertificate,
+  type Ca,
+  type Edge,
+  type Upstream,
+} from './harness.js';
 
 const ready = edgeToolsReady();
 
@@ -16,7 +28,8 @@ describe.skipIf(!ready)('the edge when the ACME CA is down at start', () => {
   let app: Upstream, fresh: Upstream;
   let storage = '';
   let root = '';
-  let httpPort = 0, httpsPort = 0;
+  let httpPort = 0,
+    httpsPort = 0;
   const known = 'api.berth.test';
   const added = 'new.berth.test';
 
@@ -27,15 +40,25 @@ describe.skipIf(!ready)('the edge when the ACME CA is down at start', () => {
     httpsPort = await freePort();
     ca = await startCa(httpPort, httpsPort);
     // First life: the known host gets its certificate into the volume (storage dir).
-    const first = await startEdge(ca, { http: httpPort, https: httpsPort }, [{ name: 'production', domain: known, upstream: `127.0.0.1:${app.port}` }], storage);
+    const first = await startEdge(
+      ca,
+      { http: httpPort, https: httpsPort },
+      [{ name: 'production', domain: known, upstream: `127.0.0.1:${app.port}` }],
+      storage,
+    );
     root = await waitForCertificate(httpsPort, known, ca);
     await first.stop();
     // The CA goes away; the edge restarts with one more host.
     await stopProc(ca.pebble);
-    edge = await startEdge(ca, { http: httpPort, https: httpsPort }, [
-      { name: 'production', domain: known, upstream: `127.0.0.1:${app.port}` },
-      { name: 'newenv', domain: added, upstream: `127.0.0.1:${fresh.port}` },
-    ], storage);
+    edge = await startEdge(
+      ca,
+      { http: httpPort, https: httpsPort },
+      [
+        { name: 'production', domain: known, upstream: `127.0.0.1:${app.port}` },
+        { name: 'newenv', domain: added, upstream: `127.0.0.1:${fresh.port}` },
+      ],
+      storage,
+    );
   });
 
   afterAll(async () => {
@@ -45,7 +68,7 @@ describe.skipIf(!ready)('the edge when the ACME CA is down at start', () => {
     rmSync(storage, { recursive: true, force: true });
   });
 
-  it('keeps serving the existing certificate over HTTPS, and redirects that host\'s HTTP', async () => {
+  it("keeps serving the existing certificate over HTTPS, and redirects that host's HTTP", async () => {
     const a = await httpsGet(httpsPort, known, root);
     expect(a.status).toBe(200);
     expect(JSON.parse(a.body)).toMatchObject({ version: 'prod' });
@@ -65,16 +88,29 @@ describe.skipIf(!ready)('the edge when the ACME CA is down at start', () => {
       edge!.proc
         .log()
         .split('\n')
-        .find((l) => l.includes('"level":"error"') && l.includes(added) && l.includes('connection refused'));
+        .find(
+          (l) =>
+            l.includes('"level":"error"') && l.includes(added) && l.includes('connection refused'),
+        );
     const deadline = Date.now() + 15_000;
     while (!line() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const found = line();
     expect(found, edge!.proc.log().slice(-3000)).toBeDefined();
     const entry = JSON.parse(found!) as Record<string, unknown>;
-    const errors = edge!.proc.log().split('\n').filter((l) => l.includes('"level":"error"'));
-    console.log(`edge: CA down, Caddy logs: ${entry.msg as string} | ${String(entry.error)} (${errors.length} error lines so far: ${errors.map((l) => (JSON.parse(l) as { msg: string }).msg).join(' / ')})`);
+    const errors = edge!.proc
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('"level":"error"'));
+    console.log(
+      `edge: CA down, Caddy logs: ${entry.msg as string} | ${String(entry.error)} (${errors.length} error lines so far: ${errors.map((l) => (JSON.parse(l) as { msg: string }).msg).join(' / ')})`,
+    );
     expect(String(entry.error)).toContain(ca.acmeUrl.replace('/dir', ''));
     // The known host, whose certificate is valid, never needed the CA.
-    expect(edge!.proc.log().split('\n').filter((l) => l.includes('"level":"error"') && l.includes(`"${known}"`))).toEqual([]);
+    expect(
+      edge!.proc
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"level":"error"') && l.includes(`"${known}"`)),
+    ).toEqual([]);
   });
 });

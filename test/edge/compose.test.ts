@@ -8,7 +8,11 @@ import { repoRoot } from '../helpers/real-tools.js';
 
 type Service = Record<string, unknown>;
 const text = readFileSync(path.join(repoRoot, 'docker-compose.edge.yml'), 'utf8');
-const compose = parse(text) as { services: Record<string, Service>; volumes: Record<string, { name: string }>; networks: Record<string, unknown> };
+const compose = parse(text) as {
+  services: Record<string, Service>;
+  volumes: Record<string, { name: string }>;
+  networks: Record<string, unknown>;
+};
 const edge = compose.services.edge!;
 
 describe('docker-compose.edge.yml', () => {
@@ -34,13 +38,31 @@ describe('docker-compose.edge.yml', () => {
       container_name: 'berth-edge',
     });
     expect(edge.tmpfs).toEqual([expect.stringMatching(/^\/tmp:/)]);
-    expect(compose.services['edge-volumes']).toMatchObject({ cap_drop: ['ALL'], cap_add: ['CHOWN'], network_mode: 'none', restart: 'no' });
+    expect(compose.services['edge-volumes']).toMatchObject({
+      cap_drop: ['ALL'],
+      cap_add: ['CHOWN'],
+      network_mode: 'none',
+      restart: 'no',
+    });
   });
 
   it('keeps certificates and the running config on named volumes, and starts from the bootstrap config with --resume', () => {
-    expect(edge.volumes).toEqual(['./edge/bootstrap.json:/etc/caddy/bootstrap.json:ro', 'edge-data:/data', 'edge-config:/config']);
-    expect(compose.volumes).toEqual({ 'edge-data': { name: 'berth-edge-data' }, 'edge-config': { name: 'berth-edge-config' } });
-    expect(edge.command).toEqual(['caddy', 'run', '--config', '/etc/caddy/bootstrap.json', '--resume']);
+    expect(edge.volumes).toEqual([
+      './edge/bootstrap.json:/etc/caddy/bootstrap.json:ro',
+      'edge-data:/data',
+      'edge-config:/config',
+    ]);
+    expect(compose.volumes).toEqual({
+      'edge-data': { name: 'berth-edge-data' },
+      'edge-config': { name: 'berth-edge-config' },
+    });
+    expect(edge.command).toEqual([
+      'caddy',
+      'run',
+      '--config',
+      '/etc/caddy/bootstrap.json',
+      '--resume',
+    ]);
   });
 
   it('joins the shared network, where it reaches each app by its alias', () => {

@@ -11,7 +11,14 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCaddyConfig, edgeCommand, loadConfig, readUpstream, switchUpstream, type EdgeSettings } from '../../src/edge/caddy.js';
+import {
+  buildCaddyConfig,
+  edgeCommand,
+  loadConfig,
+  readUpstream,
+  switchUpstream,
+  type EdgeSettings,
+} from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
 import { repoRoot, requirePart } from '../helpers/real-tools.js';
 import { engineEnv, exec, must } from '../image/engine.js';
@@ -23,8 +30,16 @@ const ready = requirePart(
   'Docker Engine with compose v2',
   () => {
     try {
-      execFileSync('docker', ['compose', 'version'], { env: engineEnv, stdio: 'ignore', timeout: 10_000 });
-      execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { env: engineEnv, stdio: 'ignore', timeout: 10_000 });
+      execFileSync('docker', ['compose', 'version'], {
+        env: engineEnv,
+        stdio: 'ignore',
+        timeout: 10_000,
+      });
+      execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], {
+        env: engineEnv,
+        stdio: 'ignore',
+        timeout: 10_000,
+      });
       return Boolean(engineEnv.DOCKER_HOST);
     } catch {
       return false;
@@ -34,101 +49,191 @@ const ready = requirePart(
 );
 const IMAGE = 'localhost/berth-test/caddy:debian';
 
-describe.skipIf(!ready)('the edge container (docker-compose.edge.yml on Docker Engine, stand-in image)', () => {
-  const id = randomBytes(4).toString('hex');
-  const project = `berth-edgetest-${id}`;
-  const container = `berth-edgetest-${id}`;
-  const network = `berth-edgetest-net-${id}`;
-  const apps = { v1: `berth-edgetest-v1-${id}`, v2: `berth-edgetest-v2-${id}` };
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-compose-'));
-  let httpPort = 0;
-  const compose = (...args: string[]) => must('docker', ['compose', '-p', project, '-f', 'docker-compose.edge.yml', '-f', 'override.yml', ...args], { cwd: dir });
-  const inEdge = async (req: Parameters<typeof edgeCommand>[0]) => {
-    const [cmd, ...args] = edgeCommand(req, container).argv;
-    return must(cmd!, args);
-  };
-
-  beforeAll(async () => {
-    if ((await exec('docker', ['image', 'inspect', IMAGE])).code !== 0) {
-      await must('docker', ['build', '--pull=false', '-q', '-t', IMAGE, path.join(import.meta.dirname, 'standin')]);
-    }
-    await must('docker', ['network', 'create', network]);
-    for (const [version, name] of Object.entries(apps)) {
-      const server = `require('http').createServer((q,s)=>s.end(JSON.stringify({version:'${version}',host:q.headers.host}))).listen(8000)`;
-      await must('docker', ['run', '-d', '--name', name, '--network', network, '--read-only', '--cap-drop', 'ALL', '--user', '1000:1000', IMAGE, 'node', '-e', server]);
-    }
-    httpPort = await freePort();
-    const httpsPort = await freePort();
-    mkdirSync(path.join(dir, 'edge'));
-    copyFileSync(path.join(repoRoot, 'docker-compose.edge.yml'), path.join(dir, 'docker-compose.edge.yml'));
-    copyFileSync(path.join(repoRoot, 'edge', 'bootstrap.json'), path.join(dir, 'edge', 'bootstrap.json'));
-    writeFileSync(
-      path.join(dir, 'override.yml'),
-      [
-        'services:',
-        '  edge:',
-        `    container_name: ${container}`,
-        '    ports: !override',
-        `      - "127.0.0.1:${httpPort}:80"`,
-        `      - "127.0.0.1:${httpsPort}:443"`,
-        'volumes:',
-        `  edge-data: {name: ${project}-data}`,
-        `  edge-config: {name: ${project}-config}`,
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(path.join(dir, '.env'), `EDGE_IMAGE=${IMAGE}\nBERTH_NETWORK=${network}\n`);
-    await compose('up', '-d');
-    await waitFor('the edge answers on its HTTP port', async () => (await httpGet(httpPort, 'nothing.berth.test')).status === 404, 30_000);
-  }, 600_000);
-
-  afterAll(async () => {
-    await exec('docker', ['compose', '-p', project, '-f', 'docker-compose.edge.yml', '-f', 'override.yml', 'down', '-v', '--remove-orphans'], { cwd: dir });
-    await exec('docker', ['rm', '-f', apps.v1, apps.v2]);
-    await exec('docker', ['network', 'rm', network]);
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('runs as uid 1000 with a read-only root and no capabilities but the bounding NET_BIND_SERVICE', async () => {
-    expect(await must('docker', ['exec', container, 'id', '-u'])).toBe('1000');
-    const inspect = JSON.parse(await must('docker', ['inspect', container])) as { HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[]; CapAdd: string[]; PortBindings: Record<string, { HostIp: string }[]> } }[];
-    expect(inspect[0]?.HostConfig).toMatchObject({ ReadonlyRootfs: true });
-    expect([inspect[0]?.HostConfig.CapDrop, inspect[0]?.HostConfig.CapAdd].map((caps) => caps?.map((c) => c.replace(/^CAP_/, '')))).toEqual([['ALL'], ['NET_BIND_SERVICE']]);
-    expect(Object.keys(inspect[0]!.HostConfig.PortBindings).sort()).toEqual(['443/tcp', '80/tcp']);
-    // The process holds no effective capability: the bind to 80 came from the namespace's sysctl.
-    const status = await must('docker', ['exec', container, 'sh', '-c', 'grep CapEff /proc/1/status']);
-    expect(status).toMatch(/CapEff:\s+0+$/);
-  });
-
-  it('answers any Host by itself before the first deploy (bootstrap config)', async () => {
-    const a = await httpGet(httpPort, 'api.berth.test');
-    expect([a.status, a.body]).toEqual([404, 'unknown host\n']);
-  });
-
-  it('loads a site, switches its upstream by container name with the deploy\'s exact command, and resumes it after a restart', async () => {
-    const settings: EdgeSettings = {
-      sites: [{ name: 'production', domain: 'api.berth.test', upstream: `${apps.v1}:8000` }],
-      // Nothing listens there inside the container: no certificate, so the site is served over HTTP.
-      acme: { ca: 'https://127.0.0.1:9/dir' },
-      storageRoot: '/data/caddy',
-      admin: '127.0.0.1:2019',
-      httpPort: 80,
-      httpsPort: 443,
-      hstsMaxAge: 31536000,
+describe.skipIf(!ready)(
+  'the edge container (docker-compose.edge.yml on Docker Engine, stand-in image)',
+  () => {
+    const id = randomBytes(4).toString('hex');
+    const project = `berth-edgetest-${id}`;
+    const container = `berth-edgetest-${id}`;
+    const network = `berth-edgetest-net-${id}`;
+    const apps = { v1: `berth-edgetest-v1-${id}`, v2: `berth-edgetest-v2-${id}` };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-compose-'));
+    let httpPort = 0;
+    const compose = (...args: string[]) =>
+      must(
+        'docker',
+        ['compose', '-p', project, '-f', 'docker-compose.edge.yml', '-f', 'override.yml', ...args],
+        { cwd: dir },
+      );
+    const inEdge = async (req: Parameters<typeof edgeCommand>[0]) => {
+      const [cmd, ...args] = edgeCommand(req, container).argv;
+      return must(cmd!, args);
     };
-    await inEdge(loadConfig(buildCaddyConfig(settings)));
-    await waitFor('v1 through the edge', async () => (JSON.parse((await httpGet(httpPort, 'api.berth.test')).body) as { version?: string }).version === 'v1');
-    expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toEqual({ version: 'v1', host: 'api.berth.test' });
 
-    await inEdge(switchUpstream('production', `${apps.v2}:8000`));
-    expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toMatchObject({ version: 'v2' });
-    expect(JSON.parse(await inEdge(readUpstream('production')))).toBe(`${apps.v2}:8000`);
+    beforeAll(async () => {
+      if ((await exec('docker', ['image', 'inspect', IMAGE])).code !== 0) {
+        await must('docker', [
+          'build',
+          '--pull=false',
+          '-q',
+          '-t',
+          IMAGE,
+          path.join(import.meta.dirname, 'standin'),
+        ]);
+      }
+      await must('docker', ['network', 'create', network]);
+      for (const [version, name] of Object.entries(apps)) {
+        const server = `require('http').createServer((q,s)=>s.end(JSON.stringify({version:'${version}',host:q.headers.host}))).listen(8000)`;
+        await must('docker', [
+          'run',
+          '-d',
+          '--name',
+          name,
+          '--network',
+          network,
+          '--read-only',
+          '--cap-drop',
+          'ALL',
+          '--user',
+          '1000:1000',
+          IMAGE,
+          'node',
+          '-e',
+          server,
+        ]);
+      }
+      httpPort = await freePort();
+      const httpsPort = await freePort();
+      mkdirSync(path.join(dir, 'edge'));
+      copyFileSync(
+        path.join(repoRoot, 'docker-compose.edge.yml'),
+        path.join(dir, 'docker-compose.edge.yml'),
+      );
+      copyFileSync(
+        path.join(repoRoot, 'edge', 'bootstrap.json'),
+        path.join(dir, 'edge', 'bootstrap.json'),
+      );
+      writeFileSync(
+        path.join(dir, 'override.yml'),
+        [
+          'services:',
+          '  edge:',
+          `    container_name: ${container}`,
+          '    ports: !override',
+          `      - "127.0.0.1:${httpPort}:80"`,
+          `      - "127.0.0.1:${httpsPort}:443"`,
+          'volumes:',
+          `  edge-data: {name: ${project}-data}`,
+          `  edge-config: {name: ${project}-config}`,
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(path.join(dir, '.env'), `EDGE_IMAGE=${IMAGE}\nBERTH_NETWORK=${network}\n`);
+      await compose('up', '-d');
+      await waitFor(
+        'the edge answers on its HTTP port',
+        async () => (await httpGet(httpPort, 'nothing.berth.test')).status === 404,
+        30_000,
+      );
+    }, 600_000);
 
-    await must('docker', ['restart', container]);
-    await waitFor('the edge back after a restart', async () => (await httpGet(httpPort, 'api.berth.test')).status === 200, 30_000);
-    expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toMatchObject({ version: 'v2' });
-    expect((await httpGet(httpPort, 'other.berth.test')).status).toBe(404);
-  });
-});
+    afterAll(async () => {
+      await exec(
+        'docker',
+        [
+          'compose',
+          '-p',
+          project,
+          '-f',
+          'docker-compose.edge.yml',
+          '-f',
+          'override.yml',
+          'down',
+          '-v',
+          '--remove-orphans',
+        ],
+        { cwd: dir },
+      );
+      await exec('docker', ['rm', '-f', apps.v1, apps.v2]);
+      await exec('docker', ['network', 'rm', network]);
+      rmSync(dir, { recursive: true, force: true });
+    });
 
+    it('runs as uid 1000 with a read-only root and no capabilities but the bounding NET_BIND_SERVICE', async () => {
+      expect(await must('docker', ['exec', container, 'id', '-u'])).toBe('1000');
+      const inspect = JSON.parse(await must('docker', ['inspect', container])) as {
+        HostConfig: {
+          ReadonlyRootfs: boolean;
+          CapDrop: string[];
+          CapAdd: string[];
+          PortBindings: Record<string, { HostIp: string }[]>;
+        };
+      }[];
+      expect(inspect[0]?.HostConfig).toMatchObject({ ReadonlyRootfs: true });
+      expect(
+        [inspect[0]?.HostConfig.CapDrop, inspect[0]?.HostConfig.CapAdd].map((caps) =>
+          caps?.map((c) => c.replace(/^CAP_/, '')),
+        ),
+      ).toEqual([['ALL'], ['NET_BIND_SERVICE']]);
+      expect(Object.keys(inspect[0]!.HostConfig.PortBindings).sort()).toEqual([
+        '443/tcp',
+        '80/tcp',
+      ]);
+      // The process holds no effective capability: the bind to 80 came from the namespace's sysctl.
+      const status = await must('docker', [
+        'exec',
+        container,
+        'sh',
+        '-c',
+        'grep CapEff /proc/1/status',
+      ]);
+      expect(status).toMatch(/CapEff:\s+0+$/);
+    });
 
+    it('answers any Host by itself before the first deploy (bootstrap config)', async () => {
+      const a = await httpGet(httpPort, 'api.berth.test');
+      expect([a.status, a.body]).toEqual([404, 'unknown host\n']);
+    });
+
+    it("loads a site, switches its upstream by container name with the deploy's exact command, and resumes it after a restart", async () => {
+      const settings: EdgeSettings = {
+        sites: [{ name: 'production', domain: 'api.berth.test', upstream: `${apps.v1}:8000` }],
+        // Nothing listens there inside the container: no certificate, so the site is served over HTTP.
+        acme: { ca: 'https://127.0.0.1:9/dir' },
+        storageRoot: '/data/caddy',
+        admin: '127.0.0.1:2019',
+        httpPort: 80,
+        httpsPort: 443,
+        hstsMaxAge: 31536000,
+      };
+      await inEdge(loadConfig(buildCaddyConfig(settings)));
+      await waitFor(
+        'v1 through the edge',
+        async () =>
+          (JSON.parse((await httpGet(httpPort, 'api.berth.test')).body) as { version?: string })
+            .version === 'v1',
+      );
+      expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toEqual({
+        version: 'v1',
+        host: 'api.berth.test',
+      });
+
+      await inEdge(switchUpstream('production', `${apps.v2}:8000`));
+      expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toMatchObject({
+        version: 'v2',
+      });
+      expect(JSON.parse(await inEdge(readUpstream('production')))).toBe(`${apps.v2}:8000`);
+
+      await must('docker', ['restart', container]);
+      await waitFor(
+        'the edge back after a restart',
+        async () => (await httpGet(httpPort, 'api.berth.test')).status === 200,
+        30_000,
+      );
+      expect(JSON.parse((await httpGet(httpPort, 'api.berth.test')).body)).toMatchObject({
+        version: 'v2',
+      });
+      expect((await httpGet(httpPort, 'other.berth.test')).status).toBe(404);
+    });
+  },
+);

@@ -2,7 +2,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateFile } from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
-import { edgeToolsReady, httpGet, httpsGet, startCa, startEdge, upstream, waitForCertificate, type Ca, type Edge, type Upstream } from './harness.js';
+import {
+  edgeToolsReady,
+  httpGet,
+  httpsGet,
+  startCa,
+  startEdge,
+  upstream,
+  waitForCertificate,
+  type Ca,
+  type Edge,
+  type Upstream,
+} from './harness.js';
 import { existsSync } from 'node:fs';
 
 const ready = edgeToolsReady();
@@ -12,12 +23,21 @@ describe.skipIf(!ready)('the edge: real Caddy, real ACME (pebble)', () => {
   let edge: Edge;
   let prod: Upstream, staging: Upstream, grafana: Upstream;
   let root = '';
-  let httpsPort = 0, httpPort = 0;
+  let httpsPort = 0,
+    httpPort = 0;
   const issued: Record<string, number> = {};
-  const hosts = { production: 'api.berth.test', staging: 'staging.api.berth.test', grafana: 'grafana.berth.test' };
+  const hosts = {
+    production: 'api.berth.test',
+    staging: 'staging.api.berth.test',
+    grafana: 'grafana.berth.test',
+  };
 
   beforeAll(async () => {
-    [prod, staging, grafana] = await Promise.all([upstream('prod-v1'), upstream('staging-v1'), upstream('grafana')]);
+    [prod, staging, grafana] = await Promise.all([
+      upstream('prod-v1'),
+      upstream('staging-v1'),
+      upstream('grafana'),
+    ]);
     httpPort = await freePort();
     httpsPort = await freePort();
     ca = await startCa(httpPort, httpsPort);
@@ -31,7 +51,10 @@ describe.skipIf(!ready)('the edge: real Caddy, real ACME (pebble)', () => {
       root = await waitForCertificate(httpsPort, host, ca);
       issued[host] = Date.now() - t0;
     }
-    console.log(`edge: certificates for 3 hosts issued by pebble within ${Math.max(...Object.values(issued))} ms of starting Caddy`, issued);
+    console.log(
+      `edge: certificates for 3 hosts issued by pebble within ${Math.max(...Object.values(issued))} ms of starting Caddy`,
+      issued,
+    );
   });
 
   afterAll(async () => {
@@ -40,8 +63,12 @@ describe.skipIf(!ready)('the edge: real Caddy, real ACME (pebble)', () => {
     await Promise.all([prod, staging, grafana].map((u) => u?.close()));
   });
 
-  it('serves each host from its own upstream over HTTPS, verified against pebble\'s root only', async () => {
-    for (const [host, up] of [[hosts.production, prod], [hosts.staging, staging], [hosts.grafana, grafana]] as const) {
+  it("serves each host from its own upstream over HTTPS, verified against pebble's root only", async () => {
+    for (const [host, up] of [
+      [hosts.production, prod],
+      [hosts.staging, staging],
+      [hosts.grafana, grafana],
+    ] as const) {
       const a = await httpsGet(httpsPort, host, root);
       expect(a.status).toBe(200);
       expect(JSON.parse(a.body)).toMatchObject({ version: up.version, host, proto: 'https' });
@@ -55,7 +82,10 @@ describe.skipIf(!ready)('the edge: real Caddy, real ACME (pebble)', () => {
       const a = await httpsGet(httpsPort, host, root);
       expect(a.cert?.subjectaltname).toBe(`DNS:${host}`);
       serials.add(a.cert?.serialNumber ?? '');
-      expect(existsSync(certificateFile(edge.settings, host)), `certificate stored at ${certificateFile(edge.settings, host)}`).toBe(true);
+      expect(
+        existsSync(certificateFile(edge.settings, host)),
+        `certificate stored at ${certificateFile(edge.settings, host)}`,
+      ).toBe(true);
     }
     expect(serials.size).toBe(3);
   });
@@ -64,9 +94,13 @@ describe.skipIf(!ready)('the edge: real Caddy, real ACME (pebble)', () => {
     const a = await httpsGet(httpsPort, hosts.production, root);
     expect(a.headers['strict-transport-security']).toBe('max-age=31536000');
     expect(['TLSv1.2', 'TLSv1.3']).toContain(a.protocol);
-    expect((await httpsGet(httpsPort, hosts.production, root, '/', { tls: 'TLSv1.2' })).status).toBe(200);
+    expect(
+      (await httpsGet(httpsPort, hosts.production, root, '/', { tls: 'TLSv1.2' })).status,
+    ).toBe(200);
     // The server's own alert 70 (protocol_version), not a client-side refusal.
-    await expect(httpsGet(httpsPort, hosts.production, root, '/', { tls: 'TLSv1.1' })).rejects.toThrow(/alert protocol version/i);
+    await expect(
+      httpsGet(httpsPort, hosts.production, root, '/', { tls: 'TLSv1.1' }),
+    ).rejects.toThrow(/alert protocol version/i);
   });
 
   it('redirects plain HTTP to HTTPS (308, same host and path) once the host has its certificate', async () => {
@@ -78,13 +112,20 @@ describe.skipIf(!ready)('the edge: real Caddy, real ACME (pebble)', () => {
   it('answers an unknown or hostile Host itself (421 over HTTPS, 404 over HTTP); no app sees it', async () => {
     const before = [prod, staging, grafana].map((u) => u.hosts.length);
     // TLS for production, Host header naming staging: Caddy's strict SNI check.
-    expect((await httpsGet(httpsPort, hosts.production, root, '/', { hostHeader: hosts.staging })).status).toBe(421);
-    expect((await httpsGet(httpsPort, hosts.production, root, '/', { hostHeader: 'evil.example.com' })).status).toBe(421);
+    expect(
+      (await httpsGet(httpsPort, hosts.production, root, '/', { hostHeader: hosts.staging }))
+        .status,
+    ).toBe(421);
+    expect(
+      (await httpsGet(httpsPort, hosts.production, root, '/', { hostHeader: 'evil.example.com' }))
+        .status,
+    ).toBe(421);
     // An unknown name gets no certificate at all: the handshake fails.
     await expect(httpsGet(httpsPort, 'unknown.berth.test', root)).rejects.toThrow();
     expect((await httpGet(httpPort, 'evil.example.com')).status).toBe(404);
     expect((await httpGet(httpPort, '127.0.0.1')).status).toBe(404);
     expect([prod, staging, grafana].map((u) => u.hosts.length)).toEqual(before);
-    for (const u of [prod, staging, grafana]) expect(u.hosts.every((h) => Object.values(hosts).includes(h))).toBe(true);
+    for (const u of [prod, staging, grafana])
+      expect(u.hosts.every((h) => Object.values(hosts).includes(h))).toBe(true);
   });
 });

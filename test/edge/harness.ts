@@ -14,11 +14,19 @@ import { buildCaddyConfig, type EdgeSettings, type EdgeSite } from '../../src/ed
 import { freePort } from '../helpers/net.js';
 import { loadTestEnv, requirePart, requireTool } from '../helpers/real-tools.js';
 
-const HINT = 'sudo bash scripts/test-env/edge.sh up (installs Debian caddy + pebble and makes pebble\'s listener certificate)';
+const HINT =
+  "sudo bash scripts/test-env/edge.sh up (installs Debian caddy + pebble and makes pebble's listener certificate)";
 
 export function edgeToolsReady(): boolean {
   const tools = ['caddy', 'pebble', 'pebble-challtestsrv'].every((t) => requireTool(t, HINT));
-  return tools && requirePart('pebble\'s listener certificate', () => Boolean(loadTestEnv().EDGE_PEBBLE_CERT), HINT);
+  return (
+    tools &&
+    requirePart(
+      "pebble's listener certificate",
+      () => Boolean(loadTestEnv().EDGE_PEBBLE_CERT),
+      HINT,
+    )
+  );
 }
 
 export interface Proc {
@@ -28,7 +36,10 @@ export interface Proc {
 
 function start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   let out = '';
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   child.on('error', (err) => (out += `${name}: ${err.message}\n`));
@@ -44,7 +55,11 @@ async function stopProc(p: Proc | undefined): Promise<void> {
   });
 }
 
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  ms = 20_000,
+): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     try {
@@ -59,7 +74,10 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
 
 const portOpen = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
-    const s = http.get({ host: '127.0.0.1', port, path: '/' }, (res) => (res.resume(), resolve(true)));
+    const s = http.get(
+      { host: '127.0.0.1', port, path: '/' },
+      (res) => (res.resume(), resolve(true)),
+    );
     s.on('error', () => resolve(false));
   });
 
@@ -79,13 +97,23 @@ export async function upstream(version: string): Promise<Upstream> {
     if (delay > 0) {
       setTimeout(() => {
         const body = JSON.stringify({ version, delayed: delay });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        });
         res.end(body);
       }, delay);
       return;
     }
-    const body = JSON.stringify({ version, host: req.headers.host, proto: req.headers['x-forwarded-proto'] ?? null });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    const body = JSON.stringify({
+      version,
+      host: req.headers.host,
+      proto: req.headers['x-forwarded-proto'] ?? null,
+    });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   });
   server.keepAliveTimeout = 60_000;
@@ -112,10 +140,19 @@ export interface Ca {
 }
 
 /** challtestsrv + pebble; `httpPort` is where pebble validates HTTP-01 (the edge's HTTP port). */
-export async function startCa(httpPort: number, tlsPort: number, opts: { startPebble?: boolean } = {}): Promise<Ca> {
+export async function startCa(
+  httpPort: number,
+  tlsPort: number,
+  opts: { startPebble?: boolean } = {},
+): Promise<Ca> {
   const env = loadTestEnv();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-ca-'));
-  const [acmePort, mgmtPort, dnsPort, dnsMgmt] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [acmePort, mgmtPort, dnsPort, dnsMgmt] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const listenerCert = env.EDGE_PEBBLE_CERT ?? '';
   writeFileSync(
     path.join(dir, 'pebble.json'),
@@ -133,9 +170,20 @@ export async function startCa(httpPort: number, tlsPort: number, opts: { startPe
     }),
   );
   const dns = start('challtestsrv', 'pebble-challtestsrv', [
-    '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
-    '-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-tlsalpn01', '', '-https01', '',
-    '-management', `127.0.0.1:${dnsMgmt}`,
+    '-defaultIPv4',
+    '127.0.0.1',
+    '-defaultIPv6',
+    '',
+    '-dns01',
+    `127.0.0.1:${dnsPort}`,
+    '-http01',
+    '',
+    '-tlsalpn01',
+    '',
+    '-https01',
+    '',
+    '-management',
+    `127.0.0.1:${dnsMgmt}`,
   ]);
   await waitFor('challtestsrv listens', () => portOpen(dnsMgmt));
   const ca: Ca = {
@@ -145,8 +193,15 @@ export async function startCa(httpPort: number, tlsPort: number, opts: { startPe
     dns,
     root: () => fetchText(`https://127.0.0.1:${mgmtPort}/roots/0`, listenerCert),
     startPebble: async () => {
-      ca.pebble = start('pebble', 'pebble', ['-config', path.join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], { PEBBLE_VA_NOSLEEP: '1' });
-      await waitFor(`pebble listens (${ca.pebble.log()})`, async () => (await fetchText(ca.acmeUrl, listenerCert)).includes('newOrder'));
+      ca.pebble = start(
+        'pebble',
+        'pebble',
+        ['-config', path.join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`],
+        { PEBBLE_VA_NOSLEEP: '1' },
+      );
+      await waitFor(`pebble listens (${ca.pebble.log()})`, async () =>
+        (await fetchText(ca.acmeUrl, listenerCert)).includes('newOrder'),
+      );
     },
     stop: async () => {
       await stopProc(ca.pebble);
@@ -179,7 +234,12 @@ export interface Edge {
 }
 
 /** Caddy with buildCaddyConfig(settings) on loopback ports; storage in its own temp dir. */
-export async function startEdge(ca: Ca, ports: { http: number; https: number }, sites: EdgeSite[], storageRoot?: string): Promise<Edge> {
+export async function startEdge(
+  ca: Ca,
+  ports: { http: number; https: number },
+  sites: EdgeSite[],
+  storageRoot?: string,
+): Promise<Edge> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-'));
   const adminPort = await freePort();
   const settings: EdgeSettings = {
@@ -198,7 +258,9 @@ export async function startEdge(ca: Ca, ports: { http: number; https: number }, 
     XDG_DATA_HOME: path.join(dir, 'xdg-data'),
     XDG_CONFIG_HOME: path.join(dir, 'xdg-config'),
   });
-  await waitFor(`caddy's admin API answers (${proc.log().slice(-2000)})`, () => portOpen(adminPort));
+  await waitFor(`caddy's admin API answers (${proc.log().slice(-2000)})`, () =>
+    portOpen(adminPort),
+  );
   return {
     dir,
     settings,
@@ -220,7 +282,13 @@ export interface Answer {
 }
 
 /** GET https://host/path on the edge's loopback port, trusting only `root`, with SNI = host. */
-export function httpsGet(port: number, host: string, root: string, p = '/', o: { hostHeader?: string; agent?: https.Agent; tls?: tls.SecureVersion } = {}): Promise<Answer> {
+export function httpsGet(
+  port: number,
+  host: string,
+  root: string,
+  p = '/',
+  o: { hostHeader?: string; agent?: https.Agent; tls?: tls.SecureVersion } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -240,12 +308,16 @@ export function httpsGet(port: number, host: string, root: string, p = '/', o: {
         const cert = socket.getPeerCertificate?.();
         const protocol = socket.getProtocol?.();
         res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, cert, protocol }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, cert, protocol }),
+        );
       },
     );
     // Node's own advice for keep-alive agents: `reusedSocket` says the request went out on a
     // kept-alive connection, which the server may have closed as idle at the same moment.
-    req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(Object.assign(err, { reusedSocket: req.reusedSocket })),
+    );
     req.end();
   });
 }
@@ -255,12 +327,19 @@ export function httpsGet(port: number, host: string, root: string, p = '/', o: {
  * REUSED keep-alive connection was closed before any byte of the answer came back, send the
  * request once more on a new connection. Anything else is a failure.
  */
-export async function httpsGetRetrying(port: number, host: string, root: string, p: string, agent: https.Agent): Promise<Answer & { retried: boolean }> {
+export async function httpsGetRetrying(
+  port: number,
+  host: string,
+  root: string,
+  p: string,
+  agent: https.Agent,
+): Promise<Answer & { retried: boolean }> {
   try {
     return { ...(await httpsGet(port, host, root, p, { agent })), retried: false };
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
-    if (!e.reusedSocket || !(e.code === 'ECONNRESET' || /socket hang up/.test(e.message))) throw err;
+    if (!e.reusedSocket || !(e.code === 'ECONNRESET' || /socket hang up/.test(e.message)))
+      throw err;
     return { ...(await httpsGet(port, host, root, p, { agent })), retried: true };
   }
 }
@@ -283,12 +362,21 @@ export function httpGet(port: number, host: string, p = '/'): Promise<Answer> {
  * verification error: square/go-jose: error in cryptographic primitive" (seen once in ~20 runs),
  * and Caddy's first retry comes 60 s later, as it would against a real CA.
  */
-export async function waitForCertificate(port: number, host: string, ca: Ca, ms = 90_000): Promise<string> {
+export async function waitForCertificate(
+  port: number,
+  host: string,
+  ca: Ca,
+  ms = 90_000,
+): Promise<string> {
   let root = '';
-  await waitFor(`a certificate for ${host}`, async () => {
-    root = await ca.root();
-    return (await httpsGet(port, host, root)).status > 0;
-  }, ms);
+  await waitFor(
+    `a certificate for ${host}`,
+    async () => {
+      root = await ca.root();
+      return (await httpsGet(port, host, root)).status > 0;
+    },
+    ms,
+  );
   return root;
 }
 

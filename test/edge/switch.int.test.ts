@@ -6,10 +6,27 @@ import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminArgv, loadConfig, readUpstream, switchUpstream, upsertSite } from '../../src/edge/caddy.js';
+import {
+  adminArgv,
+  loadConfig,
+  readUpstream,
+  switchUpstream,
+  upsertSite,
+} from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
 import { requireTool } from '../helpers/real-tools.js';
-import { edgeToolsReady, httpsGet, httpsGetRetrying, startCa, startEdge, upstream, waitForCertificate, type Ca, type Edge, type Upstream } from './harness.js';
+import {
+  edgeToolsReady,
+  httpsGet,
+  httpsGetRetrying,
+  startCa,
+  startEdge,
+  upstream,
+  waitForCertificate,
+  type Ca,
+  type Edge,
+  type Upstream,
+} from './harness.js';
 
 const run = promisify(execFile);
 // adminArgv is what runs inside the edge container (busybox wget there; GNU wget here takes the same flags).
@@ -24,7 +41,7 @@ interface Sample {
   retried?: boolean;
 }
 
-describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'s admin API', () => {
+describe.skipIf(!ready)("switching an environment's upstream through the edge's admin API", () => {
   let ca: Ca;
   let edge: Edge;
   let v1: Upstream, v2: Upstream, other: Upstream;
@@ -58,7 +75,9 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
 
   it('refuses a switch to an unknown site and keeps the running config', async () => {
     await expect(admin(switchUpstream('nosuchenv', '127.0.0.1:1'))).rejects.toThrow();
-    expect(JSON.parse((await admin(readUpstream('production'))).stdout)).toBe(`127.0.0.1:${v1.port}`);
+    expect(JSON.parse((await admin(readUpstream('production'))).stdout)).toBe(
+      `127.0.0.1:${v1.port}`,
+    );
   });
 
   it('under load: 0 failed requests, in-flight requests finish on v1, and after the first v2 never v1 again', async () => {
@@ -73,7 +92,8 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
         try {
           const a = await httpsGetRetrying(httpsPort, host, root, '/', agent);
           s.retried = a.retried;
-          s.version = a.status === 200 ? (JSON.parse(a.body) as { version: string }).version : undefined;
+          s.version =
+            a.status === 200 ? (JSON.parse(a.body) as { version: string }).version : undefined;
           if (a.status !== 200) s.error = `status ${a.status}`;
         } catch (err) {
           s.error = (err as Error).message;
@@ -108,10 +128,17 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
       const buckets = new Map<number, string>();
       for (const x of samples) {
         const b = Math.floor(x.start / 50) * 50;
-        buckets.set(b, (buckets.get(b) ?? '') + (x.error ? 'E' : x.retried ? 'R' : x.version === 'v1' ? '1' : '2'));
+        buckets.set(
+          b,
+          (buckets.get(b) ?? '') +
+            (x.error ? 'E' : x.retried ? 'R' : x.version === 'v1' ? '1' : '2'),
+        );
       }
-      const lines = [`switch ${switchStart.toFixed(0)}..${switchEnd.toFixed(0)} firstV2End ${firstV2End.toFixed(0)}`];
-      for (const [b, str] of [...buckets].sort((x, y) => x[0] - y[0])) if (b > switchStart - 200) lines.push(`${b} ${str}`);
+      const lines = [
+        `switch ${switchStart.toFixed(0)}..${switchEnd.toFixed(0)} firstV2End ${firstV2End.toFixed(0)}`,
+      ];
+      for (const [b, str] of [...buckets].sort((x, y) => x[0] - y[0]))
+        if (b > switchStart - 200) lines.push(`${b} ${str}`);
       writeFileSync(process.env.EDGE_DEBUG, lines.join('\n') + '\n' + edge.proc.log());
     }
     expect(failed).toEqual([]);
@@ -126,21 +153,42 @@ describe.skipIf(!ready)('switching an environment\'s upstream through the edge\'
     expect(JSON.parse(slowAnswer.body)).toMatchObject({ version: 'v1', delayed: 1500 });
     expect(switchEnd - switchStart).toBeLessThan(1000);
     // The other environment was not touched.
-    expect(JSON.parse((await admin(readUpstream('staging'))).stdout)).toBe(`127.0.0.1:${other.port}`);
-    expect(JSON.parse((await httpsGet(httpsPort, 'staging.berth.test', root)).body)).toMatchObject({ version: 'staging' });
+    expect(JSON.parse((await admin(readUpstream('staging'))).stdout)).toBe(
+      `127.0.0.1:${other.port}`,
+    );
+    expect(JSON.parse((await httpsGet(httpsPort, 'staging.berth.test', root)).body)).toMatchObject({
+      version: 'staging',
+    });
   });
 
-  it('adds a new environment\'s site at run time with one /load (upsertSite): it gets its own certificate', async () => {
-    const current = JSON.parse((await admin({ method: 'GET', path: '/config/' })).stdout) as Record<string, unknown>;
-    const next = upsertSite(current, edge.settings, { name: 'testing', domain: 'testing.berth.test', upstream: `127.0.0.1:${other.port}` });
-    await admin(loadConfig(next));
-    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca).catch((err: Error) => {
-      throw new Error(`${err.message}; Caddy's log about it:\n${edge.proc.log().split('\n').filter((l) => l.includes('testing.berth.test') || l.includes('"error"')).join('\n')}`);
+  it("adds a new environment's site at run time with one /load (upsertSite): it gets its own certificate", async () => {
+    const current = JSON.parse((await admin({ method: 'GET', path: '/config/' })).stdout) as Record<
+      string,
+      unknown
+    >;
+    const next = upsertSite(current, edge.settings, {
+      name: 'testing',
+      domain: 'testing.berth.test',
+      upstream: `127.0.0.1:${other.port}`,
     });
+    await admin(loadConfig(next));
+    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca).catch(
+      (err: Error) => {
+        throw new Error(
+          `${err.message}; Caddy's log about it:\n${edge.proc
+            .log()
+            .split('\n')
+            .filter((l) => l.includes('testing.berth.test') || l.includes('"error"'))
+            .join('\n')}`,
+        );
+      },
+    );
     const a = await httpsGet(httpsPort, 'testing.berth.test', rootNow);
     expect(a.status).toBe(200);
     expect(a.cert?.subjectaltname).toBe('DNS:testing.berth.test');
     // The switched production upstream survived the reload.
-    expect(JSON.parse((await httpsGet(httpsPort, host, rootNow)).body)).toMatchObject({ version: 'v2' });
+    expect(JSON.parse((await httpsGet(httpsPort, host, rootNow)).body)).toMatchObject({
+      version: 'v2',
+    });
   });
 });

@@ -28,12 +28,16 @@ describe('environments and their values files', () => {
     ['dev', 'charts/berth/values-dev.yaml'],
   ])('%s -> %s', (name, file) => {
     expect(valuesFileFor(name)).toBe(file);
-    const values = parse(readFileSync(path.join(repoRoot, file), 'utf8')) as { environment: string };
+    const values = parse(readFileSync(path.join(repoRoot, file), 'utf8')) as {
+      environment: string;
+    };
     expect(values.environment).toBe(environmentOf(name));
   });
 
   it('rejects an unknown environment by name', () => {
-    expect(() => valuesFileFor('qa')).toThrow(new GitopsError('unknown environment "qa": use production, staging or testing'));
+    expect(() => valuesFileFor('qa')).toThrow(
+      new GitopsError('unknown environment "qa": use production, staging or testing'),
+    );
   });
 });
 
@@ -55,12 +59,16 @@ describe('writeImageDigest', () => {
     expect(parse(out)).toEqual({ environment: 'testing', replicaCount: 1, image: { digest: D1 } });
   });
 
-  it.each(['sha256:abc', 'latest', `sha512:${'a'.repeat(128)}`, `SHA256:${'A'.repeat(64)}`, `docker.io/acme/berth@${D1}`, ''])(
-    'refuses %j and leaves the text alone',
-    (bad) => {
-      expect(() => writeImageDigest(staging, bad)).toThrow(GitopsError);
-    },
-  );
+  it.each([
+    'sha256:abc',
+    'latest',
+    `sha512:${'a'.repeat(128)}`,
+    `SHA256:${'A'.repeat(64)}`,
+    `docker.io/acme/berth@${D1}`,
+    '',
+  ])('refuses %j and leaves the text alone', (bad) => {
+    expect(() => writeImageDigest(staging, bad)).toThrow(GitopsError);
+  });
 
   it('refuses a file that is not a YAML mapping', () => {
     expect(() => writeImageDigest('image: [unclosed', D1)).toThrow(/not valid YAML/);
@@ -85,6 +93,8 @@ describe('readImageDigest and promotion', () => {
   });
 
   it('promotion refuses a source that pins nothing', () => {
-    expect(() => promoteImageDigest(staging, staging, 'values-staging.yaml')).toThrow('values-staging.yaml pins no image digest: nothing to promote');
+    expect(() => promoteImageDigest(staging, staging, 'values-staging.yaml')).toThrow(
+      'values-staging.yaml pins no image digest: nothing to promote',
+    );
   });
 });

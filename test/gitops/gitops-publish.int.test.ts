@@ -2,7 +2,15 @@
 // branches and a working clone, as the deploy workflow's gitops job has after checkout.
 // (Opening the pull request is one `gh pr create` line in the workflow: GitHub is the outer edge.)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,7 +25,11 @@ let origin = '';
 let work = '';
 
 function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  return execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim();
 }
 
 function publish(args: string[], env: Record<string, string> = {}) {
@@ -25,7 +37,14 @@ function publish(args: string[], env: Record<string, string> = {}) {
     cwd: work,
     encoding: 'utf8',
     // No global git config, as on a CI runner: the script must bring its own identity.
-    env: { ...process.env, HOME: dir, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_TERMINAL_PROMPT: '0', ...env },
+    env: {
+      ...process.env,
+      HOME: dir,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+      GIT_TERMINAL_PROMPT: '0',
+      ...env,
+    },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -43,7 +62,16 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     work = path.join(dir, 'work');
     git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', origin);
     mkdirSync(work);
-    for (const p of ['charts/berth/values-dev.yaml', 'charts/berth/values-staging.yaml', 'charts/berth/values-prod.yaml', 'src/gitops', 'src/deploy/environments.ts', 'src/deploy/digest.ts', 'scripts/gitops-publish.sh', 'package.json']) {
+    for (const p of [
+      'charts/berth/values-dev.yaml',
+      'charts/berth/values-staging.yaml',
+      'charts/berth/values-prod.yaml',
+      'src/gitops',
+      'src/deploy/environments.ts',
+      'src/deploy/digest.ts',
+      'scripts/gitops-publish.sh',
+      'package.json',
+    ]) {
       cpSync(path.join(repoRoot, p), path.join(work, p), { recursive: true });
     }
     writeFileSync(path.join(work, '.gitignore'), 'node_modules\n');
@@ -51,9 +79,20 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     symlinkSync(path.join(repoRoot, 'node_modules'), path.join(work, 'node_modules'));
     git(work, 'init', '--quiet', '--initial-branch=main');
     git(work, 'add', '.');
-    git(work, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'initial');
+    git(
+      work,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@example.com',
+      'commit',
+      '--quiet',
+      '-m',
+      'initial',
+    );
     git(work, 'remote', 'add', 'origin', origin);
-    for (const b of ['main', 'staging', 'testing']) git(work, 'push', '--quiet', 'origin', `HEAD:refs/heads/${b}`);
+    for (const b of ['main', 'staging', 'testing'])
+      git(work, 'push', '--quiet', 'origin', `HEAD:refs/heads/${b}`);
   });
 
   afterEach(() => {
@@ -67,7 +106,9 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('action=commit\n');
     expect(digestOn('staging', 'values-staging.yaml')).toBe(D1);
-    expect(git(origin, 'diff', '--name-only', 'main', 'staging')).toBe('charts/berth/values-staging.yaml');
+    expect(git(origin, 'diff', '--name-only', 'main', 'staging')).toBe(
+      'charts/berth/values-staging.yaml',
+    );
     expect(git(origin, 'log', '-1', '--format=%an|%s|%b', 'staging')).toBe(
       `github-actions[bot]|gitops(staging): pin ${D1.slice(0, 19)}|deploy abc123: image.digest ${D1} in charts/berth/values-staging.yaml`,
     );
@@ -90,14 +131,34 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     // The merged production pull request: one commit that only changes values-prod.yaml.
     const file = path.join(work, 'charts/berth/values-prod.yaml');
     writeFileSync(file, readFileSync(file, 'utf8').replace('digest: ""', `digest: "${D1}"`));
-    git(work, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-am', 'merge digest PR');
+    git(
+      work,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@example.com',
+      'commit',
+      '--quiet',
+      '-am',
+      'merge digest PR',
+    );
     git(work, 'push', '--quiet', 'origin', 'HEAD:main');
     const r = publish(['production', D2], { BEFORE: before });
     expect(r).toMatchObject({ code: 0, stdout: 'action=none\n' });
     expect(git(origin, 'branch', '--list', 'gitops/*')).toBe('');
     // A push that changed code is published.
     writeFileSync(path.join(work, 'README.md'), 'berth 2\n');
-    git(work, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-am', 'code change');
+    git(
+      work,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@example.com',
+      'commit',
+      '--quiet',
+      '-am',
+      'code change',
+    );
     expect(publish(['production', D2], { BEFORE: before }).stdout).toContain('action=pull-request');
   });
 
@@ -121,7 +182,9 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     const branch = `gitops/production-${'1'.repeat(12)}`;
     expect(r.stdout).toBe(`action=pull-request\nbranch=${branch}\n`);
     expect(digestOn(branch, 'values-prod.yaml')).toBe(D1);
-    expect(git(origin, 'log', '-1', '--format=%b', branch)).toContain('promote staging to production');
+    expect(git(origin, 'log', '-1', '--format=%b', branch)).toContain(
+      'promote staging to production',
+    );
   });
 
   it('promotion refuses a source that pins nothing', () => {
@@ -142,7 +205,9 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     const back = publish(['--rollback', 'staging']);
     expect(back).toMatchObject({ code: 0, stdout: 'action=commit\n' });
     expect(digestOn('staging', 'values-staging.yaml')).toBe(D1);
-    expect(git(origin, 'log', '-1', '--format=%b', 'staging')).toContain(`roll back staging from ${D2}`);
+    expect(git(origin, 'log', '-1', '--format=%b', 'staging')).toContain(
+      `roll back staging from ${D2}`,
+    );
     // Explicit digest, and production goes through a pull request like any other change.
     const prod = publish(['--rollback', 'production', `docker.io/acme/berth@${D1}`]);
     expect(prod.stdout).toBe(`action=pull-request\nbranch=gitops/production-${'1'.repeat(12)}\n`);
@@ -160,7 +225,17 @@ describe.skipIf(!hasGit)('scripts/gitops-publish.sh', () => {
     const other = path.join(dir, 'other');
     git(dir, 'clone', '--quiet', '--branch', 'testing', origin, other);
     writeFileSync(path.join(other, 'README.md'), 'someone else\n');
-    git(other, '-c', 'user.name=o', '-c', 'user.email=o@example.com', 'commit', '--quiet', '-am', 'other change');
+    git(
+      other,
+      '-c',
+      'user.name=o',
+      '-c',
+      'user.email=o@example.com',
+      'commit',
+      '--quiet',
+      '-am',
+      'other change',
+    );
     git(other, 'push', '--quiet', 'origin', 'testing');
     const r = publish(['testing', D2]);
     expect(r.stderr).toContain('rejected (attempt 1)');

@@ -9,12 +9,23 @@ import { repoRoot } from '../helpers/real-tools.js';
 import { schemaErrors, unknownFieldErrors, type K8sObject } from '../k8s/manifests.js';
 
 const gitopsDir = path.join(repoRoot, 'gitops');
-const files = [path.join(gitopsDir, 'bootstrap.yaml'), ...readdirSync(path.join(gitopsDir, 'apps')).map((f) => path.join(gitopsDir, 'apps', f))];
-const objects = files.flatMap((f) => parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS() as K8sObject));
+const files = [
+  path.join(gitopsDir, 'bootstrap.yaml'),
+  ...readdirSync(path.join(gitopsDir, 'apps')).map((f) => path.join(gitopsDir, 'apps', f)),
+];
+const objects = files.flatMap((f) =>
+  parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS() as K8sObject),
+);
 
 type AppSpec = {
   project: string;
-  source: { repoURL: string; targetRevision: string; path: string; helm?: { releaseName: string; valueFiles: string[] }; directory?: unknown };
+  source: {
+    repoURL: string;
+    targetRevision: string;
+    path: string;
+    helm?: { releaseName: string; valueFiles: string[] };
+    directory?: unknown;
+  };
   destination: { server: string; namespace: string };
   syncPolicy?: { automated?: { prune?: boolean; selfHeal?: boolean }; syncOptions?: string[] };
 };
@@ -41,7 +52,13 @@ const ENVIRONMENTS = [
 
 describe('gitops/ Argo CD objects', () => {
   it('every object validates against its Argo CD schema', async () => {
-    expect(objects.map((o) => o.kind).sort()).toEqual(['AppProject', 'Application', 'Application', 'Application', 'Application']);
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'AppProject',
+      'Application',
+      'Application',
+      'Application',
+      'Application',
+    ]);
     expect((await Promise.all(objects.map(schemaErrors))).flat()).toEqual([]);
   });
 
@@ -52,38 +69,57 @@ describe('gitops/ Argo CD objects', () => {
   it('the project allows only this repository and the three namespaces', () => {
     expect(projectSpec.sourceRepos).toHaveLength(1);
     expect(projectSpec.destinations).toEqual(
-      ENVIRONMENTS.map(({ env }) => ({ server: 'https://kubernetes.default.svc', namespace: `berth-${env}` })),
+      ENVIRONMENTS.map(({ env }) => ({
+        server: 'https://kubernetes.default.svc',
+        namespace: `berth-${env}`,
+      })),
     );
   });
 
-  it.each(ENVIRONMENTS)('$env: the chart with $values from branch $branch into berth-$env', ({ env, branch, values, automated }) => {
-    const spec = app(`berth-${env}`);
-    expect(spec.project).toBe('berth');
-    expect(spec.source).toEqual({
-      repoURL: projectSpec.sourceRepos[0],
-      targetRevision: branch,
-      path: 'charts/berth',
-      helm: { releaseName: 'berth', valueFiles: [values] },
-    });
-    expect(existsSync(path.join(repoRoot, spec.source.path, values))).toBe(true);
-    expect(projectSpec.destinations).toContainEqual(spec.destination);
-    expect(spec.syncPolicy?.syncOptions).toContain('CreateNamespace=true');
-    if (automated) expect(spec.syncPolicy?.automated).toEqual({ prune: true, selfHeal: true });
-    else expect(spec.syncPolicy?.automated).toBeUndefined();
-  });
+  it.each(ENVIRONMENTS)(
+    '$env: the chart with $values from branch $branch into berth-$env',
+    ({ env, branch, values, automated }) => {
+      const spec = app(`berth-${env}`);
+      expect(spec.project).toBe('berth');
+      expect(spec.source).toEqual({
+        repoURL: projectSpec.sourceRepos[0],
+        targetRevision: branch,
+        path: 'charts/berth',
+        helm: { releaseName: 'berth', valueFiles: [values] },
+      });
+      expect(existsSync(path.join(repoRoot, spec.source.path, values))).toBe(true);
+      expect(projectSpec.destinations).toContainEqual(spec.destination);
+      expect(spec.syncPolicy?.syncOptions).toContain('CreateNamespace=true');
+      if (automated) expect(spec.syncPolicy?.automated).toEqual({ prune: true, selfHeal: true });
+      else expect(spec.syncPolicy?.automated).toBeUndefined();
+    },
+  );
 
   it('production cannot be synced automatically even if someone switches it on', () => {
     expect(projectSpec.syncWindows).toEqual([
-      expect.objectContaining({ kind: 'deny', applications: ['berth-production'], manualSync: true }),
+      expect.objectContaining({
+        kind: 'deny',
+        applications: ['berth-production'],
+        manualSync: true,
+      }),
     ]);
   });
 
   it('the bootstrap app of apps manages gitops/apps from main', () => {
     const spec = app('berth-apps');
-    expect(spec.source).toMatchObject({ repoURL: projectSpec.sourceRepos[0], targetRevision: 'main', path: 'gitops/apps' });
+    expect(spec.source).toMatchObject({
+      repoURL: projectSpec.sourceRepos[0],
+      targetRevision: 'main',
+      path: 'gitops/apps',
+    });
     expect(spec.destination.namespace).toBe('argocd');
     const managed = readdirSync(path.join(repoRoot, spec.source.path));
-    expect(managed.sort()).toEqual(['berth-production.yaml', 'berth-staging.yaml', 'berth-testing.yaml', 'project.yaml']);
+    expect(managed.sort()).toEqual([
+      'berth-production.yaml',
+      'berth-staging.yaml',
+      'berth-testing.yaml',
+      'project.yaml',
+    ]);
   });
 
   it('a broken Application is caught by the schema (the check can fail)', async () => {
@@ -93,9 +129,19 @@ describe('gitops/ Argo CD objects', () => {
   });
 });
 
-type Job = { if?: string; needs?: string | string[]; permissions?: Record<string, string>; concurrency?: { group: string }; steps?: { id?: string; run?: string; env?: Record<string, string>; if?: string }[] };
+type Job = {
+  if?: string;
+  needs?: string | string[];
+  permissions?: Record<string, string>;
+  concurrency?: { group: string };
+  steps?: { id?: string; run?: string; env?: Record<string, string>; if?: string }[];
+};
 const workflowJobs = (file: string) =>
-  (parseAllDocuments(readFileSync(path.join(repoRoot, '.github', 'workflows', file), 'utf8'))[0]!.toJS() as { jobs: Record<string, Job> }).jobs;
+  (
+    parseAllDocuments(
+      readFileSync(path.join(repoRoot, '.github', 'workflows', file), 'utf8'),
+    )[0]!.toJS() as { jobs: Record<string, Job> }
+  ).jobs;
 
 describe('deploy.yml GitOps mode', () => {
   const jobs = workflowJobs('deploy.yml');
@@ -114,7 +160,9 @@ describe('deploy.yml GitOps mode', () => {
       BEFORE: '${{ github.event.before }}',
     });
     expect(publish?.run).toContain('scripts/gitops-publish.sh "$BERTH_ENV" "$DIGEST"');
-    expect(jobs.gitops?.concurrency?.group).toBe('berth-gitops-${{ needs.plan.outputs.environment }}');
+    expect(jobs.gitops?.concurrency?.group).toBe(
+      'berth-gitops-${{ needs.plan.outputs.environment }}',
+    );
     const pr = jobs.gitops?.steps?.find((s) => s.run?.includes('gh pr create'));
     expect(pr?.if).toBe("steps.publish.outputs.action == 'pull-request'");
     expect(pr?.run).toContain('--base main');
@@ -148,7 +196,9 @@ describe('rollback.yml GitOps mode', () => {
     expect(jobs.rollback?.if).toBe("vars.DEPLOY_MODE != 'gitops'");
     expect(jobs.gitops?.if).toBe("vars.DEPLOY_MODE == 'gitops'");
     const publish = jobs.gitops?.steps?.find((s) => s.id === 'publish');
-    expect(publish?.run).toContain('scripts/gitops-publish.sh --rollback "$BERTH_ENV" ${VERSION:+"$VERSION"}');
+    expect(publish?.run).toContain(
+      'scripts/gitops-publish.sh --rollback "$BERTH_ENV" ${VERSION:+"$VERSION"}',
+    );
     expect(jobs.gitops?.concurrency?.group).toBe('berth-gitops-${{ inputs.environment }}');
     expect(jobs.gitops?.permissions).toEqual({ contents: 'write', 'pull-requests': 'write' });
   });

@@ -5,7 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { requireTool } from './real-tools.js';
 
-export const hasKeygen = requireTool('ssh-keygen', 'apt-get install openssh-client (scripts/test-env/vm.sh up installs it)');
+export const hasKeygen = requireTool(
+  'ssh-keygen',
+  'apt-get install openssh-client (scripts/test-env/vm.sh up installs it)',
+);
 
 export const scratch = mkdtempSync(path.join(os.tmpdir(), 'berth-unit-'));
 

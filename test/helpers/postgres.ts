@@ -4,19 +4,33 @@
 // to run as root, so as root the cluster belongs to the `postgres` user (or `nobody`).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from './net.js';
 import { onPath, requirePart } from './real-tools.js';
 
-export const POSTGRES_HINT = 'install it with `apt-get install -y postgresql` (Debian), or run `bash scripts/test-env/postgres.sh up`';
+export const POSTGRES_HINT =
+  'install it with `apt-get install -y postgresql` (Debian), or run `bash scripts/test-env/postgres.sh up`';
 
 /** The folder holding initdb, pg_ctl and postgres: on PATH, else Debian's newest version. */
 export function postgresBinDir(): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir !== '' && existsSync(path.join(dir, 'initdb')) && existsSync(path.join(dir, 'pg_ctl'))) {
+    if (
+      dir !== '' &&
+      existsSync(path.join(dir, 'initdb')) &&
+      existsSync(path.join(dir, 'pg_ctl'))
+    ) {
       // initdb finds postgres beside its real location, so a symlinked initdb still works.
       return dir;
     }
@@ -32,7 +46,8 @@ export function postgresBinDir(): string | undefined {
 /** At module level: true when PostgreSQL's server binaries are here; under CI=true a throw. */
 export function requirePostgres(): boolean {
   // As root the cluster runs under another user, through runuser (util-linux).
-  const check = () => postgresBinDir() !== undefined && (process.getuid?.() !== 0 || onPath('runuser'));
+  const check = () =>
+    postgresBinDir() !== undefined && (process.getuid?.() !== 0 || onPath('runuser'));
   return requirePart('PostgreSQL (initdb, pg_ctl)', check, POSTGRES_HINT);
 }
 
@@ -52,11 +67,15 @@ export type PostgresCluster = {
 function ownerUser(): { name: string; uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   for (const name of ['postgres', 'nobody']) {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${name}:`));
     const [, , uid, gid] = line?.split(':') ?? [];
     if (uid !== undefined && gid !== undefined) return { name, uid: Number(uid), gid: Number(gid) };
   }
-  throw new Error('running as root, but neither a postgres nor a nobody user exists to own the cluster');
+  throw new Error(
+    'running as root, but neither a postgres nor a nobody user exists to own the cluster',
+  );
 }
 
 export async function startPostgres(): Promise<PostgresCluster> {
@@ -75,23 +94,50 @@ export async function startPostgres(): Promise<PostgresCluster> {
   chmodSync(dir, 0o700);
 
   const run = (command: string, args: string[]) => {
-    const [file, argv] = owner === undefined ? [command, args] : ['runuser', ['-u', owner.name, '--', command, ...args]];
+    const [file, argv] =
+      owner === undefined
+        ? [command, args]
+        : ['runuser', ['-u', owner.name, '--', command, ...args]];
     const result = spawnSync(file, argv, { cwd: dir, encoding: 'utf8', timeout: 120_000 });
     if (result.status !== 0) {
       const serverLog = existsSync(log) ? readFileSync(log, 'utf8').slice(-2_000) : '';
-      throw new Error(`${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}${result.stdout}\n${serverLog}`);
+      throw new Error(
+        `${command} ${args.join(' ')} failed (${result.status}): ${result.stderr}${result.stdout}\n${serverLog}`,
+      );
     }
   };
 
   run(path.join(bin, 'initdb'), [
-    '-D', data, '-U', 'berth_test', `--pwfile=${path.join(dir, 'pwfile')}`,
-    '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--no-locale', '--no-sync',
+    '-D',
+    data,
+    '-U',
+    'berth_test',
+    `--pwfile=${path.join(dir, 'pwfile')}`,
+    '--auth-host=scram-sha-256',
+    '--auth-local=trust',
+    '-E',
+    'UTF8',
+    '--no-locale',
+    '--no-sync',
   ]);
   const port = await freePort();
   // Sockets in the cluster's own folder; fsync off: a test database need not survive a power cut.
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c max_connections=60`;
-  const start = () => run(path.join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-o', options, '-w', '-t', '60', 'start']);
-  const stop = () => run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+  const start = () =>
+    run(path.join(bin, 'pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      log,
+      '-o',
+      options,
+      '-w',
+      '-t',
+      '60',
+      'start',
+    ]);
+  const stop = () =>
+    run(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
   start();
 
   const base = `postgres://berth_test:${password}@127.0.0.1:${port}`;
@@ -132,4 +178,3 @@ export async function startPostgres(): Promise<PostgresCluster> {
     },
   };
 }
-

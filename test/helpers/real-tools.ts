@@ -40,7 +40,9 @@ export function requireTool(command: string, howToInstall: string): boolean {
 export function loadTestEnv(): Record<string, string> {
   const vars: Record<string, string> = {};
   if (!existsSync(testEnvDir)) return vars;
-  for (const file of readdirSync(testEnvDir).filter((f) => f.endsWith('.env')).sort()) {
+  for (const file of readdirSync(testEnvDir)
+    .filter((f) => f.endsWith('.env'))
+    .sort()) {
     for (const line of readFileSync(path.join(testEnvDir, file), 'utf8').split('\n')) {
       const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
       if (match?.[1] !== undefined) vars[match[1]] = match[2] ?? '';

@@ -4,7 +4,14 @@ import { randomBytes } from 'node:crypto';
 import { repoRoot } from '../helpers/real-tools.js';
 import { docker, must, unique } from './engine.js';
 
-export type BuiltImage = { ref: string; id: string; version: string; commit: string; created: string; seconds: number };
+export type BuiltImage = {
+  ref: string;
+  id: string;
+  version: string;
+  commit: string;
+  created: string;
+  seconds: number;
+};
 
 export async function buildImage(): Promise<BuiltImage> {
   const ref = `localhost/berth-test/berth:${unique('it')}`;
@@ -15,8 +22,20 @@ export async function buildImage(): Promise<BuiltImage> {
   // --pull=false: there is no Docker Hub here; the base is the local stand-in.
   await must(
     'docker',
-    ['build', '--pull=false', '-q', '--build-arg', `APP_VERSION=${version}`, '--build-arg', `GIT_COMMIT=${commit}`,
-      '--build-arg', `BUILD_DATE=${created}`, '-t', ref, '.'],
+    [
+      'build',
+      '--pull=false',
+      '-q',
+      '--build-arg',
+      `APP_VERSION=${version}`,
+      '--build-arg',
+      `GIT_COMMIT=${commit}`,
+      '--build-arg',
+      `BUILD_DATE=${created}`,
+      '-t',
+      ref,
+      '.',
+    ],
     { cwd: repoRoot },
   );
   const seconds = (performance.now() - started) / 1000;

@@ -9,7 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/real-tools.js';
 import { awkwardSettings, awkwardSettingsFile } from '../helpers/settings.js';
 import { buildImage, removeImage, type BuiltImage } from './build.js';
-import { docker, engineAvailable, exec, freePort, must, testEnv, unique, waitFor200 } from './engine.js';
+import {
+  docker,
+  engineAvailable,
+  exec,
+  freePort,
+  must,
+  testEnv,
+  unique,
+  waitFor200,
+} from './engine.js';
 
 const ok = engineAvailable();
 
@@ -28,11 +37,22 @@ describe.skipIf(!ok)('docker-compose.yml, statically', () => {
     try {
       const r = await exec('docker', ['compose', 'config', '-q'], { cwd: dir });
       expect(r).toMatchObject({ code: 0, stderr: '' });
-      type Resolved = { services: Record<string, { image: string; ports?: { host_ip: string; published: string; target: number }[] }> };
-      const resolved = JSON.parse(await must('docker', ['compose', '--profile', 'standalone', 'config', '--format', 'json'], { cwd: dir })) as Resolved;
+      type Resolved = {
+        services: Record<
+          string,
+          { image: string; ports?: { host_ip: string; published: string; target: number }[] }
+        >;
+      };
+      const resolved = JSON.parse(
+        await must('docker', ['compose', '--profile', 'standalone', 'config', '--format', 'json'], {
+          cwd: dir,
+        }),
+      ) as Resolved;
       expect(resolved.services.app?.image).toBe('docker.io/acme/berth:latest');
       expect(resolved.services.proxy?.image).toBe('nginx:1.27-alpine');
-      expect(resolved.services.proxy?.ports).toMatchObject([{ host_ip: '0.0.0.0', published: '8000', target: 8080 }]);
+      expect(resolved.services.proxy?.ports).toMatchObject([
+        { host_ip: '0.0.0.0', published: '8000', target: 8080 },
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -46,29 +66,36 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
   let image: BuiltImage;
   let dir: string;
   let base: string;
-  const compose = (...args: string[]) => must('docker', ['compose', '-p', project, ...args], { cwd: dir });
+  const compose = (...args: string[]) =>
+    must('docker', ['compose', '-p', project, ...args], { cwd: dir });
   const id = async (service: string) => compose('ps', '-q', service);
 
   beforeAll(async () => {
     image = await buildImage();
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    const [repository, tag] = [image.ref.slice(0, image.ref.lastIndexOf(':')), image.ref.slice(image.ref.lastIndexOf(':') + 1)];
-    dir = copyComposeDir([
-      `IMAGE=${repository}`,
-      `TAG=${tag}`,
-      `PROXY_IMAGE=${testEnv.PROXY_IMAGE ?? 'localhost/berth-test/nginx:latest'}`,
-      'APP_BIND=127.0.0.1',
-      `APP_PORT=${port}`,
-      `BERTH_ENV=${berthEnv}`,
-      `BERTH_NETWORK=${network}`,
-      '',
-    ].join('\n'), [
-      'LOG_LEVEL=warn',
-      // Must not move the app off 8000: the compose file pins PORT for the proxy and Prometheus.
-      'PORT=9999',
-      awkwardSettingsFile,
-    ].join('\n'));
+    const [repository, tag] = [
+      image.ref.slice(0, image.ref.lastIndexOf(':')),
+      image.ref.slice(image.ref.lastIndexOf(':') + 1),
+    ];
+    dir = copyComposeDir(
+      [
+        `IMAGE=${repository}`,
+        `TAG=${tag}`,
+        `PROXY_IMAGE=${testEnv.PROXY_IMAGE ?? 'localhost/berth-test/nginx:latest'}`,
+        'APP_BIND=127.0.0.1',
+        `APP_PORT=${port}`,
+        `BERTH_ENV=${berthEnv}`,
+        `BERTH_NETWORK=${network}`,
+        '',
+      ].join('\n'),
+      [
+        'LOG_LEVEL=warn',
+        // Must not move the app off 8000: the compose file pins PORT for the proxy and Prometheus.
+        'PORT=9999',
+        awkwardSettingsFile,
+      ].join('\n'),
+    );
     await docker('network', 'create', network);
     await compose('--profile', 'standalone', 'up', '-d');
     await waitFor200(`${base}/health`);
@@ -76,7 +103,9 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
 
   afterAll(async () => {
     if (dir) {
-      await exec('docker', ['compose', '-p', project, 'down', '-v', '--timeout', '5'], { cwd: dir });
+      await exec('docker', ['compose', '-p', project, 'down', '-v', '--timeout', '5'], {
+        cwd: dir,
+      });
       rmSync(dir, { recursive: true, force: true });
     }
     await exec('docker', ['network', 'rm', network]);
@@ -94,9 +123,18 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
     expect(logs).toMatch(/"request_id":"compose-it-1".*"status":200.*"upstream":"[\d.]+:8000"/);
   });
 
-  it("gives the app every value of app.env byte for byte ($, $$, quotes, #, \\, spaces, =)", async () => {
-    const env = JSON.parse(await docker('exec', await id('app'), 'node', '-e', 'console.log(JSON.stringify(process.env))')) as Record<string, string>;
-    for (const [key, value] of Object.entries(awkwardSettings)) expect({ key, value: env[key] }).toEqual({ key, value });
+  it('gives the app every value of app.env byte for byte ($, $$, quotes, #, \\, spaces, =)', async () => {
+    const env = JSON.parse(
+      await docker(
+        'exec',
+        await id('app'),
+        'node',
+        '-e',
+        'console.log(JSON.stringify(process.env))',
+      ),
+    ) as Record<string, string>;
+    for (const [key, value] of Object.entries(awkwardSettings))
+      expect({ key, value: env[key] }).toEqual({ key, value });
     // .env is compose's: its keys never reach the app.
     expect(env.APP_PORT).toBeUndefined();
     expect(env.PORT).toBe('8000');
@@ -118,7 +156,12 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
     expect(status).toMatch(/^Uid:\s+1000\s/m);
 
-    const limits = await docker('inspect', '--format', '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}', app);
+    const limits = await docker(
+      'inspect',
+      '--format',
+      '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}',
+      app,
+    );
     expect(limits).toBe(`${512 * 1024 * 1024} 1000000000 unless-stopped`);
   });
 
@@ -133,15 +176,33 @@ describe.skipIf(!ok)('docker-compose.yml on a real engine', () => {
 
   it('is reachable as berth-<env>-app:8000 on the shared network (where Prometheus scrapes)', async () => {
     const nodeImage = testEnv.NODE_IMAGE ?? 'docker.io/library/node:24-bookworm-slim';
-    const scraped = await docker('run', '--rm', '--network', network, nodeImage, 'node', '-e',
-      `fetch('http://berth-${berthEnv}-app:8000/metrics').then(async (r) => console.log(r.status, await r.text()))`);
+    const scraped = await docker(
+      'run',
+      '--rm',
+      '--network',
+      network,
+      nodeImage,
+      'node',
+      '-e',
+      `fetch('http://berth-${berthEnv}-app:8000/metrics').then(async (r) => console.log(r.status, await r.text()))`,
+    );
     expect(scraped).toMatch(/^200 /);
     expect(scraped).toContain(`app_info{version="${image.version}"`);
   });
 
   it('keeps serving across a graceful proxy reload', async () => {
     const proxy = await id('proxy');
-    await docker('exec', proxy, 'nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf', '-s', 'reload');
+    await docker(
+      'exec',
+      proxy,
+      'nginx',
+      '-e',
+      'stderr',
+      '-c',
+      '/etc/nginx/berth/nginx.conf',
+      '-s',
+      'reload',
+    );
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
 });

@@ -9,7 +9,10 @@ import { repoRoot } from '../helpers/real-tools.js';
 
 type Service = Record<string, unknown> & { networks?: unknown; image?: string };
 const read = (file: string): string => readFileSync(path.join(repoRoot, file), 'utf8');
-const compose = parse(read('docker-compose.yml')) as { services: Record<string, Service>; networks: Record<string, unknown> };
+const compose = parse(read('docker-compose.yml')) as {
+  services: Record<string, Service>;
+  networks: Record<string, unknown>;
+};
 const { app, proxy } = compose.services as { app: Service; proxy: Service };
 
 describe('docker-compose.yml', () => {
@@ -28,14 +31,20 @@ describe('docker-compose.yml', () => {
     expect(proxy.image).toBe('${PROXY_IMAGE:-nginx:1.27-alpine}');
   });
 
-  it.each([['app', app], ['proxy', proxy]])('hardens the %s container', (_name, service) => {
+  it.each([
+    ['app', app],
+    ['proxy', proxy],
+  ])('hardens the %s container', (_name, service) => {
     expect(service).toMatchObject({
       restart: 'unless-stopped',
       read_only: true,
       tmpfs: [expect.stringMatching(/^\/tmp(:|$)/)],
       cap_drop: ['ALL'],
       security_opt: ['no-new-privileges=true'],
-      logging: { driver: 'json-file', options: { 'max-size': expect.any(String), 'max-file': expect.any(String) } },
+      logging: {
+        driver: 'json-file',
+        options: { 'max-size': expect.any(String), 'max-file': expect.any(String) },
+      },
     });
     expect(service.mem_limit).toMatch(/^\$\{[A-Z_]+:-\d+m\}$/);
     expect(service.cpus).toMatch(/^\$\{[A-Z_]+:-[\d.]+\}$/);
@@ -53,7 +62,10 @@ describe('docker-compose.yml', () => {
   });
 
   it('puts the app on the shared network under its per-environment alias', () => {
-    expect(app.networks).toMatchObject({ default: null, berth: { aliases: ['berth-${BERTH_ENV:-production}-app'] } });
+    expect(app.networks).toMatchObject({
+      default: null,
+      berth: { aliases: ['berth-${BERTH_ENV:-production}-app'] },
+    });
     expect(compose.networks.berth).toEqual({ external: true, name: '${BERTH_NETWORK:-berth}' });
   });
 
@@ -80,10 +92,17 @@ describe('proxy/', () => {
   });
 
   it('forwards to the rewritable upstream with keep-alive and the forwarding headers', () => {
-    expect(conf).toMatch(/upstream berth_app \{\s*(#.*\s*)*include \/etc\/nginx\/berth\/upstream\.conf;\s*keepalive \d+;/);
+    expect(conf).toMatch(
+      /upstream berth_app \{\s*(#.*\s*)*include \/etc\/nginx\/berth\/upstream\.conf;\s*keepalive \d+;/,
+    );
     expect(conf).toContain('proxy_http_version 1.1;');
     expect(conf).toContain('proxy_set_header Connection "";');
-    for (const header of ['X-Request-Id', 'X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Host']) {
+    for (const header of [
+      'X-Request-Id',
+      'X-Forwarded-For',
+      'X-Forwarded-Proto',
+      'X-Forwarded-Host',
+    ]) {
       expect(conf).toMatch(new RegExp(`proxy_set_header ${header} \\$`));
     }
     expect(upstream.replace(/#.*$/gm, '').trim()).toMatch(/^(server [\w.-]+:8000[^;]*;\s*)+$/);
@@ -92,7 +111,9 @@ describe('proxy/', () => {
 
 describe('Dockerfile and .dockerignore', () => {
   const dockerfile = read('Dockerfile');
-  const ignore = read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#'));
+  const ignore = read('.dockerignore')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
 
   it('builds on Node 24 by default, overridable by build argument', () => {
     expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
@@ -111,7 +132,12 @@ describe('Dockerfile and .dockerignore', () => {
   it('sends only manifests, TypeScript config, the service sources and migrations to the build', () => {
     expect(ignore[0]).toBe('*');
     expect(ignore.filter((l) => l.startsWith('!'))).toEqual([
-      '!package.json', '!package-lock.json', '!tsconfig.json', '!tsconfig.build.json', '!src/service/', '!migrations/',
+      '!package.json',
+      '!package-lock.json',
+      '!tsconfig.json',
+      '!tsconfig.build.json',
+      '!src/service/',
+      '!migrations/',
     ]);
     // The release step's command finds them beside dist/ (src/service/db/migrate.ts).
     expect(dockerfile).toMatch(/^COPY migrations \.\/migrations$/m);

@@ -16,9 +16,17 @@ export const engineEnv: NodeJS.ProcessEnv = {
 export type Result = { code: number; stdout: string; stderr: string };
 
 /** Runs a command; never throws on a non-zero exit, so tests can assert failures too. */
-export async function exec(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<Result> {
+export async function exec(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string } = {},
+): Promise<Result> {
   try {
-    const { stdout, stderr } = await run(cmd, args, { env: engineEnv, maxBuffer: 64 * 1024 * 1024, ...opts });
+    const { stdout, stderr } = await run(cmd, args, {
+      env: engineEnv,
+      maxBuffer: 64 * 1024 * 1024,
+      ...opts,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
@@ -28,9 +36,14 @@ export async function exec(cmd: string, args: string[], opts: { cwd?: string } =
 }
 
 /** Runs a command that must succeed; the error names the command and carries its stderr. */
-export async function must(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<string> {
+export async function must(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string } = {},
+): Promise<string> {
   const r = await exec(cmd, args, opts);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  if (r.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout.trim();
 }
 
@@ -39,7 +52,10 @@ export const docker = (...args: string[]): Promise<string> => must('docker', arg
 /** Streams `docker export` of a container through `tar -t`: every path in its filesystem. */
 export function listFiles(container: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const exporter = spawn('docker', ['export', container], { env: engineEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exporter = spawn('docker', ['export', container], {
+      env: engineEnv,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const tar = spawn('tar', ['-t'], { stdio: ['pipe', 'pipe', 'inherit'] });
     exporter.stdout.pipe(tar.stdin);
     let out = '';
@@ -47,7 +63,14 @@ export function listFiles(container: string): Promise<string[]> {
     tar.on('error', reject);
     exporter.on('error', reject);
     tar.on('close', (code) =>
-      code === 0 ? resolve(out.split('\n').filter(Boolean).map((p) => p.replace(/^\.?\//, ''))) : reject(new Error(`tar -t exited ${code}`)),
+      code === 0
+        ? resolve(
+            out
+              .split('\n')
+              .filter(Boolean)
+              .map((p) => p.replace(/^\.?\//, '')),
+          )
+        : reject(new Error(`tar -t exited ${code}`)),
     );
   });
 }
@@ -70,7 +93,11 @@ export async function waitFor200(url: string, timeoutMs = 30_000): Promise<Respo
 }
 
 /** Polls Docker's own health status of `container` until it is `want`; returns the last status. */
-export async function waitForHealth(container: string, want: 'healthy' | 'unhealthy', timeoutMs: number): Promise<string> {
+export async function waitForHealth(
+  container: string,
+  want: 'healthy' | 'unhealthy',
+  timeoutMs: number,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   let status = '';
   while (Date.now() < deadline) {
@@ -93,11 +120,16 @@ export function engineAvailable(): boolean {
 function engineAnswers(): boolean {
   try {
     // Synchronous on purpose: it decides describe.skipIf at module load.
-    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { env: engineEnv, stdio: 'ignore', timeout: 10_000 });
+    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], {
+      env: engineEnv,
+      stdio: 'ignore',
+      timeout: 10_000,
+    });
     return true;
   } catch {
     return false;
   }
 }
 
-export const unique = (prefix: string): string => `${prefix}-${process.pid}-${Date.now().toString(36)}`;
+export const unique = (prefix: string): string =>
+  `${prefix}-${process.pid}-${Date.now().toString(36)}`;

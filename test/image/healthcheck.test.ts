@@ -20,7 +20,9 @@ describe('healthUrl', () => {
 
 describe('probe', () => {
   let server: http.Server | undefined;
-  afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
+  afterEach(
+    () => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())),
+  );
 
   const serve = (handler: http.RequestListener): Promise<string> =>
     new Promise((resolve) => {

@@ -8,7 +8,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresBinDir, startPostgres } from '../helpers/postgres.js';
 import { repoRoot } from '../helpers/real-tools.js';
 import { buildImage, removeImage, type BuiltImage } from './build.js';
-import { docker, engineAvailable, exec, freePort, listFiles, must, testEnv, unique, waitFor200, waitForHealth } from './engine.js';
+import {
+  docker,
+  engineAvailable,
+  exec,
+  freePort,
+  listFiles,
+  must,
+  testEnv,
+  unique,
+  waitFor200,
+  waitForHealth,
+} from './engine.js';
 
 const ok = engineAvailable();
 const BASE_IMAGE = testEnv.NODE_IMAGE ?? 'docker.io/library/node:24-bookworm-slim';
@@ -39,7 +50,9 @@ describe.skipIf(!ok)('the service image', () => {
   });
 
   it('carries OCI labels and the build version in its environment', async () => {
-    const labels = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', image.ref)) as Record<string, string>;
+    const labels = JSON.parse(
+      await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', image.ref),
+    ) as Record<string, string>;
     expect(labels).toMatchObject({
       'org.opencontainers.image.version': image.version,
       'org.opencontainers.image.revision': image.commit,
@@ -47,8 +60,16 @@ describe.skipIf(!ok)('the service image', () => {
       'org.opencontainers.image.base.name': 'node:24-bookworm-slim',
     });
     expect(labels['org.opencontainers.image.source']).toMatch(/^https:\/\//);
-    const env = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config.Env}}', image.ref)) as string[];
-    expect(env).toEqual(expect.arrayContaining([`APP_VERSION=${image.version}`, `GIT_COMMIT=${image.commit}`, 'NODE_ENV=production']));
+    const env = JSON.parse(
+      await docker('image', 'inspect', '--format', '{{json .Config.Env}}', image.ref),
+    ) as string[];
+    expect(env).toEqual(
+      expect.arrayContaining([
+        `APP_VERSION=${image.version}`,
+        `GIT_COMMIT=${image.commit}`,
+        'NODE_ENV=production',
+      ]),
+    );
   });
 
   describe('running', () => {
@@ -73,13 +94,18 @@ describe.skipIf(!ok)('the service image', () => {
     });
 
     it('runs the service as a non-root user', async () => {
-      expect(await docker('image', 'inspect', '--format', '{{.Config.User}}', image.ref)).toBe('node');
+      expect(await docker('image', 'inspect', '--format', '{{.Config.User}}', image.ref)).toBe(
+        'node',
+      );
       // PID 1 is the service itself (node, no shell in between), so signals reach it directly.
       const status = await docker('exec', name, 'cat', '/proc/1/status');
-      const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)?.slice(1).map(Number) ?? [];
+      const uids =
+        /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)?.slice(1).map(Number) ?? [];
       expect(uids).toHaveLength(4);
       for (const uid of uids) expect(uid).not.toBe(0);
-      expect(await docker('exec', name, 'cat', '/proc/1/cmdline')).toBe('node\0dist/service/server.js\0');
+      expect(await docker('exec', name, 'cat', '/proc/1/cmdline')).toBe(
+        'node\0dist/service/server.js\0',
+      );
       // The code belongs to root: the service user cannot change it.
       const write = await exec('docker', ['exec', name, 'touch', '/app/dist/service/server.js']);
       expect(write.code).not.toBe(0);
@@ -90,11 +116,16 @@ describe.skipIf(!ok)('the service image', () => {
       // Nobody runs the check here: dockerd does, every --start-interval during the start period.
       const status = await waitForHealth(name, 'healthy', 20_000);
       expect(status).toBe('healthy');
-      expect(await docker('ps', '--filter', `name=^${name}$`, '--format', '{{.Status}}')).toMatch(/\(healthy\)/);
+      expect(await docker('ps', '--filter', `name=^${name}$`, '--format', '{{.Status}}')).toMatch(
+        /\(healthy\)/,
+      );
     });
 
     it('finishes a request in flight on `docker stop`, and stops in under 5 s', async () => {
-      const inFlight = fetch(`${base}/work?delay_ms=1500`).then(async (res) => ({ status: res.status, body: await res.json() }));
+      const inFlight = fetch(`${base}/work?delay_ms=1500`).then(async (res) => ({
+        status: res.status,
+        body: await res.json(),
+      }));
       await new Promise((r) => setTimeout(r, 300)); // the request is now inside the service
       const started = performance.now();
       await docker('stop', '--time', '10', name);
@@ -113,18 +144,36 @@ describe.skipIf(!ok)('the service image', () => {
   it('runs the release command: migrations from inside the image, against a real PostgreSQL when there is one', async () => {
     // Without DATABASE_URL: refused, which proves the runner and its dependencies load in the
     // pruned image.
-    const unset = await exec('docker', ['run', '--rm', image.ref, 'node', 'dist/service/db/migrate.js']);
+    const unset = await exec('docker', [
+      'run',
+      '--rm',
+      image.ref,
+      'node',
+      'dist/service/db/migrate.js',
+    ]);
     expect(unset.code).toBe(1);
     expect(unset.stdout + unset.stderr).toContain('DATABASE_URL must be set to run migrations');
     if (postgresBinDir() === undefined) return;
     const pg = await startPostgres();
     try {
       // Host networking: the throwaway cluster listens on this machine's loopback.
-      const run = await exec('docker', ['run', '--rm', '--network', 'host', '-e', `DATABASE_URL=${pg.url}`, image.ref, 'node', 'dist/service/db/migrate.js']);
+      const run = await exec('docker', [
+        'run',
+        '--rm',
+        '--network',
+        'host',
+        '-e',
+        `DATABASE_URL=${pg.url}`,
+        image.ref,
+        'node',
+        'dist/service/db/migrate.js',
+      ]);
       expect(run.code, run.stdout + run.stderr).toBe(0);
       expect(run.stdout).toContain('migrations: applied 1');
       expect(run.stdout + run.stderr).not.toContain(pg.password);
-      expect(await pg.query('SELECT name FROM pgmigrations')).toEqual([{ name: '1796170090289_create-orders' }]);
+      expect(await pg.query('SELECT name FROM pgmigrations')).toEqual([
+        { name: '1796170090289_create-orders' },
+      ]);
     } finally {
       pg.destroy();
     }
@@ -134,10 +183,19 @@ describe.skipIf(!ok)('the service image', () => {
     // Same image and HEALTHCHECK, but nothing listens on the port: the check must fail.
     // The image's own check command; only its timing is shortened, so dockerd gives up in seconds
     // rather than after the 15 s start period and three 10 s intervals.
-    const name = await start('--health-start-period=0s', '--health-interval=1s', '--health-retries=2',
-      image.ref, 'node', '-e', 'setTimeout(() => {}, 60_000)');
+    const name = await start(
+      '--health-start-period=0s',
+      '--health-interval=1s',
+      '--health-retries=2',
+      image.ref,
+      'node',
+      '-e',
+      'setTimeout(() => {}, 60_000)',
+    );
     expect(await waitForHealth(name, 'unhealthy', 20_000)).toBe('unhealthy');
-    expect(await docker('ps', '--filter', `name=^${name}$`, '--format', '{{.Status}}')).toMatch(/\(unhealthy\)/);
+    expect(await docker('ps', '--filter', `name=^${name}$`, '--format', '{{.Status}}')).toMatch(
+      /\(unhealthy\)/,
+    );
   });
 
   it('contains no .env, tests, TypeScript sources, npm cache or dev dependencies', async () => {
@@ -148,18 +206,33 @@ describe.skipIf(!ok)('the service image', () => {
     const app = files.filter((f) => f.startsWith('app/'));
 
     // The listing is real: what must be there is there.
-    expect(app).toEqual(expect.arrayContaining(['app/package.json', 'app/dist/service/server.js',
-      'app/dist/service/healthcheck.js', 'app/node_modules/express/package.json',
-      'app/dist/service/db/migrate.js', 'app/migrations/1796170090289_create-orders.sql']));
+    expect(app).toEqual(
+      expect.arrayContaining([
+        'app/package.json',
+        'app/dist/service/server.js',
+        'app/dist/service/healthcheck.js',
+        'app/node_modules/express/package.json',
+        'app/dist/service/db/migrate.js',
+        'app/migrations/1796170090289_create-orders.sql',
+      ]),
+    );
 
     expect(files.filter((f) => /(^|\/)\.env($|\.)/.test(f.replace(/\/$/, '')))).toEqual([]);
-    expect(app.filter((f) => f.startsWith('app/src/') || f.startsWith('app/test/') || f.startsWith('app/bench/'))).toEqual([]);
+    expect(
+      app.filter(
+        (f) => f.startsWith('app/src/') || f.startsWith('app/test/') || f.startsWith('app/bench/'),
+      ),
+    ).toEqual([]);
     // Not ours, and not the ones packages publish either (pruned in the Dockerfile).
-    expect(app.filter((f) => /\.(test|spec)\.[cm]?[jt]s$/.test(f) || /\/(tests?|__tests__)\//.test(f))).toEqual([]);
+    expect(
+      app.filter((f) => /\.(test|spec)\.[cm]?[jt]s$/.test(f) || /\/(tests?|__tests__)\//.test(f)),
+    ).toEqual([]);
     expect(app.filter((f) => /\.[cm]?ts$/.test(f))).toEqual([]);
     expect(files.filter((f) => /^(root|home\/node)\/\.npm\//.test(f))).toEqual([]);
 
-    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
     const devDeps = Object.keys(pkg.devDependencies);
     expect(devDeps).toContain('typescript');
     const shipped = devDeps.filter((dep) => app.includes(`app/node_modules/${dep}/package.json`));
@@ -169,27 +242,47 @@ describe.skipIf(!ok)('the service image', () => {
   it('adds at most 25 MB to the base image (figures printed)', async () => {
     const size = Number(await docker('image', 'inspect', '--format', '{{.Size}}', image.ref));
     const baseSize = Number(await docker('image', 'inspect', '--format', '{{.Size}}', BASE_IMAGE));
-    const layers = (await docker('history', '--human=false', '--no-trunc', '--format', '{{.Size}}\t{{.CreatedBy}}', image.ref))
+    const layers = (
+      await docker(
+        'history',
+        '--human=false',
+        '--no-trunc',
+        '--format',
+        '{{.Size}}\t{{.CreatedBy}}',
+        image.ref,
+      )
+    )
       .split('\n')
       .map((line) => {
         const [bytes = '0', createdBy = ''] = line.split('\t');
-        return { bytes: Number(bytes), step: createdBy.replace(/^\/bin\/sh -c #\(nop\)\s*/, '').slice(0, 70) };
+        return {
+          bytes: Number(bytes),
+          step: createdBy.replace(/^\/bin\/sh -c #\(nop\)\s*/, '').slice(0, 70),
+        };
       });
     // Berth's own layers are the ones above the base's single imported layer.
     const own = layers.slice(0, -1).filter((l) => l.bytes > 0);
     const added = size - baseSize;
-    const biggest = await must('docker', ['run', '--rm', image.ref, 'sh', '-c',
-      'cd node_modules && du -sk -- * @*/* 2>/dev/null | grep -v "\t@[^/]*$" | sort -rn | head -n 5']);
+    const biggest = await must('docker', [
+      'run',
+      '--rm',
+      image.ref,
+      'sh',
+      '-c',
+      'cd node_modules && du -sk -- * @*/* 2>/dev/null | grep -v "\t@[^/]*$" | sort -rn | head -n 5',
+    ]);
 
-    console.log([
-      `image: ${image.ref}`,
-      `  full image      ${MB(size)}`,
-      `  base image      ${MB(baseSize)}  (${BASE_IMAGE}, local stand-in)`,
-      `  added by Berth  ${MB(added)}  (budget ${MB(ADDED_BUDGET_BYTES)})`,
-      ...own.map((l) => `    ${MB(l.bytes).padStart(9)}  ${l.step}`),
-      '  largest production dependencies (KB):',
-      ...biggest.split('\n').map((l) => `    ${l}`),
-    ].join('\n'));
+    console.log(
+      [
+        `image: ${image.ref}`,
+        `  full image      ${MB(size)}`,
+        `  base image      ${MB(baseSize)}  (${BASE_IMAGE}, local stand-in)`,
+        `  added by Berth  ${MB(added)}  (budget ${MB(ADDED_BUDGET_BYTES)})`,
+        ...own.map((l) => `    ${MB(l.bytes).padStart(9)}  ${l.step}`),
+        '  largest production dependencies (KB):',
+        ...biggest.split('\n').map((l) => `    ${l}`),
+      ].join('\n'),
+    );
 
     expect(own.reduce((sum, l) => sum + l.bytes, 0)).toBeGreaterThan(0);
     expect(added).toBeGreaterThan(0);
@@ -205,12 +298,16 @@ describe.skipIf(!ok)('the service image', () => {
     await docker('push', pushed);
 
     // The digest as the registry itself reports it: what a deploy pins.
-    const head = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${image.version}`, {
-      method: 'HEAD',
-      headers: {
-        accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
+    const head = await fetch(
+      `http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${image.version}`,
+      {
+        method: 'HEAD',
+        headers: {
+          accept:
+            'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
+        },
       },
-    });
+    );
     expect(head.status).toBe(200);
     const digest = head.headers.get('docker-content-digest') ?? '';
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -220,11 +317,16 @@ describe.skipIf(!ok)('the service image', () => {
     await docker('image', 'rm', pushed, image.ref);
     expect((await exec('docker', ['image', 'inspect', image.id])).code).not.toBe(0);
     await docker('pull', `${repo}@${digest}`);
-    expect(await docker('image', 'inspect', '--format', '{{.Id}}', `${repo}@${digest}`)).toBe(image.id);
+    expect(await docker('image', 'inspect', '--format', '{{.Id}}', `${repo}@${digest}`)).toBe(
+      image.id,
+    );
     await docker('tag', image.id, image.ref);
 
     await docker('image', 'rm', `${repo}@${digest}`);
-    const removed = await fetch(`http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${digest}`, { method: 'DELETE' });
+    const removed = await fetch(
+      `http://${REGISTRY}/v2/${repo.slice(REGISTRY.length + 1)}/manifests/${digest}`,
+      { method: 'DELETE' },
+    );
     expect(removed.status).toBe(202);
   });
 });

@@ -13,7 +13,12 @@ export const chartDir = path.join(repoRoot, 'charts', 'berth');
 export type K8sObject = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: Record<string, unknown>;
   [field: string]: unknown;
 };
@@ -40,7 +45,11 @@ export type HelmResult = { ok: boolean; stdout: string; stderr: string };
 
 export function helm(args: string[]): HelmResult {
   try {
-    const stdout = execFileSync(helmBin(), args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout = execFileSync(helmBin(), args, {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return { ok: true, stdout, stderr: '' };
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string };
@@ -51,14 +60,17 @@ export function helm(args: string[]): HelmResult {
 export function parseManifests(text: string): K8sObject[] {
   return parseAllDocuments(text)
     .map((doc) => {
-      if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]?.message}`);
+      if (doc.errors.length > 0)
+        throw new Error(`rendered YAML does not parse: ${doc.errors[0]?.message}`);
       return doc.toJS() as K8sObject | null;
     })
     .filter((obj): obj is K8sObject => obj !== null);
 }
 
 /** `helm template` of the chart with the given values files and --set flags. Throws with helm's stderr. */
-export function render(opts: { valuesFiles?: string[]; set?: string[]; namespace?: string } = {}): K8sObject[] {
+export function render(
+  opts: { valuesFiles?: string[]; set?: string[]; namespace?: string } = {},
+): K8sObject[] {
   const args = ['template', 'berth', chartDir, '--namespace', opts.namespace ?? 'berth-test'];
   for (const file of opts.valuesFiles ?? []) args.push('--values', path.join(chartDir, file));
   for (const s of opts.set ?? []) args.push('--set', s);
@@ -79,8 +91,12 @@ type ModelClass = new (data: unknown) => Model;
 /** The module of the kind's model, e.g. kubernetes-models/apps/v1/Deployment. */
 function modelModule(apiVersion: string, kind: string): string {
   const group = apiVersion.includes('/') ? apiVersion.split('/')[0]! : '';
-  const candidates = (PACKAGES[group] ?? ['kubernetes-models']).map((pkg) => `${pkg}/${apiVersion}/${kind}`);
-  const found = candidates.find((m) => existsSync(path.join(repoRoot, 'node_modules', `${m}.d.ts`)));
+  const candidates = (PACKAGES[group] ?? ['kubernetes-models']).map(
+    (pkg) => `${pkg}/${apiVersion}/${kind}`,
+  );
+  const found = candidates.find((m) =>
+    existsSync(path.join(repoRoot, 'node_modules', `${m}.d.ts`)),
+  );
   if (!found) throw new Error(`no schema for ${apiVersion} ${kind} in ${candidates.join(', ')}`);
   return found;
 }
@@ -98,7 +114,9 @@ export async function schemaErrors(obj: K8sObject): Promise<string[]> {
     new Model(obj).validate();
     return [];
   } catch (error) {
-    return [`${obj.kind}/${obj.metadata.name}: ${error instanceof Error ? error.message : String(error)}`];
+    return [
+      `${obj.kind}/${obj.metadata.name}: ${error instanceof Error ? error.message : String(error)}`,
+    ];
   }
 }
 
@@ -107,8 +125,11 @@ export function only(objects: K8sObject[], kind: string): K8sObject[] {
 }
 
 export function one(objects: K8sObject[], kind: string, name?: string): K8sObject {
-  const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  const found = objects.filter(
+    (o) => o.kind === kind && (name === undefined || o.metadata.name === name),
+  );
+  if (found.length !== 1)
+    throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
   return found[0]!;
 }
 
@@ -125,18 +146,38 @@ export function unknownFieldErrors(objects: K8sObject[]): string[] {
   const dir = mkdtempSync(path.join(repoRoot, '.test-env', 'k8s-fields-'));
   try {
     const modules = [...new Set(objects.map((o) => modelModule(o.apiVersion, o.kind)))];
-    const imports = modules.map((m, i) => `import type { I${path.basename(m)} as T${i} } from '${m}';`);
+    const imports = modules.map(
+      (m, i) => `import type { I${path.basename(m)} as T${i} } from '${m}';`,
+    );
     const header = imports.length;
-    const lines = objects.map((o, i) => `export const o${i}: T${modules.indexOf(modelModule(o.apiVersion, o.kind))} = ${JSON.stringify(o)};`);
+    const lines = objects.map(
+      (o, i) =>
+        `export const o${i}: T${modules.indexOf(modelModule(o.apiVersion, o.kind))} = ${JSON.stringify(o)};`,
+    );
     writeFileSync(path.join(dir, 'objects.ts'), [...imports, ...lines].join('\n'));
     writeFileSync(
       path.join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'NodeNext', moduleResolution: 'NodeNext', skipLibCheck: true, types: [] }, files: ['objects.ts'] }),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          skipLibCheck: true,
+          types: [],
+        },
+        files: ['objects.ts'],
+      }),
     );
-    const tsc = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+    const tsc = spawnSync(
+      process.execPath,
+      [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir],
+      { encoding: 'utf8' },
+    );
     if (tsc.status === 0) return [];
     const errors = tsc.stdout.split('\n').filter((l) => l.includes('error TS'));
-    if (errors.length === 0) throw new Error(`tsc failed without type errors:\n${tsc.stdout}${tsc.stderr}`);
+    if (errors.length === 0)
+      throw new Error(`tsc failed without type errors:\n${tsc.stdout}${tsc.stderr}`);
     return errors.map((line) => {
       const row = Number(/\((\d+),\d+\)/.exec(line)?.[1] ?? 0) - header - 1;
       const obj = objects[row];

@@ -75,11 +75,17 @@ describe('docker-compose.monitoring.yml', () => {
   });
 
   it('keeps Prometheus and Grafana data in named volumes, with a retention limit', () => {
-    expect(Object.keys(compose.volumes)).toEqual(expect.arrayContaining(['prometheus-data', 'grafana-data']));
+    expect(Object.keys(compose.volumes)).toEqual(
+      expect.arrayContaining(['prometheus-data', 'grafana-data']),
+    );
     expect(svc('prometheus').volumes).toContain('prometheus-data:/prometheus');
     expect(svc('grafana').volumes).toContain('grafana-data:/var/lib/grafana');
     expect(svc('prometheus').command).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^--storage\.tsdb\.retention\.time=\$\{PROMETHEUS_RETENTION_TIME:-15d\}$/)]),
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^--storage\.tsdb\.retention\.time=\$\{PROMETHEUS_RETENTION_TIME:-15d\}$/,
+        ),
+      ]),
     );
   });
 
@@ -99,9 +105,14 @@ describe('docker-compose.monitoring.yml', () => {
     expect(svc('prometheus').volumes).toContain('./prometheus:/etc/prometheus:ro');
     expect(svc('alertmanager').volumes).toContain('./alertmanager:/etc/alertmanager:ro');
     expect(svc('blackbox-exporter').volumes).toEqual(['./blackbox:/etc/blackbox_exporter:ro']);
-    expect(svc('blackbox-exporter').command).toEqual(['--config.file=/etc/blackbox_exporter/blackbox.yml']);
+    expect(svc('blackbox-exporter').command).toEqual([
+      '--config.file=/etc/blackbox_exporter/blackbox.yml',
+    ]);
     expect(svc('grafana').volumes).toEqual(
-      expect.arrayContaining(['./grafana/provisioning:/etc/grafana/provisioning:ro', './grafana/dashboards:/etc/grafana/dashboards:ro']),
+      expect.arrayContaining([
+        './grafana/provisioning:/etc/grafana/provisioning:ro',
+        './grafana/dashboards:/etc/grafana/dashboards:ro',
+      ]),
     );
     expect(compose.secrets.slack_webhook_url?.file).toBe('${SLACK_WEBHOOK_URL_FILE:-/dev/null}');
     expect(readFileSync(composeFile, 'utf8')).not.toMatch(/hooks\.slack\.com/);
@@ -112,15 +123,22 @@ describe('docker-compose.monitoring.yml', () => {
     expect(readFileSync(composeFile, 'utf8')).not.toMatch(/hc-ping\.com|cronitor\.link/);
   });
 
-  it('lets the blackbox exporter reach the proxies\' published ports through the host gateway', () => {
+  it("lets the blackbox exporter reach the proxies' published ports through the host gateway", () => {
     expect(svc('blackbox-exporter').extra_hosts).toEqual(['host.docker.internal:host-gateway']);
   });
 
   it('has node-exporter read the textfile directory the container-health script writes, through its /host mount', () => {
-    expect(svc('node-exporter').command).toContain('--collector.textfile.directory=/host/var/lib/node_exporter/textfile_collector');
+    expect(svc('node-exporter').command).toContain(
+      '--collector.textfile.directory=/host/var/lib/node_exporter/textfile_collector',
+    );
     expect(svc('node-exporter').volumes).toContain('/:/host:ro,rslave');
-    const script = readFileSync(path.join(repoRoot, 'node-exporter', 'berth-container-health.sh'), 'utf8');
-    expect(script).toContain('TEXTFILE_DIR="${TEXTFILE_DIR:-/var/lib/node_exporter/textfile_collector}"');
+    const script = readFileSync(
+      path.join(repoRoot, 'node-exporter', 'berth-container-health.sh'),
+      'utf8',
+    );
+    expect(script).toContain(
+      'TEXTFILE_DIR="${TEXTFILE_DIR:-/var/lib/node_exporter/textfile_collector}"',
+    );
   });
 
   it('runs every container but cAdvisor without extra privileges', () => {
@@ -133,7 +151,9 @@ describe('docker-compose.monitoring.yml', () => {
 describe('prometheus rules', () => {
   const rules = loadRules();
   const alerts = rules.filter((r) => r.alert !== undefined);
-  const tests = ruleTestFiles().map((f) => readFileSync(f, 'utf8')).join('\n');
+  const tests = ruleTestFiles()
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
   const dashboardUids = new Set(loadDashboards().map((d) => d.uid));
   // ContainerKilled fires when nothing runs: its value is always "0 containers". The Watchdog
   // always fires, with no value and no target of its own.
@@ -184,7 +204,10 @@ describe('prometheus rules', () => {
       'Watchdog',
     ]);
     expect(rules.filter((r) => r.record !== undefined).map((r) => r.record)).toEqual(
-      expect.arrayContaining(['berth:http_error_rate:ratio5m', 'berth:http_request_duration_seconds:p95_5m']),
+      expect.arrayContaining([
+        'berth:http_error_rate:ratio5m',
+        'berth:http_request_duration_seconds:p95_5m',
+      ]),
     );
   });
 
@@ -205,7 +228,8 @@ describe('prometheus rules', () => {
       expect(a.summary).toBeTruthy();
       expect(a.value).toBeTruthy();
       if (!constantValue.has(name)) expect(`${a.description} ${a.value}`).toContain('$value');
-      if (!withoutRunbook.has(name)) expect(a.runbook, `${name} runbook`).toMatch(/\S{3,}.*\S{3,}/s);
+      if (!withoutRunbook.has(name))
+        expect(a.runbook, `${name} runbook`).toMatch(/\S{3,}.*\S{3,}/s);
       expect(dashboardUids.has(a.dashboard ?? '')).toBe(true);
     },
   );
@@ -213,7 +237,9 @@ describe('prometheus rules', () => {
   it('stops the Watchdog while Slack deliveries fail, so the heartbeat pages instead', () => {
     const watchdog = alerts.find((a) => a.alert === 'Watchdog');
     expect(watchdog?.expr).toContain('vector(1)');
-    expect(watchdog?.expr).toMatch(/unless on \(\) ALERTS\{alertname="AlertmanagerNotificationsFailing", alertstate="firing", integration="slack"\}/);
+    expect(watchdog?.expr).toMatch(
+      /unless on \(\) ALERTS\{alertname="AlertmanagerNotificationsFailing", alertstate="firing", integration="slack"\}/,
+    );
   });
 
   it('has a promtool test for every alert and every recording rule', () => {
@@ -226,10 +252,15 @@ describe('prometheus rules', () => {
 
 describe('prometheus targets', () => {
   it('probes each environment from its own file, probe-<env>.yml, so a deploy can write or delete one', () => {
-    const files = readdirSync(path.join(prometheusDir, 'targets')).filter((f) => f.startsWith('probe-'));
+    const files = readdirSync(path.join(prometheusDir, 'targets')).filter((f) =>
+      f.startsWith('probe-'),
+    );
     expect(files).toEqual(['probe-production.yml']);
     for (const file of files) {
-      const groups = parse(readFileSync(path.join(prometheusDir, 'targets', file), 'utf8')) as { targets: string[]; labels: Record<string, string> }[];
+      const groups = parse(readFileSync(path.join(prometheusDir, 'targets', file), 'utf8')) as {
+        targets: string[];
+        labels: Record<string, string>;
+      }[];
       expect(groups.length, file).toBeGreaterThan(0);
       for (const g of groups) {
         expect(Object.keys(g.labels), file).toEqual(['env']);
@@ -237,18 +268,28 @@ describe('prometheus targets', () => {
         for (const t of g.targets) expect(t).toMatch(/^https?:\/\/[^/\s]+\/\S*$/);
       }
     }
-    const prometheusYml = parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')) as {
-      scrape_configs: { job_name: string; file_sd_configs?: { files: string[] }[]; params?: Record<string, string[]> }[];
+    const prometheusYml = parse(
+      readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8'),
+    ) as {
+      scrape_configs: {
+        job_name: string;
+        file_sd_configs?: { files: string[] }[];
+        params?: Record<string, string[]>;
+      }[];
     };
     const probe = prometheusYml.scrape_configs.find((j) => j.job_name === 'blackbox-http');
     expect(probe?.file_sd_configs).toEqual([{ files: ['/etc/prometheus/targets/probe-*.yml'] }]);
     expect(probe?.params).toEqual({ module: ['http_2xx'] });
-    const blackbox = parse(readFileSync(path.join(repoRoot, 'blackbox', 'blackbox.yml'), 'utf8')) as { modules: Record<string, unknown> };
+    const blackbox = parse(
+      readFileSync(path.join(repoRoot, 'blackbox', 'blackbox.yml'), 'utf8'),
+    ) as { modules: Record<string, unknown> };
     expect(Object.keys(blackbox.modules)).toContain('http_2xx');
   });
 
   it('labels each listed app target with the env its network alias names', () => {
-    const groups = parse(readFileSync(path.join(prometheusDir, 'targets', 'berth-app.yml'), 'utf8')) as {
+    const groups = parse(
+      readFileSync(path.join(prometheusDir, 'targets', 'berth-app.yml'), 'utf8'),
+    ) as {
       targets: string[];
       labels: { env: string };
     }[];
@@ -261,25 +302,46 @@ describe('prometheus targets', () => {
 
 describe('alertmanager', () => {
   const am = parse(readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8')) as {
-    route: { group_by: string[]; routes: { receiver: string; matchers: string[]; group_interval?: string; repeat_interval?: string }[] };
+    route: {
+      group_by: string[];
+      routes: {
+        receiver: string;
+        matchers: string[];
+        group_interval?: string;
+        repeat_interval?: string;
+      }[];
+    };
     inhibit_rules: { source_matchers: string[]; target_matchers: string[]; equal: string[] }[];
-    receivers: ({ name: string; slack_configs?: Record<string, unknown>[] } & Record<string, unknown>)[];
+    receivers: ({ name: string; slack_configs?: Record<string, unknown>[] } & Record<
+      string,
+      unknown
+    >)[];
   };
   const amText = readFileSync(path.join(alertmanagerDir, 'alertmanager.yml'), 'utf8');
   const template = readFileSync(path.join(alertmanagerDir, 'templates', 'slack.tmpl'), 'utf8');
 
   it('groups by alertname and env and routes by severity', () => {
     expect(am.route.group_by).toEqual(['alertname', 'env']);
-    expect(am.route.routes.map((r) => r.matchers)).toEqual([['alertname="Watchdog"'], ['severity="critical"'], ['severity="warning"']]);
+    expect(am.route.routes.map((r) => r.matchers)).toEqual([
+      ['alertname="Watchdog"'],
+      ['severity="critical"'],
+      ['severity="warning"'],
+    ]);
   });
 
   it('pings the heartbeat every minute: Watchdog first, re-sent each group_interval (repeat_interval just below it)', () => {
     const heartbeat = am.route.routes[0];
-    expect(heartbeat).toMatchObject({ receiver: 'heartbeat', group_interval: '1m', repeat_interval: '50s' });
+    expect(heartbeat).toMatchObject({
+      receiver: 'heartbeat',
+      group_interval: '1m',
+      repeat_interval: '50s',
+    });
     // No integration in the file: entrypoint.sh adds HEARTBEAT_URL's webhook below this exact line.
     expect(am.receivers.find((r) => r.name === 'heartbeat')).toEqual({ name: 'heartbeat' });
     expect(amText.split('\n')).toContain('  - name: heartbeat');
-    expect(readFileSync(path.join(alertmanagerDir, 'entrypoint.sh'), 'utf8')).toContain("marker='  - name: heartbeat'");
+    expect(readFileSync(path.join(alertmanagerDir, 'entrypoint.sh'), 'utf8')).toContain(
+      "marker='  - name: heartbeat'",
+    );
   });
 
   it('inhibits warnings by a critical alert for the same target', () => {
@@ -287,7 +349,9 @@ describe('alertmanager', () => {
       source_matchers: ['severity="critical"'],
       target_matchers: ['severity="warning"'],
     });
-    expect(am.inhibit_rules[0]?.equal).toEqual(expect.arrayContaining(['alertname', 'env', 'instance']));
+    expect(am.inhibit_rules[0]?.equal).toEqual(
+      expect.arrayContaining(['alertname', 'env', 'instance']),
+    );
   });
 
   it('sends to Slack with resolved messages, the URL from a file, the text from the template', () => {
@@ -308,51 +372,88 @@ describe('alertmanager', () => {
 
 describe('grafana', () => {
   const dashboards = loadDashboards();
-  const datasource = parse(readFileSync(path.join(repoRoot, 'grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as {
+  const datasource = parse(
+    readFileSync(path.join(repoRoot, 'grafana/provisioning/datasources/prometheus.yml'), 'utf8'),
+  ) as {
     datasources: { uid: string; url: string; type: string }[];
   };
-  const provider = parse(readFileSync(path.join(repoRoot, 'grafana/provisioning/dashboards/berth.yml'), 'utf8')) as {
+  const provider = parse(
+    readFileSync(path.join(repoRoot, 'grafana/provisioning/dashboards/berth.yml'), 'utf8'),
+  ) as {
     providers: { options: { path: string } }[];
   };
 
   it('provisions the Prometheus datasource by service name and the dashboards folder compose mounts', () => {
-    expect(datasource.datasources).toEqual([expect.objectContaining({ uid: 'prometheus', type: 'prometheus', url: 'http://prometheus:9090' })]);
+    expect(datasource.datasources).toEqual([
+      expect.objectContaining({
+        uid: 'prometheus',
+        type: 'prometheus',
+        url: 'http://prometheus:9090',
+      }),
+    ]);
     expect(provider.providers[0]?.options.path).toBe('/etc/grafana/dashboards');
   });
 
   it('ships the four dashboards', () => {
-    expect(dashboards.map((d) => d.uid).sort()).toEqual(['berth-containers', 'berth-host', 'berth-monitoring', 'berth-service']);
+    expect(dashboards.map((d) => d.uid).sort()).toEqual([
+      'berth-containers',
+      'berth-host',
+      'berth-monitoring',
+      'berth-service',
+    ]);
   });
 
-  it.each(dashboards.map((d) => [d.uid, d] as const))('%s: unique panel ids, datasource by uid, sane layout', (_uid, d) => {
-    const ids = d.panels.map((p) => p.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    for (const p of d.panels.filter((x) => x.type !== 'row')) {
-      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: 'prometheus' });
-      expect(p.targets?.length, p.title).toBeGreaterThan(0);
-      for (const t of p.targets ?? []) expect(t.datasource?.uid, p.title).toBe('prometheus');
-      expect(new Set(p.targets?.map((t) => t.refId)).size, p.title).toBe(p.targets?.length);
-      expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
-    }
-  });
+  it.each(dashboards.map((d) => [d.uid, d] as const))(
+    '%s: unique panel ids, datasource by uid, sane layout',
+    (_uid, d) => {
+      const ids = d.panels.map((p) => p.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const p of d.panels.filter((x) => x.type !== 'row')) {
+        expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: 'prometheus' });
+        expect(p.targets?.length, p.title).toBeGreaterThan(0);
+        for (const t of p.targets ?? []) expect(t.datasource?.uid, p.title).toBe('prometheus');
+        expect(new Set(p.targets?.map((t) => t.refId)).size, p.title).toBe(p.targets?.length);
+        expect(p.gridPos.x + p.gridPos.w, p.title).toBeLessThanOrEqual(24);
+      }
+    },
+  );
 
-  const metricsOf = (uid: string) => new Set(dashboardQueries(dashboards.filter((d) => d.uid === uid)).flatMap((q) => metricNames(q.expr)));
+  const metricsOf = (uid: string) =>
+    new Set(
+      dashboardQueries(dashboards.filter((d) => d.uid === uid)).flatMap((q) => metricNames(q.expr)),
+    );
 
   it('Host shows CPU, load, memory, disk and network', () => {
     expect([...metricsOf('berth-host')]).toEqual(
-      expect.arrayContaining(['node_cpu_seconds_total', 'node_load1', 'node_memory_MemAvailable_bytes', 'node_filesystem_avail_bytes', 'node_disk_read_bytes_total', 'node_network_receive_bytes_total']),
+      expect.arrayContaining([
+        'node_cpu_seconds_total',
+        'node_load1',
+        'node_memory_MemAvailable_bytes',
+        'node_filesystem_avail_bytes',
+        'node_disk_read_bytes_total',
+        'node_network_receive_bytes_total',
+      ]),
     );
   });
 
   it('Containers shows CPU, memory and restarts per container', () => {
     expect([...metricsOf('berth-containers')]).toEqual(
-      expect.arrayContaining(['container_cpu_usage_seconds_total', 'container_memory_working_set_bytes', 'container_last_seen']),
+      expect.arrayContaining([
+        'container_cpu_usage_seconds_total',
+        'container_memory_working_set_bytes',
+        'container_last_seen',
+      ]),
     );
   });
 
   it('Monitoring services shows targets up, firing alerts, Prometheus and Alertmanager health', () => {
     expect([...metricsOf('berth-monitoring')]).toEqual(
-      expect.arrayContaining(['up', 'ALERTS', 'prometheus_config_last_reload_successful', 'alertmanager_notifications_failed_total']),
+      expect.arrayContaining([
+        'up',
+        'ALERTS',
+        'prometheus_config_last_reload_successful',
+        'alertmanager_notifications_failed_total',
+      ]),
     );
   });
 
@@ -360,7 +461,11 @@ describe('grafana', () => {
     const service = dashboards.find((d) => d.uid === 'berth-service');
     const exprs = dashboardQueries(service ? [service] : []).map((q) => q.expr);
     for (const quantile of ['0.5', '0.95', '0.99']) {
-      expect(exprs).toContainEqual(expect.stringMatching(new RegExp(`histogram_quantile\\(${quantile}, sum by \\(env, route, le\\)`)));
+      expect(exprs).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`histogram_quantile\\(${quantile}, sum by \\(env, route, le\\)`),
+        ),
+      );
     }
     expect(exprs).toContainEqual(expect.stringContaining('berth:http_error_rate:ratio5m'));
     expect(exprs).toContainEqual(expect.stringContaining('app_info'));
@@ -371,11 +476,15 @@ describe('grafana', () => {
 
 describe('metricNames', () => {
   it('finds metric names and skips functions, keywords, labels and grouping', () => {
-    expect(metricNames('sum by (env, le) (rate(http_request_duration_seconds_bucket{job="a", route=~"x|y"}[5m])) and on (env) up == 0')).toEqual([
-      'http_request_duration_seconds_bucket',
-      'up',
-    ]);
+    expect(
+      metricNames(
+        'sum by (env, le) (rate(http_request_duration_seconds_bucket{job="a", route=~"x|y"}[5m])) and on (env) up == 0',
+      ),
+    ).toEqual(['http_request_duration_seconds_bucket', 'up']);
     expect(metricNames('count(ALERTS{alertstate="firing"}) or vector(0)')).toEqual(['ALERTS']);
-    expect(metricNames('berth:http_errors:rate5m / berth:http_requests:rate5m offset 2m')).toEqual(['berth:http_errors:rate5m', 'berth:http_requests:rate5m']);
+    expect(metricNames('berth:http_errors:rate5m / berth:http_requests:rate5m offset 2m')).toEqual([
+      'berth:http_errors:rate5m',
+      'berth:http_requests:rate5m',
+    ]);
   });
 });

@@ -3,7 +3,16 @@
 // Slack template), blackbox_exporter (its config), docker-compose (the compose file), the
 // Alertmanager entrypoint and the container-health textfile script.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,18 +32,32 @@ import { localizeAlertmanagerConfig } from './lib/localize.js';
 // Fake webhooks in Slack's shape, assembled so the repository's secret scan does not flag them.
 const fakeWebhook = (id: string) => ['https://hooks.slack.com/services', 'T0', 'B0', id].join('/');
 
-const hint = 'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, prometheus-blackbox-exporter)';
+const hint =
+  'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-alertmanager, prometheus-blackbox-exporter)';
 const hasPromtool = requireTool('promtool', hint);
 const hasAmtool = requireTool('amtool', hint);
-const hasCompose = requirePart('`docker compose` (v2)', () => run('docker', ['compose', 'version']).code === 0, 'run `bash scripts/test-env/engine.sh up`');
+const hasCompose = requirePart(
+  '`docker compose` (v2)',
+  () => run('docker', ['compose', 'version']).code === 0,
+  'run `bash scripts/test-env/engine.sh up`',
+);
 const hasBlackbox = requireTool('prometheus-blackbox-exporter', hint);
 
 const work = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-tools-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 type Run = { code: number | null; out: string };
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Run {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? repoRoot, env: opts.env ?? process.env, encoding: 'utf8', timeout: 60_000 });
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Run {
+  const r = spawnSync(cmd, args, {
+    cwd: opts.cwd ?? repoRoot,
+    env: opts.env ?? process.env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -42,7 +65,10 @@ describe.skipIf(!hasPromtool)('promtool', () => {
   it('accepts prometheus.yml with its rule files (paths moved from /etc/prometheus to a copy)', () => {
     const dir = path.join(work, 'prometheus');
     cpSync(prometheusDir, dir, { recursive: true });
-    const config = readFileSync(path.join(dir, 'prometheus.yml'), 'utf8').replaceAll('/etc/prometheus/', `${dir}/`);
+    const config = readFileSync(path.join(dir, 'prometheus.yml'), 'utf8').replaceAll(
+      '/etc/prometheus/',
+      `${dir}/`,
+    );
     writeFileSync(path.join(dir, 'prometheus.yml'), config);
     const r = run('promtool', ['check', 'config', path.join(dir, 'prometheus.yml')]);
     expect(r.out).toMatch(/SUCCESS: .*prometheus\.yml is valid prometheus config file syntax/);
@@ -57,7 +83,11 @@ describe.skipIf(!hasPromtool)('promtool', () => {
 
   it('passes every rule unit test (prometheus/tests/*.test.yml)', () => {
     const files = ruleTestFiles();
-    const r = run('promtool', ['test', 'rules', ...files.map((f) => path.relative(prometheusDir, f))], { cwd: prometheusDir });
+    const r = run(
+      'promtool',
+      ['test', 'rules', ...files.map((f) => path.relative(prometheusDir, f))],
+      { cwd: prometheusDir },
+    );
     expect(r.out).not.toContain('FAILED');
     expect(r.out.match(/SUCCESS/g)?.length).toBe(files.length);
     expect(r.code, r.out).toBe(0);
@@ -70,7 +100,10 @@ describe.skipIf(!hasPromtool)('promtool', () => {
       groups: [
         {
           name: 'dashboard-queries',
-          rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: toPromQL(q.expr, { env: 'production', rateInterval: '1m' }) })),
+          rules: queries.map((q, i) => ({
+            record: `dashboard:query_${i}`,
+            expr: toPromQL(q.expr, { env: 'production', rateInterval: '1m' }),
+          })),
         },
       ],
     };
@@ -83,7 +116,10 @@ describe.skipIf(!hasPromtool)('promtool', () => {
 
   it('would notice a query that does not parse', () => {
     const file = path.join(work, 'broken.yml');
-    writeFileSync(file, stringify({ groups: [{ name: 'x', rules: [{ record: 'x:y', expr: 'sum by (env (up)' }] }] }));
+    writeFileSync(
+      file,
+      stringify({ groups: [{ name: 'x', rules: [{ record: 'x:y', expr: 'sum by (env (up)' }] }] }),
+    );
     const r = run('promtool', ['check', 'rules', file]);
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(/parse error/);
@@ -116,7 +152,10 @@ describe.skipIf(!hasAmtool)('amtool', () => {
   it('would notice a broken template', () => {
     const dir = path.join(work, 'broken-templates');
     cpSync(path.join(alertmanagerDir, 'templates'), dir, { recursive: true });
-    writeFileSync(path.join(dir, 'slack.tmpl'), readFileSync(path.join(dir, 'slack.tmpl'), 'utf8').replace('{{- end }}', ''));
+    writeFileSync(
+      path.join(dir, 'slack.tmpl'),
+      readFileSync(path.join(dir, 'slack.tmpl'), 'utf8').replace('{{- end }}', ''),
+    );
     const r = check(dir);
     expect(r.code).not.toBe(0);
   });
@@ -124,14 +163,20 @@ describe.skipIf(!hasAmtool)('amtool', () => {
 
 describe.skipIf(!hasBlackbox)('blackbox_exporter', () => {
   it('accepts blackbox/blackbox.yml (--config.check)', () => {
-    const r = run('prometheus-blackbox-exporter', [`--config.file=${path.join(repoRoot, 'blackbox', 'blackbox.yml')}`, '--config.check']);
+    const r = run('prometheus-blackbox-exporter', [
+      `--config.file=${path.join(repoRoot, 'blackbox', 'blackbox.yml')}`,
+      '--config.check',
+    ]);
     expect(r.out).toContain('Config file is ok');
     expect(r.code, r.out).toBe(0);
   });
 
   it('would notice a broken module', () => {
     const file = path.join(work, 'blackbox-broken.yml');
-    writeFileSync(file, 'modules:\n  http_2xx:\n    prober: http\n    http:\n      no_such_option: true\n');
+    writeFileSync(
+      file,
+      'modules:\n  http_2xx:\n    prober: http\n    http:\n      no_such_option: true\n',
+    );
     const r = run('prometheus-blackbox-exporter', [`--config.file=${file}`, '--config.check']);
     expect(r.code).not.toBe(0);
   });
@@ -144,14 +189,22 @@ describe.skipIf(!hasCompose)('docker compose config', () => {
   const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
 
   it('validates docker-compose.monitoring.yml once GRAFANA_ADMIN_PASSWORD is set', () => {
-    const r = run('docker', ['compose', '--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'], {
-      env: { ...baseEnv, GRAFANA_ADMIN_PASSWORD: 'a-test-password' },
-    });
+    const r = run(
+      'docker',
+      ['compose', '--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'],
+      {
+        env: { ...baseEnv, GRAFANA_ADMIN_PASSWORD: 'a-test-password' },
+      },
+    );
     expect(r.code, r.out).toBe(0);
   });
 
   it('refuses to start without a Grafana admin password, naming the variable', () => {
-    const r = run('docker', ['compose', '--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'], { env: baseEnv });
+    const r = run(
+      'docker',
+      ['compose', '--env-file', emptyEnvFile, '-f', composeFile, 'config', '-q'],
+      { env: baseEnv },
+    );
     expect(r.code).not.toBe(0);
     expect(r.out).toContain('set GRAFANA_ADMIN_PASSWORD in .env');
   });
@@ -167,7 +220,11 @@ describe('alertmanager/entrypoint.sh', () => {
     { mode: 0o755 },
   );
   const shippedConfig = path.join(alertmanagerDir, 'alertmanager.yml');
-  const start = (env: Record<string, string>, name: string, config = shippedConfig): Run & { webhookFile: string; configCopy: string } => {
+  const start = (
+    env: Record<string, string>,
+    name: string,
+    config = shippedConfig,
+  ): Run & { webhookFile: string; configCopy: string } => {
     const webhookFile = path.join(work, `${name}.url`);
     const configCopy = path.join(work, `${name}.alertmanager.yml`);
     const r = run('sh', [entrypoint, `--config.file=${config}`, '--cluster.listen-address='], {
@@ -224,16 +281,30 @@ describe('alertmanager/entrypoint.sh', () => {
 
   it('with HEARTBEAT_URL: adds the webhook to the heartbeat receiver of a private copy, which amtool accepts', () => {
     const url = 'https://hc-ping.example/0f1e2d3c-secret';
-    const r = start({ SLACK_WEBHOOK_URL: fakeWebhook('hb1'), HEARTBEAT_URL: ` ${url}\n` }, 'heartbeat');
+    const r = start(
+      { SLACK_WEBHOOK_URL: fakeWebhook('hb1'), HEARTBEAT_URL: ` ${url}\n` },
+      'heartbeat',
+    );
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain('env-heartbeat: unset');
     expect(r.out).not.toContain(url);
     expect(statSync(r.configCopy).mode & 0o777).toBe(0o600);
-    const copy = parse(readFileSync(r.configCopy, 'utf8')) as { receivers: { name: string; webhook_configs?: unknown }[] };
-    expect(copy.receivers.find((x) => x.name === 'heartbeat')).toEqual({ name: 'heartbeat', webhook_configs: [{ url, send_resolved: false }] });
+    const copy = parse(readFileSync(r.configCopy, 'utf8')) as {
+      receivers: { name: string; webhook_configs?: unknown }[];
+    };
+    expect(copy.receivers.find((x) => x.name === 'heartbeat')).toEqual({
+      name: 'heartbeat',
+      webhook_configs: [{ url, send_resolved: false }],
+    });
     // Everything else is the shipped file, line for line.
-    const added = readFileSync(r.configCopy, 'utf8').split('\n').filter((l) => !readFileSync(shippedConfig, 'utf8').split('\n').includes(l));
-    expect(added).toEqual(['    webhook_configs:', `      - url: '${url}'`, '        send_resolved: false']);
+    const added = readFileSync(r.configCopy, 'utf8')
+      .split('\n')
+      .filter((l) => !readFileSync(shippedConfig, 'utf8').split('\n').includes(l));
+    expect(added).toEqual([
+      '    webhook_configs:',
+      `      - url: '${url}'`,
+      '        send_resolved: false',
+    ]);
     if (hasAmtool) {
       const checked = run('amtool', ['check-config', r.configCopy]);
       expect(checked.code, checked.out).toBe(0);
@@ -243,15 +314,29 @@ describe('alertmanager/entrypoint.sh', () => {
   it('finds the heartbeat receiver in a config rewritten by a YAML library too (the e2e tests)', () => {
     const rewritten = path.join(work, 'rewritten.yml');
     writeFileSync(rewritten, stringify(parse(readFileSync(shippedConfig, 'utf8'))));
-    const r = start({ SLACK_WEBHOOK_URL: fakeWebhook('rw'), HEARTBEAT_URL: 'http://127.0.0.1:9/ping' }, 'rewritten', rewritten);
+    const r = start(
+      { SLACK_WEBHOOK_URL: fakeWebhook('rw'), HEARTBEAT_URL: 'http://127.0.0.1:9/ping' },
+      'rewritten',
+      rewritten,
+    );
     expect(r.code, r.out).toBe(0);
     const parsed = parse(readFileSync(r.configCopy, 'utf8')) as { receivers: { name: string }[] };
-    expect(parsed.receivers.find((x) => x.name === 'heartbeat')).toEqual({ name: 'heartbeat', webhook_configs: [{ url: 'http://127.0.0.1:9/ping', send_resolved: false }] });
+    expect(parsed.receivers.find((x) => x.name === 'heartbeat')).toEqual({
+      name: 'heartbeat',
+      webhook_configs: [{ url: 'http://127.0.0.1:9/ping', send_resolved: false }],
+    });
   });
 
   it('refuses a HEARTBEAT_URL that is not a plain http(s) URL, without printing it', () => {
-    for (const bad of ['hc-ping.example/abc-secret', "https://x.example/a'secret", 'https://x.example/a\\secret']) {
-      const r = start({ SLACK_WEBHOOK_URL: fakeWebhook('hb2'), HEARTBEAT_URL: bad }, 'bad-heartbeat');
+    for (const bad of [
+      'hc-ping.example/abc-secret',
+      "https://x.example/a'secret",
+      'https://x.example/a\\secret',
+    ]) {
+      const r = start(
+        { SLACK_WEBHOOK_URL: fakeWebhook('hb2'), HEARTBEAT_URL: bad },
+        'bad-heartbeat',
+      );
       expect(r.code, bad).toBe(78);
       expect(r.out).toContain('HEARTBEAT_URL must');
       expect(r.out).not.toContain('secret');
@@ -264,9 +349,13 @@ describe('node-exporter/berth-container-health.sh', () => {
   const bin = path.join(work, 'fake-docker-bin');
   mkdirSync(bin, { recursive: true });
   // Stands in for `docker ps --format ...`: prints what DOCKER_PS_OUTPUT holds, or fails.
-  writeFileSync(path.join(bin, 'docker'), '#!/bin/sh\n[ -n "${DOCKER_FAIL:-}" ] && { echo "Cannot connect to the Docker daemon" >&2; exit 1; }\nprintf "%s" "$DOCKER_PS_OUTPUT"\n', {
-    mode: 0o755,
-  });
+  writeFileSync(
+    path.join(bin, 'docker'),
+    '#!/bin/sh\n[ -n "${DOCKER_FAIL:-}" ] && { echo "Cannot connect to the Docker daemon" >&2; exit 1; }\nprintf "%s" "$DOCKER_PS_OUTPUT"\n',
+    {
+      mode: 0o755,
+    },
+  );
   const runScript = (dir: string, env: Record<string, string>) =>
     run('sh', [script], { env: { PATH: `${bin}:${process.env.PATH}`, TEXTFILE_DIR: dir, ...env } });
 

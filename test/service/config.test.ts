@@ -79,7 +79,9 @@ describe('loadConfig', () => {
     ['DATABASE_READY_GRACE_S', 'half'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
-    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} .*\\(got "${value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\)`));
+    expect(() => loadConfig({ [name]: value })).toThrow(
+      new RegExp(`${name} .*\\(got "${value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\)`),
+    );
   });
 
   it('accepts IPv4, IPv6 and host names for HOST, and dotted names in BASE_PATH', () => {
@@ -97,8 +99,12 @@ describe('loadConfig', () => {
   });
 
   it('accepts postgres and postgresql URLs, and a socket directory instead of a host', () => {
-    expect(loadConfig({ DATABASE_URL: 'postgresql://u@localhost/berth' }).databaseUrl).toBe('postgresql://u@localhost/berth');
-    expect(loadConfig({ DATABASE_URL: 'postgres:///berth?host=/run/postgresql' }).databaseUrl).toBe('postgres:///berth?host=/run/postgresql');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@localhost/berth' }).databaseUrl).toBe(
+      'postgresql://u@localhost/berth',
+    );
+    expect(loadConfig({ DATABASE_URL: 'postgres:///berth?host=/run/postgresql' }).databaseUrl).toBe(
+      'postgres:///berth?host=/run/postgresql',
+    );
     expect(loadConfig({ DATABASE_URL: '' }).databaseUrl).toBeUndefined();
   });
 

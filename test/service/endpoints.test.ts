@@ -12,7 +12,12 @@ describe('GET /', () => {
 describe.each(['/health', '/healthz'])('GET %s', (path) => {
   it('reports status, version, commit and uptime', async () => {
     const res = await request(testApp().app).get(path).expect(200).expect('content-type', /json/);
-    expect(res.body).toEqual({ status: 'ok', version: '1.2.3', commit: 'abc1234', uptime_seconds: expect.any(Number) });
+    expect(res.body).toEqual({
+      status: 'ok',
+      version: '1.2.3',
+      commit: 'abc1234',
+      uptime_seconds: expect.any(Number),
+    });
     expect(res.body.uptime_seconds).toBeGreaterThanOrEqual(0);
   });
 });
@@ -34,7 +39,9 @@ describe('GET /items/:item_id', () => {
     await request(app).get('/items/5?q=somequery').expect(200, { item_id: 5, q: 'somequery' });
     await request(app).get('/items/5').expect(200, { item_id: 5, q: null });
     await request(app).get('/items/-7').expect(200, { item_id: -7, q: null });
-    await request(app).get(`/items/${Number.MAX_SAFE_INTEGER}`).expect(200, { item_id: Number.MAX_SAFE_INTEGER, q: null });
+    await request(app)
+      .get(`/items/${Number.MAX_SAFE_INTEGER}`)
+      .expect(200, { item_id: Number.MAX_SAFE_INTEGER, q: null });
   });
 
   it.each([
@@ -47,9 +54,16 @@ describe('GET /items/:item_id', () => {
     ['9007199254740992', 'int_out_of_range'],
     ['-99999999999999999999', 'int_out_of_range'],
   ])('rejects %s with a 422 naming the field (%s)', async (id, type) => {
-    const res = await request(testApp().app).get(`/items/${id}`).expect(422).expect('content-type', /json/);
+    const res = await request(testApp().app)
+      .get(`/items/${id}`)
+      .expect(422)
+      .expect('content-type', /json/);
     expect(res.body.detail).toHaveLength(1);
-    expect(res.body.detail[0]).toMatchObject({ loc: ['path', 'item_id'], type, msg: expect.any(String) });
+    expect(res.body.detail[0]).toMatchObject({
+      loc: ['path', 'item_id'],
+      type,
+      msg: expect.any(String),
+    });
   });
 
   it('rejects an empty id with a 422', async () => {
@@ -91,7 +105,10 @@ describe('GET /work', () => {
 
 describe('errors', () => {
   it('answers unknown paths with a JSON 404', async () => {
-    const res = await request(testApp().app).get('/no/such/path').expect(404).expect('content-type', /json/);
+    const res = await request(testApp().app)
+      .get('/no/such/path')
+      .expect(404)
+      .expect('content-type', /json/);
     expect(res.body).toEqual({ error: 'not found', path: '/no/such/path' });
   });
 
@@ -140,11 +157,26 @@ describe('headers', () => {
   it('sets every header helmet sets, on every answer, and hides x-powered-by', async () => {
     const { default: express } = await import('express');
     const { default: helmet } = await import('helmet');
-    const reference = express().use(helmet()).get('/', (_req, res) => void res.json({}));
+    const reference = express()
+      .use(helmet())
+      .get('/', (_req, res) => void res.json({}));
     const expected = (await request(reference).get('/')).headers;
     for (const path of ['/health', '/nope', '/items/x']) {
       const got = (await request(testApp().app).get(path)).headers;
-      for (const name of ['content-security-policy', 'strict-transport-security', 'x-frame-options', 'referrer-policy', 'cross-origin-opener-policy', 'x-content-type-options', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'origin-agent-cluster', 'cross-origin-resource-policy']) {
+      for (const name of [
+        'content-security-policy',
+        'strict-transport-security',
+        'x-frame-options',
+        'referrer-policy',
+        'cross-origin-opener-policy',
+        'x-content-type-options',
+        'x-dns-prefetch-control',
+        'x-download-options',
+        'x-permitted-cross-domain-policies',
+        'x-xss-protection',
+        'origin-agent-cluster',
+        'cross-origin-resource-policy',
+      ]) {
         expect(got[name], `${name} on ${path}`).toBe(expected[name]);
       }
     }
@@ -160,7 +192,9 @@ describe('headers', () => {
     const q = 'größe ☃ "quoted"';
     const reference = express().get('/', (_req, res) => void res.json({ item_id: 3, q }));
     const expected = await request(reference).get('/');
-    const got = await request(testApp().app).get(`/items/3?q=${encodeURIComponent(q)}`).expect(200);
+    const got = await request(testApp().app)
+      .get(`/items/3?q=${encodeURIComponent(q)}`)
+      .expect(200);
     expect(got.text).toBe(expected.text);
     expect(got.headers['content-type']).toBe(expected.headers['content-type']);
     expect(got.headers['content-length']).toBe(expected.headers['content-length']);
@@ -178,7 +212,9 @@ describe('headers', () => {
   it('honours a sane X-Request-Id and replaces an unsafe one', async () => {
     const ok = await request(testApp().app).get('/health').set('X-Request-Id', 'req-42.a:b');
     expect(ok.headers['x-request-id']).toBe('req-42.a:b');
-    const bad = await request(testApp().app).get('/health').set('X-Request-Id', 'evil "value" {injected}');
+    const bad = await request(testApp().app)
+      .get('/health')
+      .set('X-Request-Id', 'evil "value" {injected}');
     expect(bad.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     const none = await request(testApp().app).get('/health');
     expect(none.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -188,7 +224,12 @@ describe('headers', () => {
     const { app, logLines } = testApp();
     await request(app).get('/items/9').set('X-Request-Id', 'trace-1');
     const line = logLines.find((l) => l.msg === 'request');
-    expect(line).toMatchObject({ method: 'GET', route: '/items/:item_id', status: 200, requestId: 'trace-1' });
+    expect(line).toMatchObject({
+      method: 'GET',
+      route: '/items/:item_id',
+      status: 200,
+      requestId: 'trace-1',
+    });
     expect(line?.durationMs).toEqual(expect.any(Number));
   });
 });

@@ -18,14 +18,21 @@ export function testApp(env: Record<string, string> = {}) {
   const metrics = createMetrics(config);
   const readiness: Readiness = { ready: true };
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => void lines.push(JSON.parse(line)) },
+  );
   const db = databaseFromConfig(config, logger, metrics);
   const app = createApp(config, { logger, metrics, readiness, db: db ?? null });
   return { app, config, metrics, readiness, db, logLines: lines, close: async () => db?.close() };
 }
 
 /** Reads one sample's value from Prometheus text, or undefined when the series is absent. */
-export function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+export function sample(
+  text: string,
+  name: string,
+  labels: Record<string, string>,
+): number | undefined {
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`)) continue;
     const body = line.slice(name.length + 1, line.lastIndexOf('}'));

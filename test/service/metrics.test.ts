@@ -20,15 +20,38 @@ describe('GET /metrics', () => {
     await request(app).get('/items/nope');
     await request(app).get('/health');
     const text = (await request(app).get('/metrics')).text;
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items/:item_id', status: '200' })).toBe(2);
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items/:item_id', status: '422' })).toBe(1);
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/health', status: '200' })).toBe(1);
-    expect(text).not.toContain('route="/items/1"');
     expect(
-      sample(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/items/:item_id', status: '200' }),
+      sample(text, 'http_requests_total', {
+        method: 'GET',
+        route: '/items/:item_id',
+        status: '200',
+      }),
     ).toBe(2);
     expect(
-      sample(text, 'http_request_duration_seconds_bucket', { le: '+Inf', method: 'GET', route: '/health', status: '200' }),
+      sample(text, 'http_requests_total', {
+        method: 'GET',
+        route: '/items/:item_id',
+        status: '422',
+      }),
+    ).toBe(1);
+    expect(
+      sample(text, 'http_requests_total', { method: 'GET', route: '/health', status: '200' }),
+    ).toBe(1);
+    expect(text).not.toContain('route="/items/1"');
+    expect(
+      sample(text, 'http_request_duration_seconds_count', {
+        method: 'GET',
+        route: '/items/:item_id',
+        status: '200',
+      }),
+    ).toBe(2);
+    expect(
+      sample(text, 'http_request_duration_seconds_bucket', {
+        le: '+Inf',
+        method: 'GET',
+        route: '/health',
+        status: '200',
+      }),
     ).toBe(1);
   });
 
@@ -39,7 +62,9 @@ describe('GET /metrics', () => {
     await request(app).get('/work');
     await request(app).get('/items/x');
     const text = (await request(app).get('/metrics')).text;
-    expect(sample(text, 'http_errors_total', { method: 'GET', route: '/work', status: '500' })).toBe(2);
+    expect(
+      sample(text, 'http_errors_total', { method: 'GET', route: '/work', status: '500' }),
+    ).toBe(2);
     expect(text).not.toMatch(/^http_errors_total\{[^}]*status="(200|422)"/m);
   });
 
@@ -48,7 +73,9 @@ describe('GET /metrics', () => {
     await request(app).get('/items/').expect(422);
     await request(app).get('/items').expect(422);
     const text = (await request(app).get('/metrics')).text;
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items', status: '422' })).toBe(2);
+    expect(
+      sample(text, 'http_requests_total', { method: 'GET', route: '/items', status: '422' }),
+    ).toBe(2);
   });
 
   it('counts a request the client abandoned as 499', async () => {
@@ -57,7 +84,9 @@ describe('GET /metrics', () => {
     await new Promise((r) => server.once('listening', r));
     const { port } = server.address() as AddressInfo;
     const aborted = new AbortController();
-    const pending = fetch(`http://127.0.0.1:${port}/work?delay_ms=400`, { signal: aborted.signal }).catch(() => 'aborted');
+    const pending = fetch(`http://127.0.0.1:${port}/work?delay_ms=400`, {
+      signal: aborted.signal,
+    }).catch(() => 'aborted');
     await new Promise((r) => setTimeout(r, 100));
     aborted.abort();
     expect(await pending).toBe('aborted');
@@ -65,7 +94,9 @@ describe('GET /metrics', () => {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     server.close();
     server.closeAllConnections();
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/work', status: '499' })).toBe(1);
+    expect(
+      sample(text, 'http_requests_total', { method: 'GET', route: '/work', status: '499' }),
+    ).toBe(1);
     expect(logLines.find((l) => l.status === 499)).toMatchObject({ route: '/work', method: 'GET' });
   });
 
@@ -73,7 +104,9 @@ describe('GET /metrics', () => {
     const { app } = testApp();
     for (let i = 0; i < 20; i++) await request(app).get(`/random-${i}/${i * 7}`);
     const text = (await request(app).get('/metrics')).text;
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).toBe(20);
+    expect(
+      sample(text, 'http_requests_total', { method: 'GET', route: 'unmatched', status: '404' }),
+    ).toBe(20);
     expect(text).not.toContain('random-');
   });
 
@@ -91,7 +124,13 @@ describe('GET /metrics', () => {
     await request(app).get('/api/items/4');
     await request(app).get('/api/metrics');
     const text = (await request(app).get('/api/metrics')).text;
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/items/:item_id', status: '200' })).toBe(1);
+    expect(
+      sample(text, 'http_requests_total', {
+        method: 'GET',
+        route: '/items/:item_id',
+        status: '200',
+      }),
+    ).toBe(1);
     expect(text).not.toContain('route="/metrics"');
   });
 
@@ -99,9 +138,24 @@ describe('GET /metrics', () => {
     const { app } = testApp();
     await request(app).get('/health');
     const text = (await request(app).get('/metrics')).text;
-    const buckets = [...text.matchAll(/^http_request_duration_seconds_bucket\{le="([^"]+)",[^}]*route="\/health"/gm)].map(
-      (m) => m[1],
-    );
-    expect(buckets).toEqual(['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf']);
+    const buckets = [
+      ...text.matchAll(
+        /^http_request_duration_seconds_bucket\{le="([^"]+)",[^}]*route="\/health"/gm,
+      ),
+    ].map((m) => m[1]);
+    expect(buckets).toEqual([
+      '0.005',
+      '0.01',
+      '0.025',
+      '0.05',
+      '0.1',
+      '0.25',
+      '0.5',
+      '1',
+      '2.5',
+      '5',
+      '10',
+      '+Inf',
+    ]);
   });
 });

@@ -45,11 +45,15 @@ describe('parseAmount', () => {
   });
 
   it.each([[true], [null], [{}], [[]], [12.5]])('rejects %j as the wrong type', (value) => {
-    expect(parseAmount(value, ['body', 'amount'])).toMatchObject({ error: { type: 'decimal_type' } });
+    expect(parseAmount(value, ['body', 'amount'])).toMatchObject({
+      error: { type: 'decimal_type' },
+    });
   });
 
   it('says a missing amount is required', () => {
-    expect(parseAmount(undefined, ['body', 'amount'])).toMatchObject({ error: { type: 'missing', msg: 'Field required' } });
+    expect(parseAmount(undefined, ['body', 'amount'])).toMatchObject({
+      error: { type: 'missing', msg: 'Field required' },
+    });
   });
 });
 
@@ -60,19 +64,29 @@ describe('cursors', () => {
     expect(decodeCursor(cursor)).toBe('12345');
   });
 
-  it.each(['', 'abc', '!!!', Buffer.from('o1:-1').toString('base64url'), Buffer.from('o1:99999999999999999999').toString('base64url'), 'x'.repeat(100)])(
-    'refuses %s',
-    (raw) => {
-      expect(decodeCursor(raw)).toBeUndefined();
-    },
-  );
+  it.each([
+    '',
+    'abc',
+    '!!!',
+    Buffer.from('o1:-1').toString('base64url'),
+    Buffer.from('o1:99999999999999999999').toString('base64url'),
+    'x'.repeat(100),
+  ])('refuses %s', (raw) => {
+    expect(decodeCursor(raw)).toBeUndefined();
+  });
 });
 
 describe('jsonBody', () => {
   const app = express();
   app.post('/echo', jsonBody('16kb'), (req, res) => {
     const mark = (v: unknown): unknown =>
-      v instanceof JsonNumber ? `#${v.text}` : Array.isArray(v) ? v.map(mark) : typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mark(x)])) : v;
+      v instanceof JsonNumber
+        ? `#${v.text}`
+        : Array.isArray(v)
+          ? v.map(mark)
+          : typeof v === 'object' && v !== null
+            ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, mark(x)]))
+            : v;
     res.json({ body: req.body, numbers: JSON.stringify(mark(req.body)) });
   });
   app.use(((err, _req, res, _next) => {
@@ -81,8 +95,14 @@ describe('jsonBody', () => {
 
   it('keeps every JSON number as its exact source text', async () => {
     const text = '{"a": 0.1, "b": 999999999999999.99, "c": [1e400, -0.0, 12345678901234567890]}';
-    const res = await request(app).post('/echo').set('content-type', 'application/json').send(text).expect(200);
-    expect(res.body.numbers).toBe('{"a":"#0.1","b":"#999999999999999.99","c":["#1e400","#-0.0","#12345678901234567890"]}');
+    const res = await request(app)
+      .post('/echo')
+      .set('content-type', 'application/json')
+      .send(text)
+      .expect(200);
+    expect(res.body.numbers).toBe(
+      '{"a":"#0.1","b":"#999999999999999.99","c":["#1e400","#-0.0","#12345678901234567890"]}',
+    );
   });
 
   it.each([
@@ -91,30 +111,52 @@ describe('jsonBody', () => {
     ['a duplicate key', '{"a":1,"a":2}', 400, 'entity.parse.failed'],
     ['nesting deep enough to exhaust the stack', '['.repeat(15_000), 400, 'entity.parse.failed'],
   ])('answers %s with its client error', async (_what, text, status, type) => {
-    const res = await request(app).post('/echo').set('content-type', 'application/json').send(text).expect(status);
+    const res = await request(app)
+      .post('/echo')
+      .set('content-type', 'application/json')
+      .send(text)
+      .expect(status);
     expect(res.body).toEqual({ type });
   });
 
   it('refuses a non-UTF charset with 415, as body-parser does', async () => {
-    await request(app).post('/echo').set('content-type', 'application/json; charset=latin1').send('{}').expect(415);
+    await request(app)
+      .post('/echo')
+      .set('content-type', 'application/json; charset=latin1')
+      .send('{}')
+      .expect(415);
   });
 
   it('leaves other content types alone and reads an empty body as {}', async () => {
-    const res = await request(app).post('/echo').set('content-type', 'text/plain').send('{"a":1}').expect(200);
+    const res = await request(app)
+      .post('/echo')
+      .set('content-type', 'text/plain')
+      .send('{"a":1}')
+      .expect(200);
     expect(res.body.body).toBeUndefined();
-    const empty = await request(app).post('/echo').set('content-type', 'application/json').set('content-length', '0').expect(200);
+    const empty = await request(app)
+      .post('/echo')
+      .set('content-type', 'application/json')
+      .set('content-length', '0')
+      .expect(200);
     expect(empty.body.body).toEqual({});
   });
 
   it('keeps __proto__ as a plain key without touching prototypes', async () => {
-    await request(app).post('/echo').set('content-type', 'application/json').send('{"__proto__":{"polluted":1}}').expect(200);
+    await request(app)
+      .post('/echo')
+      .set('content-type', 'application/json')
+      .send('{"__proto__":{"polluted":1}}')
+      .expect(200);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
 
 describe('escapeHtml', () => {
   it('escapes what could open a tag or leave an attribute', () => {
-    expect(escapeHtml(`<script>alert("x") & 'y'</script>`)).toBe('&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;');
+    expect(escapeHtml(`<script>alert("x") & 'y'</script>`)).toBe(
+      '&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;',
+    );
   });
 });
 
@@ -138,7 +180,10 @@ describe('without DATABASE_URL', () => {
 
   it('shows the page with a 503 saying so', async () => {
     const { app } = testApp();
-    const res = await request(app).get('/ui/orders').expect(503).expect('content-type', /^text\/html/);
+    const res = await request(app)
+      .get('/ui/orders')
+      .expect(503)
+      .expect('content-type', /^text\/html/);
     expect(res.text).toContain('not configured');
     await request(app).post('/ui/orders').type('form').send({ amount: '1' }).expect(503);
   });
@@ -149,9 +194,15 @@ describe('without DATABASE_URL', () => {
     await request(app).get('/orders/two');
     await request(app).post('/orders').send({ amount: '1' });
     const text = (await request(app).get('/metrics')).text;
-    expect(sample(text, 'http_requests_total', { method: 'GET', route: '/orders/:id', status: '503' })).toBe(2);
-    expect(sample(text, 'http_requests_total', { method: 'POST', route: '/orders', status: '503' })).toBe(1);
-    expect(sample(text, 'http_errors_total', { method: 'POST', route: '/orders', status: '503' })).toBe(1);
+    expect(
+      sample(text, 'http_requests_total', { method: 'GET', route: '/orders/:id', status: '503' }),
+    ).toBe(2);
+    expect(
+      sample(text, 'http_requests_total', { method: 'POST', route: '/orders', status: '503' }),
+    ).toBe(1);
+    expect(
+      sample(text, 'http_errors_total', { method: 'POST', route: '/orders', status: '503' }),
+    ).toBe(1);
     expect(text).toMatch(/^db_pool_max_connections 0$/m);
   });
 

@@ -15,57 +15,81 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
 
-
 // Every service variable is passed, empty meaning "default", so a developer's own .env (which
 // dotenv never lets override a variable that is present) cannot change what these tests see.
-const SERVICE_VARS = ['PORT', 'HOST', 'LOG_LEVEL', 'BASE_PATH', 'APP_VERSION', 'GIT_COMMIT', 'SHUTDOWN_TIMEOUT_MS', 'SHUTDOWN_DELAY_MS', 'DATABASE_URL', 'DATABASE_POOL_MAX', 'DATABASE_TIMEOUT_MS', 'DATABASE_READY_GRACE_S'];
+const SERVICE_VARS = [
+  'PORT',
+  'HOST',
+  'LOG_LEVEL',
+  'BASE_PATH',
+  'APP_VERSION',
+  'GIT_COMMIT',
+  'SHUTDOWN_TIMEOUT_MS',
+  'SHUTDOWN_DELAY_MS',
+  'DATABASE_URL',
+  'DATABASE_POOL_MAX',
+  'DATABASE_TIMEOUT_MS',
+  'DATABASE_READY_GRACE_S',
+];
 const tsxLoader = path.join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const serverEntry = path.join(root, 'src', 'service', 'server.ts');
 
 function startServer(env: Record<string, string>, cwd = root, nodeArgs: string[] = []) {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', pathToFileURL(tsxLoader).href, serverEntry], {
-    cwd,
-    env: {
-      PATH: process.env.PATH ?? '',
-      ...Object.fromEntries(SERVICE_VARS.map((name) => [name, ''])),
-      SHUTDOWN_DELAY_MS: '0',
-      ...env,
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', pathToFileURL(tsxLoader).href, serverEntry],
+    {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...Object.fromEntries(SERVICE_VARS.map((name) => [name, ''])),
+        SHUTDOWN_DELAY_MS: '0',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   children.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+    (resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
   // Lazy, so a test that expects an early exit does not leave a rejected promise behind.
-  const listening = () => new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      if (stdout.includes('"msg":"listening"')) {
-        clearInterval(timer);
-        resolve();
-      } else if (child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`server exited early: ${stderr}`));
-      }
-    }, 25);
-  });
+  const listening = () =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (stdout.includes('"msg":"listening"')) {
+          clearInterval(timer);
+          resolve();
+        } else if (child.exitCode !== null) {
+          clearInterval(timer);
+          reject(new Error(`server exited early: ${stderr}`));
+        }
+      }, 25);
+    });
   return { child, exited, listening, output: () => ({ stdout, stderr }) };
 }
 
-function get(port: number, pathname: string, agent?: http.Agent, headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: pathname, agent, headers }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-      })
-      .on('error', reject);
-  });
+function get(
+  port: number,
+  pathname: string,
+  agent?: http.Agent,
+  headers: Record<string, string> = {},
+) {
+  return new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>(
+    (resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: pathname, agent, headers }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        })
+        .on('error', reject);
+    },
+  );
 }
 
 describe('server process', () => {
@@ -73,14 +97,20 @@ describe('server process', () => {
     const server = startServer({ PORT: 'eighty' });
     const { code } = await server.exited;
     expect(code).toBe(1);
-    expect(server.output().stderr).toMatch(/PORT must be a whole number between 1 and 65535 \(got "eighty"\)/);
+    expect(server.output().stderr).toMatch(
+      /PORT must be a whole number between 1 and 65535 \(got "eighty"\)/,
+    );
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)(
     'on %s finishes the request in flight, closes keep-alive connections and exits 0',
     async (signal) => {
       const port = await freePort();
-      const server = startServer({ PORT: String(port), HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '5000' });
+      const server = startServer({
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        SHUTDOWN_TIMEOUT_MS: '5000',
+      });
       await server.listening();
 
       // An idle keep-alive connection must not hold the process open.
@@ -108,7 +138,12 @@ describe('server process', () => {
 
   it('keeps serving with /ready at 503 for SHUTDOWN_DELAY_MS after SIGTERM, then stops', async () => {
     const port = await freePort();
-    const server = startServer({ PORT: String(port), HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '5000', SHUTDOWN_DELAY_MS: '1500' });
+    const server = startServer({
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+      SHUTDOWN_DELAY_MS: '1500',
+    });
     await server.listening();
     expect((await get(port, '/ready')).status).toBe(200);
     const signalledAt = Date.now();
@@ -128,15 +163,20 @@ describe('server process', () => {
     expect(at - signalledAt).toBeLessThan(5_000);
   });
 
-  it('writes a request\'s log line at once, not when a later line pushes it out', async () => {
+  it("writes a request's log line at once, not when a later line pushes it out", async () => {
     const port = await freePort();
     const server = startServer({ PORT: String(port), HOST: '127.0.0.1' });
     await server.listening();
     const answered = await get(port, '/items/7', undefined, { 'X-Request-Id': 'flush-check' });
     expect(answered.status).toBe(200);
     const answeredAt = Date.now();
-    const line = () => server.output().stdout.split('\n').find((l) => l.includes('"requestId":"flush-check"'));
-    while (line() === undefined && Date.now() - answeredAt < 5_000) await new Promise((r) => setTimeout(r, 25));
+    const line = () =>
+      server
+        .output()
+        .stdout.split('\n')
+        .find((l) => l.includes('"requestId":"flush-check"'));
+    while (line() === undefined && Date.now() - answeredAt < 5_000)
+      await new Promise((r) => setTimeout(r, 25));
     expect(Date.now() - answeredAt).toBeLessThan(1_000);
     const entry = JSON.parse(line() ?? '{}') as { time?: string };
     expect(entry).toMatchObject({ msg: 'request', route: '/items/:item_id', status: 200 });
@@ -148,27 +188,48 @@ describe('server process', () => {
     const port = await freePort();
     // A fault the service itself cannot be asked for: a throw from a signal handler is uncaught.
     const fault = `data:text/javascript,process.on('SIGUSR2', () => { throw new Error('injected fault'); });`;
-    const server = startServer({ PORT: String(port), HOST: '127.0.0.1' }, root, ['--import', fault]);
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1' }, root, [
+      '--import',
+      fault,
+    ]);
     await server.listening();
-    expect((await get(port, '/health', undefined, { 'X-Request-Id': 'before-crash' })).status).toBe(200);
+    expect((await get(port, '/health', undefined, { 'X-Request-Id': 'before-crash' })).status).toBe(
+      200,
+    );
     server.child.kill('SIGUSR2');
     const { code } = await server.exited;
     expect(code).toBe(1);
-    const lines = server.output().stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = server
+      .output()
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.some((l) => l.requestId === 'before-crash')).toBe(true);
-    expect(lines.at(-1)).toMatchObject({ level: 60, msg: 'crashed: uncaught error', err: { message: 'injected fault' } });
+    expect(lines.at(-1)).toMatchObject({
+      level: 60,
+      msg: 'crashed: uncaught error',
+      err: { message: 'injected fault' },
+    });
   });
 
   it('reads .env from its working directory', async () => {
     const port = await freePort();
     const dir = mkdtempSync(path.join(tmpdir(), 'berth-dotenv-'));
     writeFileSync(path.join(dir, '.env'), `PORT=${port}\nAPP_VERSION=from-dotenv\n`);
-    const { PORT: _port, APP_VERSION: _version, ...rest } = Object.fromEntries(SERVICE_VARS.map((n) => [n, '']));
-    const server = spawn(process.execPath, ['--import', pathToFileURL(tsxLoader).href, serverEntry], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '', ...rest, HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0' },
-      stdio: 'ignore',
-    });
+    const {
+      PORT: _port,
+      APP_VERSION: _version,
+      ...rest
+    } = Object.fromEntries(SERVICE_VARS.map((n) => [n, '']));
+    const server = spawn(
+      process.execPath,
+      ['--import', pathToFileURL(tsxLoader).href, serverEntry],
+      {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '', ...rest, HOST: '127.0.0.1', SHUTDOWN_DELAY_MS: '0' },
+        stdio: 'ignore',
+      },
+    );
     children.push(server);
     let health: { status: number; body: string } | undefined;
     for (let i = 0; i < 100 && health === undefined; i++) {
@@ -181,7 +242,11 @@ describe('server process', () => {
 
   it('gives up on a request that outlives SHUTDOWN_TIMEOUT_MS and still exits in time', async () => {
     const port = await freePort();
-    const server = startServer({ PORT: String(port), HOST: '127.0.0.1', SHUTDOWN_TIMEOUT_MS: '500' });
+    const server = startServer({
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      SHUTDOWN_TIMEOUT_MS: '500',
+    });
     await server.listening();
     const slow = get(port, '/work?delay_ms=5000').catch((err: Error) => err);
     await new Promise((r) => setTimeout(r, 200));

@@ -74,7 +74,11 @@ export function createApp(spec: AppSpec): RemoteCommand {
 
 /** The network shared with monitoring (BERTH_NETWORK); created once, by whichever deploy comes first. */
 export const ensureNetwork = (name: string): RemoteCommand =>
-  sh('app.ensureNetwork', 'docker network inspect "$1" >/dev/null 2>&1 || docker network create "$1" >/dev/null', name);
+  sh(
+    'app.ensureNetwork',
+    'docker network inspect "$1" >/dev/null 2>&1 || docker network create "$1" >/dev/null',
+    name,
+  );
 
 /** The shared `berth` network, where Prometheus finds the app as berth-<env>-app. */
 export const joinSharedNetwork = (network: string, env: EnvName, name: string): RemoteCommand =>
@@ -83,24 +87,39 @@ export const joinSharedNetwork = (network: string, env: EnvName, name: string): 
 export const startContainer = (name: string): RemoteCommand => docker('app.start', 'start', name);
 
 /** SIGTERM, then up to `seconds` for the service to drain before SIGKILL. */
-export const stopContainer = (name: string, seconds = STOP_GRACE_S): RemoteCommand => docker('app.stop', 'stop', '-t', String(seconds), name);
+export const stopContainer = (name: string, seconds = STOP_GRACE_S): RemoteCommand =>
+  docker('app.stop', 'stop', '-t', String(seconds), name);
 
-export const removeContainers = (names: string[]): RemoteCommand => docker('app.remove', 'rm', '-f', ...names);
+export const removeContainers = (names: string[]): RemoteCommand =>
+  docker('app.remove', 'rm', '-f', ...names);
 
-export const containerLogs = (name: string, lines: number): RemoteCommand => docker('app.logs', 'logs', '--tail', String(lines), name);
+export const containerLogs = (name: string, lines: number): RemoteCommand =>
+  docker('app.logs', 'logs', '--tail', String(lines), name);
 
 export const CONTAINER_FORMAT = `{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.StartedAt}}\t{{.Image}}\t{{index .Config.Labels "${LABEL_DIGEST}"}}\t{{index .Config.Labels "${LABEL_IMAGE}"}}`;
 /** Exit 1 with nothing on stdout when the container does not exist. */
-export const inspectContainer = (name: string): RemoteCommand => docker('app.inspect', 'container', 'inspect', '--format', CONTAINER_FORMAT, name);
+export const inspectContainer = (name: string): RemoteCommand =>
+  docker('app.inspect', 'container', 'inspect', '--format', CONTAINER_FORMAT, name);
 
 /** All app containers of the environment, running or not: `NAME STATE DIGEST` per line (digest from the label). */
 export const listAppContainers = (env: EnvName): RemoteCommand =>
-  docker('app.list', 'ps', '-a', '--no-trunc', '--filter', `label=${LABEL_ENV}=${env}`, '--format', `{{.Names}} {{.State}} {{.Label "${LABEL_DIGEST}"}}`);
+  docker(
+    'app.list',
+    'ps',
+    '-a',
+    '--no-trunc',
+    '--filter',
+    `label=${LABEL_ENV}=${env}`,
+    '--format',
+    `{{.Names}} {{.State}} {{.Label "${LABEL_DIGEST}"}}`,
+  );
 
 /** A container's address on the project network (the one the proxy shares), as `docker inspect` formats it. */
-export const addressFormat = (env: EnvName): string => `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`;
+export const addressFormat = (env: EnvName): string =>
+  `{{(index .NetworkSettings.Networks "${projectNetwork(env)}").IPAddress}}`;
 
-export const containerAddress = (name: string, env: EnvName): RemoteCommand => docker('app.address', 'container', 'inspect', '--format', addressFormat(env), name);
+export const containerAddress = (name: string, env: EnvName): RemoteCommand =>
+  docker('app.address', 'container', 'inspect', '--format', addressFormat(env), name);
 
 export interface HealthOptions {
   path: string;
@@ -111,12 +130,31 @@ export interface HealthOptions {
 
 /** remote/health-probe.mjs in the container, by its own node, on its own loopback. */
 export const healthCheck = (name: string, o: HealthOptions): RemoteCommand => ({
-  ...docker('app.healthCheck', 'exec', '-i', name, 'node', '-', `http://127.0.0.1:${APP_LISTEN_PORT}${o.path}`, String(Math.round(o.timeoutMs)), String(Math.round(o.intervalMs)), String(o.successes)),
+  ...docker(
+    'app.healthCheck',
+    'exec',
+    '-i',
+    name,
+    'node',
+    '-',
+    `http://127.0.0.1:${APP_LISTEN_PORT}${o.path}`,
+    String(Math.round(o.timeoutMs)),
+    String(Math.round(o.intervalMs)),
+    String(o.successes),
+  ),
   stdin: program('health-probe.mjs'),
 });
 
 /** One GET (remote/probe-once.mjs), printing `STATUS BODY`: for `status`. */
 export const probeOnce = (name: string, path: string): RemoteCommand => ({
-  ...docker('app.probeOnce', 'exec', '-i', name, 'node', '-', `http://127.0.0.1:${APP_LISTEN_PORT}${path}`),
+  ...docker(
+    'app.probeOnce',
+    'exec',
+    '-i',
+    name,
+    'node',
+    '-',
+    `http://127.0.0.1:${APP_LISTEN_PORT}${path}`,
+  ),
   stdin: program('probe-once.mjs'),
 });

@@ -23,13 +23,23 @@ export function toShell(cmd: RemoteCommand): string {
   return cmd.argv.map(shellQuote).join(' ');
 }
 
-export const docker = (name: string, ...args: string[]): RemoteCommand => ({ name, argv: ['docker', ...args] });
+export const docker = (name: string, ...args: string[]): RemoteCommand => ({
+  name,
+  argv: ['docker', ...args],
+});
 
 /** A one-line shell command with its inputs as positional parameters ($1, $2, ...), never spliced in. */
-export const sh = (name: string, script: string, ...args: string[]): RemoteCommand => ({ name, argv: ['sh', '-c', script, 'sh', ...args] });
+export const sh = (name: string, script: string, ...args: string[]): RemoteCommand => ({
+  name,
+  argv: ['sh', '-c', script, 'sh', ...args],
+});
 
 /** A shell program from remote/, sent on stdin (`sh -s ARGS`): its arguments become $1, $2, ... */
-export const shellProgram = (name: string, file: ProgramFile, ...args: string[]): RemoteCommand => ({
+export const shellProgram = (
+  name: string,
+  file: ProgramFile,
+  ...args: string[]
+): RemoteCommand => ({
   name,
   argv: ['sh', '-s', ...args],
   stdin: program(file),

@@ -7,11 +7,37 @@ import { sh, type RemoteCommand } from './command.js';
  * `docker compose` in the environment's directory, so it reads that .env for ${...} values.
  * `vars` (non-secret: image names) override .env for this one run.
  */
-export function compose(name: string, env: EnvName, dir: string, args: string[], vars: Record<string, string> = {}): RemoteCommand {
+export function compose(
+  name: string,
+  env: EnvName,
+  dir: string,
+  args: string[],
+  vars: Record<string, string> = {},
+): RemoteCommand {
   const assignments = Object.entries({ BERTH_ENV: env, ...vars }).map(([k, v]) => `${k}=${v}`);
-  return sh(name, 'cd "$1" && shift && exec env "$@"', dir, ...assignments, 'docker', 'compose', '-p', projectName(env), ...args);
+  return sh(
+    name,
+    'cd "$1" && shift && exec env "$@"',
+    dir,
+    ...assignments,
+    'docker',
+    'compose',
+    '-p',
+    projectName(env),
+    ...args,
+  );
 }
 
 /** Creates the proxy container and the project network without starting anything. */
-export const createProxy = (env: EnvName, dir: string, vars: Record<string, string>): RemoteCommand => compose('compose.createProxy', env, dir, ['up', '--no-start', '--no-deps', 'proxy'], vars);
-export const startProxy = (env: EnvName, dir: string, vars: Record<string, string>): RemoteCommand => compose('compose.startProxy', env, dir, ['up', '-d', '--no-deps', 'proxy'], vars);
+export const createProxy = (
+  env: EnvName,
+  dir: string,
+  vars: Record<string, string>,
+): RemoteCommand =>
+  compose('compose.createProxy', env, dir, ['up', '--no-start', '--no-deps', 'proxy'], vars);
+export const startProxy = (
+  env: EnvName,
+  dir: string,
+  vars: Record<string, string>,
+): RemoteCommand =>
+  compose('compose.startProxy', env, dir, ['up', '-d', '--no-deps', 'proxy'], vars);

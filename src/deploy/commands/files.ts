@@ -5,19 +5,35 @@ import { sh, type RemoteCommand } from './command.js';
  * Directories the proxy reads are mounted into a container whose nginx runs as uid 101: the mode
  * is set explicitly, so a deploy user's strict umask (077) cannot lock nginx out.
  */
-export const makeDirs = (...dirs: string[]): RemoteCommand => sh('files.makeDirs', 'mkdir -p "$@" && chmod 755 "$@"', ...dirs);
+export const makeDirs = (...dirs: string[]): RemoteCommand =>
+  sh('files.makeDirs', 'mkdir -p "$@" && chmod 755 "$@"', ...dirs);
 
 /**
  * Replaces a file atomically (write beside it, then rename): readers never see half a file.
  * World-readable (644) unless told otherwise, whatever the umask: nginx (uid 101) reads proxy/.
  */
 export function writeFile(path: string, content: string, mode = '644'): RemoteCommand {
-  return { ...sh('files.write', 'cat > "$1.tmp.$$" && chmod "$2" "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"', path, mode), stdin: content };
+  return {
+    ...sh(
+      'files.write',
+      'cat > "$1.tmp.$$" && chmod "$2" "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"',
+      path,
+      mode,
+    ),
+    stdin: content,
+  };
 }
 
 /** Creates a file readable only by the deploy user, unless it exists (the user's .env is never overwritten). */
 export function writeFileIfMissing(path: string, content: string): RemoteCommand {
-  return { ...sh('files.writeIfMissing', '[ -e "$1" ] && exit 0; umask 077; cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1" && echo created', path), stdin: content };
+  return {
+    ...sh(
+      'files.writeIfMissing',
+      '[ -e "$1" ] && exit 0; umask 077; cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1" && echo created',
+      path,
+    ),
+    stdin: content,
+  };
 }
 
 /**
@@ -36,13 +52,16 @@ export function seedAppSettings(appEnv: string, dotEnv: string, defaults: string
 }
 
 /** Prints the file, or nothing when it does not exist. */
-export const readFile = (path: string): RemoteCommand => sh('files.read', '[ ! -e "$1" ] || cat "$1"', path);
+export const readFile = (path: string): RemoteCommand =>
+  sh('files.read', '[ ! -e "$1" ] || cat "$1"', path);
 
-export const appendLine = (path: string, line: string): RemoteCommand => sh('files.appendLine', 'printf "%s\\n" "$2" >> "$1"', path, line);
+export const appendLine = (path: string, line: string): RemoteCommand =>
+  sh('files.appendLine', 'printf "%s\\n" "$2" >> "$1"', path, line);
 
 /** Only the tuning keys the app container needs, so the rest of .env (secrets) never leaves the VM. */
 export const tuningKeys = ['APP_MEMORY_LIMIT', 'APP_CPUS', 'LOG_MAX_SIZE', 'LOG_MAX_FILE'] as const;
-export const readTuning = (envFile: string): RemoteCommand => sh('files.readTuning', `grep -E '^(${tuningKeys.join('|')})=' "$1" || true`, envFile);
+export const readTuning = (envFile: string): RemoteCommand =>
+  sh('files.readTuning', `grep -E '^(${tuningKeys.join('|')})=' "$1" || true`, envFile);
 
 /** Settings read from the environment's .env (see tuningKeys); defaults match docker-compose.yml. */
 export type Tuning = Partial<Record<(typeof tuningKeys)[number], string>>;
@@ -51,7 +70,8 @@ export function parseTuning(text: string): Tuning {
   const tuning: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m?.[1] && (tuningKeys as readonly string[]).includes(m[1])) tuning[m[1]] = (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2').trim();
+    if (m?.[1] && (tuningKeys as readonly string[]).includes(m[1]))
+      tuning[m[1]] = (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2').trim();
   }
   return tuning;
 }

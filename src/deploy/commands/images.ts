@@ -7,19 +7,31 @@ export const pull = (ref: string): RemoteCommand => docker('images.pull', 'pull'
 
 export const IMAGE_FORMAT = '{{json .Id}}\t{{json .RepoDigests}}';
 /** `ID<TAB>REPO_DIGESTS` as JSON fields; exit 1 when the engine has no such image. */
-export const inspectImage = (ref: string): RemoteCommand => docker('images.inspect', 'image', 'inspect', '--format', IMAGE_FORMAT, ref);
+export const inspectImage = (ref: string): RemoteCommand =>
+  docker('images.inspect', 'image', 'inspect', '--format', IMAGE_FORMAT, ref);
 
-export const tag = (source: string, target: string): RemoteCommand => docker('images.tag', 'tag', source, target);
+export const tag = (source: string, target: string): RemoteCommand =>
+  docker('images.tag', 'tag', source, target);
 
 /** Without -f: the engine refuses to remove an image a container (running or stopped) still uses. */
-export const removeImages = (refs: string[]): RemoteCommand => docker('images.remove', 'rmi', ...refs);
+export const removeImages = (refs: string[]): RemoteCommand =>
+  docker('images.remove', 'rmi', ...refs);
 
 /** This environment's own tags: `REPOSITORY TAG ID` per line. */
 export const listEnvImages = (env: EnvName): RemoteCommand =>
-  docker('images.listEnv', 'images', '--no-trunc', '--format', '{{.Repository}} {{.Tag}} {{.ID}}', envRepository(env));
+  docker(
+    'images.listEnv',
+    'images',
+    '--no-trunc',
+    '--format',
+    '{{.Repository}} {{.Tag}} {{.ID}}',
+    envRepository(env),
+  );
 
 /** Every tag of one image id, to decide whether anyone else still names it. */
-export const imageTags = (id: string): RemoteCommand => docker('images.tags', 'image', 'inspect', '--format', '{{json .RepoTags}}', id);
+export const imageTags = (id: string): RemoteCommand =>
+  docker('images.tags', 'image', 'inspect', '--format', '{{json .RepoTags}}', id);
 
 /** This environment's tag for one version: berth-<env>:<12 hex digits of its digest>. */
-export const envTag = (env: EnvName, digest: string): string => `${envRepository(env)}:${hex12(digest)}`;
+export const envTag = (env: EnvName, digest: string): string =>
+  `${envRepository(env)}:${hex12(digest)}`;

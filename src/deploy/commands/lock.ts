@@ -4,11 +4,26 @@ import { sh, type RemoteCommand } from './command.js';
 
 /** Exit 0 = taken; exit EXIT.lockHeld = held by someone else, whose holder line is printed. */
 export const takeLock = (lockDir: string, holder: string): RemoteCommand =>
-  sh('lock.take', `if mkdir "$1" 2>/dev/null; then printf "%s\\n" "$2" > "$1/holder"; else cat "$1/holder" 2>/dev/null || echo "someone (no holder file yet)"; exit ${EXIT.lockHeld}; fi`, lockDir, holder);
+  sh(
+    'lock.take',
+    `if mkdir "$1" 2>/dev/null; then printf "%s\\n" "$2" > "$1/holder"; else cat "$1/holder" 2>/dev/null || echo "someone (no holder file yet)"; exit ${EXIT.lockHeld}; fi`,
+    lockDir,
+    holder,
+  );
 
 /** Removes the lock only if it is still ours (same holder line, which carries a random token). */
 export const releaseLock = (lockDir: string, holder: string): RemoteCommand =>
-  sh('lock.release', '[ "$(cat "$1/holder" 2>/dev/null)" = "$2" ] && rm -rf "$1"; exit 0', lockDir, holder);
+  sh(
+    'lock.release',
+    '[ "$(cat "$1/holder" 2>/dev/null)" = "$2" ] && rm -rf "$1"; exit 0',
+    lockDir,
+    holder,
+  );
 
 /** Breaks whatever lock there is; prints the holder it removed, or nothing. */
-export const breakLock = (lockDir: string): RemoteCommand => sh('lock.break', '[ -d "$1" ] || exit 0; cat "$1/holder" 2>/dev/null || echo "unknown holder"; rm -rf "$1"', lockDir);
+export const breakLock = (lockDir: string): RemoteCommand =>
+  sh(
+    'lock.break',
+    '[ -d "$1" ] || exit 0; cat "$1/holder" 2>/dev/null || echo "unknown holder"; rm -rf "$1"',
+    lockDir,
+  );

@@ -19,7 +19,10 @@ export function upstreamConf(container: string, note: string): string {
   return `# Written by the deploy (${note}). The live app container; replaced on every switch.\nserver ${container}:${APP_LISTEN_PORT};\n`;
 }
 
-const UPSTREAM_SERVER = new RegExp(`^\\s*server\\s+([A-Za-z0-9_.-]+):${APP_LISTEN_PORT}\\s*;(?:\\s*#\\s*([A-Za-z0-9_.-]+))?`, 'm');
+const UPSTREAM_SERVER = new RegExp(
+  `^\\s*server\\s+([A-Za-z0-9_.-]+):${APP_LISTEN_PORT}\\s*;(?:\\s*#\\s*([A-Za-z0-9_.-]+))?`,
+  'm',
+);
 
 /** The container upstream.conf names (older deploys could write `server ADDRESS:8000;  # NAME`). */
 export function parseUpstream(text: string): string | undefined {
@@ -52,11 +55,36 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
  * Asks through the running proxy which upstream address serves (probe sent from container `app`).
  * Prints that address (empty when the proxy logged none); exit EXIT.proxy.notRunning when no proxy runs.
  */
-export const routedAddress = (env: EnvName, app: string, path: string, requestId: string): RemoteCommand =>
-  shellProgram('proxy.routedAddress', 'proxy.sh', 'routed-address', projectName(env), app, addressFormat(env), path, requestId, program('route-probe.mjs'), String(PROXY_LISTEN_PORT));
+export const routedAddress = (
+  env: EnvName,
+  app: string,
+  path: string,
+  requestId: string,
+): RemoteCommand =>
+  shellProgram(
+    'proxy.routedAddress',
+    'proxy.sh',
+    'routed-address',
+    projectName(env),
+    app,
+    addressFormat(env),
+    path,
+    requestId,
+    program('route-probe.mjs'),
+    String(PROXY_LISTEN_PORT),
+  );
 
 /** `nginx -t`, then a graceful reload; exit EXIT.proxy.notRunning when the proxy is not running. */
-export const reloadProxy = (env: EnvName): RemoteCommand => shellProgram('proxy.reload', 'proxy.sh', 'reload', projectName(env), ...NGINX);
+export const reloadProxy = (env: EnvName): RemoteCommand =>
+  shellProgram('proxy.reload', 'proxy.sh', 'reload', projectName(env), ...NGINX);
 
 export const proxyRunning = (env: EnvName): RemoteCommand =>
-  docker('proxy.running', 'ps', '-q', '--filter', `label=com.docker.compose.project=${projectName(env)}`, '--filter', 'label=com.docker.compose.service=proxy');
+  docker(
+    'proxy.running',
+    'ps',
+    '-q',
+    '--filter',
+    `label=com.docker.compose.project=${projectName(env)}`,
+    '--filter',
+    'label=com.docker.compose.service=proxy',
+  );

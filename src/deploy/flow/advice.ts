@@ -20,10 +20,16 @@ export const unlockCommand = (env: EnvName): string => `npm run deploy -- unlock
 
 /** What serves when this run changed nothing. */
 export const servedBefore = (env: EnvName, live: Live | undefined): string =>
-  live?.healthy ? `${live.name} (the version that served before) keeps serving` : `${env} serves what it served before this run (nothing healthy was running)`;
+  live?.healthy
+    ? `${live.name} (the version that served before) keeps serving`
+    : `${env} serves what it served before this run (nothing healthy was running)`;
 
 /** The new version serves, but its record (:stable, history) may be missing. */
-export const recordingFailed = (run: Run, serving: { source: string; name: string; digest?: string }, why: string): Failure =>
+export const recordingFailed = (
+  run: Run,
+  serving: { source: string; name: string; digest?: string },
+  why: string,
+): Failure =>
   new Failure(
     `${serving.source} now serves ${run.env} (${serving.name}); recording failed: ${why}`,
     `The :stable tag and history may be stale: check \`npm run deploy -- status --env ${run.env}\`, then deploy again`,
@@ -34,9 +40,15 @@ export const recordingFailed = (run: Run, serving: { source: string; name: strin
 export function explain(run: Run, err: unknown): Failure {
   if (err instanceof Failure) return err;
   const why = err instanceof Error ? err.message : String(err);
-  if (run.state.kind === 'switched') return recordingFailed(run, { source: run.state.source, name: run.state.name }, why);
+  if (run.state.kind === 'switched')
+    return recordingFailed(run, { source: run.state.source, name: run.state.name }, why);
   const before = servedBefore(run.env, run.live);
-  if (err instanceof SshError && err.kind === 'aborted') return new Failure('interrupted', `The new version was not switched on; ${before}`);
-  if (err instanceof SshError) return new Failure(err.message, `The proxy was not switched; ${before}. The next deploy removes anything this one left behind`);
+  if (err instanceof SshError && err.kind === 'aborted')
+    return new Failure('interrupted', `The new version was not switched on; ${before}`);
+  if (err instanceof SshError)
+    return new Failure(
+      err.message,
+      `The proxy was not switched; ${before}. The next deploy removes anything this one left behind`,
+    );
   return new Failure(why, `The proxy was not switched; ${before}`);
 }

@@ -14,10 +14,17 @@ import { serves } from './switch.js';
 
 /** Commands of the clean-up never throw: one that fails must not stop the next. */
 const quietly = (run: Run, cmd: RemoteCommand): Promise<RunResult> =>
-  run.exec.run(cmd, { timeoutMs: TIMEOUT_MS.quick }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+  run.exec
+    .run(cmd, { timeoutMs: TIMEOUT_MS.quick })
+    .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
 
 /** `outcome` is what the run threw, or undefined when it succeeded. */
-export async function cleanUp(run: Run, action: Action, image: string, outcome: unknown): Promise<void> {
+export async function cleanUp(
+  run: Run,
+  action: Action,
+  image: string,
+  outcome: unknown,
+): Promise<void> {
   if (connectionLost(outcome) && !(await reconnect(run))) return;
 
   if (run.state.kind === 'switching') {
@@ -42,11 +49,26 @@ export async function cleanUp(run: Run, action: Action, image: string, outcome: 
     run.state = { kind: 'before' };
   }
   // A version that serves is never recorded as failed; its own record (or the lack of it) stands.
-  if (outcome !== undefined && run.state.kind !== 'switched' && !(outcome instanceof Failure && outcome.extra.rolledBack)) {
+  if (
+    outcome !== undefined &&
+    run.state.kind !== 'switched' &&
+    !(outcome instanceof Failure && outcome.extra.rolledBack)
+  ) {
     const digest = outcome instanceof Failure ? outcome.extra.digest : undefined;
-    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever was thrown, as text
-    const reason = outcome instanceof Failure ? outcome.reason : outcome instanceof Error ? outcome.message : String(outcome);
-    await quietly(run, appendLine(run.paths.history, historyLine(run, action, image, digest ?? '-', 'failed', reason)));
+    const reason =
+      outcome instanceof Failure
+        ? outcome.reason
+        : outcome instanceof Error
+          ? outcome.message
+          : // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever was thrown, as text
+            String(outcome);
+    await quietly(
+      run,
+      appendLine(
+        run.paths.history,
+        historyLine(run, action, image, digest ?? '-', 'failed', reason),
+      ),
+    );
   }
   await releaseLock(run, outcome);
 }
@@ -58,7 +80,9 @@ async function reconnect(run: Run): Promise<boolean> {
     run.report.info('reconnected to clean up');
     return true;
   } catch (err) {
-    run.report.warn(`could not reconnect to clean up (${(err as Error).message}); the lock stays: after checking the VM run \`${unlockCommand(run.env)}\``);
+    run.report.warn(
+      `could not reconnect to clean up (${(err as Error).message}); the lock stays: after checking the VM run \`${unlockCommand(run.env)}\``,
+    );
     return false;
   }
 }
@@ -82,6 +106,10 @@ async function releaseLock(run: Run, outcome: unknown): Promise<void> {
     return;
   }
   // Success otherwise, but a held lock blocks every later deploy: say so and exit non-zero.
-  const serving = run.state.kind === 'switched' ? `${run.state.source} now serves ${run.env}, ` : '';
-  throw new Failure(`${serving}but the lock could not be released (${why})`, `Run \`${unlockCommand(run.env)}\``);
+  const serving =
+    run.state.kind === 'switched' ? `${run.state.source} now serves ${run.env}, ` : '';
+  throw new Failure(
+    `${serving}but the lock could not be released (${why})`,
+    `Run \`${unlockCommand(run.env)}\``,
+  );
 }

@@ -1,7 +1,14 @@
 // The new container's life on the VM: created and started next to the live one, health-checked
 // from inside, its logs read when it is refused, the old one stopped after the switch.
 import { randomBytes } from 'node:crypto';
-import { containerLogs, createApp, healthCheck, inspectContainer, startContainer, stopContainer } from '../commands/app.js';
+import {
+  containerLogs,
+  createApp,
+  healthCheck,
+  inspectContainer,
+  startContainer,
+  stopContainer,
+} from '../commands/app.js';
 import { projectName, type EnvName } from '../environments.js';
 import { judgeHealth, parseContainerState, type ContainerState } from '../health.js';
 import { LOG_LINES, TIMEOUT_MS } from '../limits.js';
@@ -26,7 +33,18 @@ export async function start(run: Run, target: Target): Promise<string> {
   run.state = { kind: 'started', name };
   // Only the project network for now: the shared one (where Prometheus scrapes the app alias)
   // follows the switch, so scrapes never land on a candidate that may yet be refused.
-  await run.must(createApp({ env: run.env, name, image: target.id, source: target.source, digest: target.digest, envFile: run.paths.appEnv, tuning: run.tuning }), 'docker could not create the new container');
+  await run.must(
+    createApp({
+      env: run.env,
+      name,
+      image: target.id,
+      source: target.source,
+      digest: target.digest,
+      envFile: run.paths.appEnv,
+      tuning: run.tuning,
+    }),
+    'docker could not create the new container',
+  );
   await run.must(startContainer(name), 'docker could not start the new container');
   return name;
 }
@@ -34,10 +52,19 @@ export async function start(run: Run, target: Target): Promise<string> {
 /** Throws a Failure (with no advice yet) when the container is not healthy in time. */
 export async function checkHealth(run: Run, name: string): Promise<string> {
   const { cfg } = run;
-  const o = { path: cfg.healthPath, timeoutMs: cfg.healthTimeoutS * 1000, intervalMs: cfg.healthIntervalS * 1000, successes: cfg.healthSuccesses };
+  const o = {
+    path: cfg.healthPath,
+    timeoutMs: cfg.healthTimeoutS * 1000,
+    intervalMs: cfg.healthIntervalS * 1000,
+    successes: cfg.healthSuccesses,
+  };
   run.checkInterrupt();
   const res = await run.run(healthCheck(name, o), o.timeoutMs + TIMEOUT_MS.healthGrace, true);
-  const verdict = judgeHealth(res, await inspect(run, name), { path: o.path, timeoutS: cfg.healthTimeoutS, successes: o.successes });
+  const verdict = judgeHealth(res, await inspect(run, name), {
+    path: o.path,
+    timeoutS: cfg.healthTimeoutS,
+    successes: o.successes,
+  });
   if (!verdict.healthy) throw new Failure(verdict.reason, '');
   return verdict.reason.replace(/^healthy: /, '');
 }

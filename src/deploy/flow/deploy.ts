@@ -23,8 +23,16 @@ import { findTarget, pull, stableTarget } from './target.js';
 export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
   const run = new Run(deps);
   return locked(run, 'deploy', image, async () => {
-    const live = await run.report.step('prepare', () => prepare(run), (l) => (l ? `live: ${l.name}${l.healthy ? '' : ' (not healthy)'}` : 'first deploy'));
-    const target = await run.report.step('pull image', () => pull(run, image), (t) => hex12(t.digest));
+    const live = await run.report.step(
+      'prepare',
+      () => prepare(run),
+      (l) => (l ? `live: ${l.name}${l.healthy ? '' : ' (not healthy)'}` : 'first deploy'),
+    );
+    const target = await run.report.step(
+      'pull image',
+      () => pull(run, image),
+      (t) => hex12(t.digest),
+    );
     return activate(run, target, live, 'deploy');
   });
 }
@@ -32,18 +40,39 @@ export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
 export function rollback(deps: FlowDeps, version: string | undefined): Promise<FlowResult> {
   const run = new Run(deps);
   return locked(run, 'rollback', version ?? 'previous', async () => {
-    const live = await run.report.step('prepare', () => prepare(run), (l) => (l ? `live: ${l.name}` : 'nothing serving'));
-    const target = await run.report.step('find version', () => findTarget(run, version, live), (t) => `${t.source} ${hex12(t.digest)}`);
+    const live = await run.report.step(
+      'prepare',
+      () => prepare(run),
+      (l) => (l ? `live: ${l.name}` : 'nothing serving'),
+    );
+    const target = await run.report.step(
+      'find version',
+      () => findTarget(run, version, live),
+      (t) => `${t.source} ${hex12(t.digest)}`,
+    );
     return activate(run, target, live, 'rollback');
   });
 }
 
 /** Start next to the live one, health-gate, switch, retire the old one, record, prune. */
-async function activate(run: Run, target: Target, live: Live | undefined, action: Action): Promise<FlowResult> {
+async function activate(
+  run: Run,
+  target: Target,
+  live: Live | undefined,
+  action: Action,
+): Promise<FlowResult> {
   const { report } = run;
-  const name = await report.step('start new container', () => start(run, target), (n) => n);
+  const name = await report.step(
+    'start new container',
+    () => start(run, target),
+    (n) => n,
+  );
   try {
-    await report.step('health check', () => checkHealth(run, name), (s) => s);
+    await report.step(
+      'health check',
+      () => checkHealth(run, name),
+      (s) => s,
+    );
   } catch (err) {
     if (!(err instanceof Failure)) throw err;
     const logs = await logsOf(run, name);
@@ -51,65 +80,159 @@ async function activate(run: Run, target: Target, live: Live | undefined, action
       await run.must(removeContainers([name]), `cannot remove ${name}`);
       run.state = { kind: 'before' };
     });
-    if (live?.healthy) throw new Failure(err.reason, `${servedBefore(run.env, live)}; fix the image and deploy again`, { logs, digest: target.digest });
+    if (live?.healthy)
+      throw new Failure(
+        err.reason,
+        `${servedBefore(run.env, live)}; fix the image and deploy again`,
+        { logs, digest: target.digest },
+      );
     return fallBackToStable(run, err.reason, logs, target, action);
   }
-  await report.step('switch traffic', () => switchTo(run, name, target), (how) => how);
+  await report.step(
+    'switch traffic',
+    () => switchTo(run, name, target),
+    (how) => how,
+  );
   await afterSwitch(run, target, name, live, () => record(run, target, name, action));
-  await report.step('prune', () => prune(run, name), (n) => n).catch((err: Error) => report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`));
+  await report
+    .step(
+      'prune',
+      () => prune(run, name),
+      (n) => n,
+    )
+    .catch((err: Error) =>
+      report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`),
+    );
   return { image: target.source, digest: target.digest, rolledBack: false };
 }
 
 /** The new version failed and nothing healthy was serving: bring back :stable. */
-async function fallBackToStable(run: Run, reason: string, logs: string, failed: Target, action: Action): Promise<never> {
+async function fallBackToStable(
+  run: Run,
+  reason: string,
+  logs: string,
+  failed: Target,
+  action: Action,
+): Promise<never> {
   const { report, live } = run;
   const target = await stableTarget(run);
   if (!target) {
-    throw new Failure(`${reason}; nothing healthy was running and there is no :stable image on the VM to fall back to`, `Fix the image and deploy again (${run.env} serves nothing right now)`, { logs, digest: failed.digest });
+    throw new Failure(
+      `${reason}; nothing healthy was running and there is no :stable image on the VM to fall back to`,
+      `Fix the image and deploy again (${run.env} serves nothing right now)`,
+      { logs, digest: failed.digest },
+    );
   }
-  const name = await report.step('start :stable', () => start(run, target), (n) => n);
+  const name = await report.step(
+    'start :stable',
+    () => start(run, target),
+    (n) => n,
+  );
   try {
-    await report.step('health check :stable', () => checkHealth(run, name), (s) => s);
+    await report.step(
+      'health check :stable',
+      () => checkHealth(run, name),
+      (s) => s,
+    );
   } catch (err) {
     if (!(err instanceof Failure)) throw err;
-    throw new Failure(`${reason}; :stable did not pass the health check either (${err.reason})`, `Nothing healthy serves ${run.env}: look at the VM (docker ps, docker logs)`, { logs, digest: failed.digest });
+    throw new Failure(
+      `${reason}; :stable did not pass the health check either (${err.reason})`,
+      `Nothing healthy serves ${run.env}: look at the VM (docker ps, docker logs)`,
+      { logs, digest: failed.digest },
+    );
   }
-  await report.step('switch traffic to :stable', () => switchTo(run, name, target), (how) => how);
-  await run.run(appendLine(run.paths.history, historyLine(run, action, failed.source, failed.digest, 'failed', reason)));
-  await afterSwitch(run, target, name, live, () => record(run, target, name, 'rollback', `automatic: ${action} of ${failed.source} failed`));
-  throw new Failure(reason, `Nothing healthy was running, so :stable (${shortDigest(target.digest)}) now serves; fix the image and deploy again`, { logs, rolledBack: true, digest: target.digest });
+  await report.step(
+    'switch traffic to :stable',
+    () => switchTo(run, name, target),
+    (how) => how,
+  );
+  await run.run(
+    appendLine(
+      run.paths.history,
+      historyLine(run, action, failed.source, failed.digest, 'failed', reason),
+    ),
+  );
+  await afterSwitch(run, target, name, live, () =>
+    record(run, target, name, 'rollback', `automatic: ${action} of ${failed.source} failed`),
+  );
+  throw new Failure(
+    reason,
+    `Nothing healthy was running, so :stable (${shortDigest(target.digest)}) now serves; fix the image and deploy again`,
+    { logs, rolledBack: true, digest: target.digest },
+  );
 }
 
 /**
  * Once traffic has switched, the new version serves whatever happens next: a failure to stop the
  * old container is only a warning, and a failure to record is reported as exactly that.
  */
-async function afterSwitch(run: Run, target: Target, name: string, live: Live | undefined, recordIt: () => Promise<void>): Promise<void> {
+async function afterSwitch(
+  run: Run,
+  target: Target,
+  name: string,
+  live: Live | undefined,
+  recordIt: () => Promise<void>,
+): Promise<void> {
   const { report, cfg } = run;
   await report
-    .step(`join ${cfg.network} network`, async () => void (await run.must(joinSharedNetwork(cfg.network, run.env, name), `cannot attach ${name} to the ${cfg.network} network`)))
-    .catch((err: Error) => report.warn(`${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(run.env)} ${cfg.network} ${name}`));
+    .step(
+      `join ${cfg.network} network`,
+      async () =>
+        void (await run.must(
+          joinSharedNetwork(cfg.network, run.env, name),
+          `cannot attach ${name} to the ${cfg.network} network`,
+        )),
+    )
+    .catch((err: Error) =>
+      report.warn(
+        `${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(run.env)} ${cfg.network} ${name}`,
+      ),
+    );
   await report
-    .step('stop old container', () => retire(run, live), (stopped) => stopped)
-    .catch((err: Error) => report.warn(`${err.message}; it no longer gets traffic, stop it by hand (docker stop ${live?.name})`));
+    .step(
+      'stop old container',
+      () => retire(run, live),
+      (stopped) => stopped,
+    )
+    .catch((err: Error) =>
+      report.warn(
+        `${err.message}; it no longer gets traffic, stop it by hand (docker stop ${live?.name})`,
+      ),
+    );
   try {
     await report.step('record', recordIt);
   } catch (err) {
     if (err instanceof SshError) throw err;
-    throw recordingFailed(run, { source: target.source, name, digest: target.digest }, (err as Error).message);
+    throw recordingFailed(
+      run,
+      { source: target.source, name, digest: target.digest },
+      (err as Error).message,
+    );
   }
 }
 
 /** Takes the environment's lock, runs `body`, cleans up after it whatever happened, releases the lock. */
-async function locked(run: Run, action: Action, image: string, body: () => Promise<FlowResult>): Promise<FlowResult> {
+async function locked(
+  run: Run,
+  action: Action,
+  image: string,
+  body: () => Promise<FlowResult>,
+): Promise<FlowResult> {
   const { cfg, env, report } = run;
   try {
     run.lock = await report.step('lock', () =>
-      acquire(run.exec, run.paths.lock, cfg.who, action, cfg.lockWaitS, run.deps.signal, (holder) => report.info(`waiting up to ${cfg.lockWaitS} s for the ${env} lock, held by ${holder}`)),
+      acquire(run.exec, run.paths.lock, cfg.who, action, cfg.lockWaitS, run.deps.signal, (holder) =>
+        report.info(`waiting up to ${cfg.lockWaitS} s for the ${env} lock, held by ${holder}`),
+      ),
     );
   } catch (err) {
     // The remote mkdir may have run before the answer was lost: the lock may now be ours.
-    if (connectionLost(err)) throw new Failure(`${err.message} while taking the ${env} lock`, `Nothing was deployed; the lock may be left behind: if no deploy runs, \`${unlockCommand(env)}\``);
+    if (connectionLost(err))
+      throw new Failure(
+        `${err.message} while taking the ${env} lock`,
+        `Nothing was deployed; the lock may be left behind: if no deploy runs, \`${unlockCommand(env)}\``,
+      );
     throw err;
   }
   let result: FlowResult | undefined;

@@ -17,12 +17,14 @@ export async function prune(run: Run, live: string): Promise<string> {
   for (const t of planRetention(input).untag) {
     const id = idOf(input.images, t);
     const res = await run.run(imageTags(id));
-    if (res.code === 0) names[id] = (JSON.parse(res.stdout.trim() || '[]') as string[] | null) ?? [];
+    if (res.code === 0)
+      names[id] = (JSON.parse(res.stdout.trim() || '[]') as string[] | null) ?? [];
   }
   const plan = planRetention({ ...input, names });
 
   // Containers first: the engine refuses to remove an image a stopped container still uses.
-  if (plan.removeContainers.length > 0) await run.must(removeContainers(plan.removeContainers), 'cannot remove old containers');
+  if (plan.removeContainers.length > 0)
+    await run.must(removeContainers(plan.removeContainers), 'cannot remove old containers');
   for (const t of plan.untag) await run.run(removeImages([`${envRepository(run.env)}:${t}`]));
   let removedImages = 0;
   for (const t of plan.untag) {
@@ -34,25 +36,36 @@ export async function prune(run: Run, live: string): Promise<string> {
   return `kept ${run.cfg.keep}: removed ${removedImages} image(s), ${plan.removeContainers.length} stopped container(s)`;
 }
 
-const idOf = (images: EnvImage[], tag: string): string => images.find((i) => i.tag === tag)?.id ?? '';
+const idOf = (images: EnvImage[], tag: string): string =>
+  images.find((i) => i.tag === tag)?.id ?? '';
 
 /** What the VM holds for this environment, parsed: images, containers, history. */
 async function retentionInput(run: Run, live: string): Promise<RetentionInput> {
   const { env } = run;
   const history = parseHistory((await run.run(readFile(run.paths.history))).stdout);
-  const images = parseEnvImages((await run.must(listEnvImages(env), 'cannot list images')).stdout, envRepository(env));
+  const images = parseEnvImages(
+    (await run.must(listEnvImages(env), 'cannot list images')).stdout,
+    envRepository(env),
+  );
   const inspected = await run.run(inspectContainer(live));
-  const liveImage = inspected.code === 0 ? parseContainerState(inspected.stdout)?.imageId : undefined;
+  const liveImage =
+    inspected.code === 0 ? parseContainerState(inspected.stdout)?.imageId : undefined;
   const containers = (await run.must(listAppContainers(env), 'cannot list containers')).stdout
     .split('\n')
     .filter(Boolean)
     .map((l) => l.split(' '))
-    .map(([name = '', state = '', digest = '']) => ({ name, state, digest: DIGEST_PATTERN.test(digest) ? digest : undefined }));
+    .map(([name = '', state = '', digest = '']) => ({
+      name,
+      state,
+      digest: DIGEST_PATTERN.test(digest) ? digest : undefined,
+    }));
   return {
     keep: run.cfg.keep,
     images,
     healthy: healthyDigests(history),
-    protectedIds: [images.find((i) => i.tag === 'stable')?.id, liveImage].filter((x): x is string => !!x),
+    protectedIds: [images.find((i) => i.tag === 'stable')?.id, liveImage].filter(
+      (x): x is string => !!x,
+    ),
     containers,
     live,
     deployedRefs: history.map((e) => e.image),
@@ -68,5 +81,10 @@ export const parseEnvImages = (text: string, repository: string): EnvImage[] =>
   text
     .split('\n')
     .map((l) => l.trim().split(' '))
-    .filter((f) => f.length === 3 && f[1] !== '<none>' && (f[0] === repository || f[0] === `localhost/${repository}`))
+    .filter(
+      (f) =>
+        f.length === 3 &&
+        f[1] !== '<none>' &&
+        (f[0] === repository || f[0] === `localhost/${repository}`),
+    )
     .map(([, tag, id]) => ({ tag: tag as string, id: id as string }));

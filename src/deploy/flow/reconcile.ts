@@ -1,9 +1,22 @@
 // Before anything changes: the environment's files in place, and what the VM really holds. An
 // earlier run may have been cut off and left containers behind, or an upstream.conf that names a
 // container nginx never switched to: what the proxy routes to decides which one is live.
-import { healthCheck, listAppContainers, removeContainers, ensureNetwork } from '../commands/app.js';
+import {
+  healthCheck,
+  listAppContainers,
+  removeContainers,
+  ensureNetwork,
+} from '../commands/app.js';
 import { createProxy } from '../commands/compose.js';
-import { makeDirs, parseTuning, readFile, readTuning, seedAppSettings, writeFile, writeFileIfMissing } from '../commands/files.js';
+import {
+  makeDirs,
+  parseTuning,
+  readFile,
+  readTuning,
+  seedAppSettings,
+  writeFile,
+  writeFileIfMissing,
+} from '../commands/files.js';
 import { parseUpstream, proxyRunning, upstreamConf } from '../commands/proxy.js';
 import { environmentInfo, type EnvName } from '../environments.js';
 import { ROUTE_CHECK_TRIES, TIMEOUT_MS } from '../limits.js';
@@ -39,20 +52,41 @@ export async function prepare(run: Run): Promise<Live | undefined> {
   let live = await liveContainer(run);
   let leftovers = await leftoverContainers(run, live);
   if (leftovers.length > 0) {
-    const routed = live && (await serves(run, live.name, ROUTE_CHECK_TRIES)) ? undefined : await firstServing(run, leftovers);
+    const routed =
+      live && (await serves(run, live.name, ROUTE_CHECK_TRIES))
+        ? undefined
+        : await firstServing(run, leftovers);
     if (routed) {
-      run.report.info(`the proxy routes to ${routed}, not to ${live?.name ?? 'what upstream.conf names'}: keeping ${routed}`);
-      await run.must(writeFile(run.paths.upstream, upstreamConf(routed, `found serving ${timestamp()}`)), 'cannot write the proxy upstream');
-      leftovers = [...leftovers.filter((n) => n !== routed), ...(live && live.state?.status === 'running' ? [live.name] : [])];
+      run.report.info(
+        `the proxy routes to ${routed}, not to ${live?.name ?? 'what upstream.conf names'}: keeping ${routed}`,
+      );
+      await run.must(
+        writeFile(run.paths.upstream, upstreamConf(routed, `found serving ${timestamp()}`)),
+        'cannot write the proxy upstream',
+      );
+      leftovers = [
+        ...leftovers.filter((n) => n !== routed),
+        ...(live && live.state?.status === 'running' ? [live.name] : []),
+      ];
       live = await liveContainer(run);
     }
   }
   if (leftovers.length > 0) {
-    await run.must(removeContainers(leftovers), 'cannot remove containers left by an interrupted deploy');
-    run.report.info(`removed ${leftovers.length} container(s) left by an interrupted deploy: ${leftovers.join(', ')}`);
+    await run.must(
+      removeContainers(leftovers),
+      'cannot remove containers left by an interrupted deploy',
+    );
+    run.report.info(
+      `removed ${leftovers.length} container(s) left by an interrupted deploy: ${leftovers.join(', ')}`,
+    );
   }
   const proxy = await run.must(proxyRunning(run.env), 'cannot look for the proxy');
-  if (!proxy.stdout.trim()) await run.must(createProxy(run.env, run.paths.dir, run.composeVars), 'docker compose could not create the proxy', TIMEOUT_MS.compose);
+  if (!proxy.stdout.trim())
+    await run.must(
+      createProxy(run.env, run.paths.dir, run.composeVars),
+      'docker compose could not create the proxy',
+      TIMEOUT_MS.compose,
+    );
   run.live = live;
   return live;
 }
@@ -64,34 +98,66 @@ async function writeFiles(run: Run): Promise<void> {
   await run.must(writeFile(p.compose, deps.files.compose), `cannot write ${p.compose}`);
   await run.must(writeFile(p.nginxConf, deps.files.nginxConf), `cannot write ${p.nginxConf}`);
   // app.env first: on a VM from before the split, it starts as a copy of the .env the app had.
-  const seeded = (await run.must(seedAppSettings(p.appEnv, p.env, defaultAppEnv(run.env)), `cannot create ${p.appEnv}`)).stdout;
-  if (seeded.includes('copied')) run.report.info(`created ${p.appEnv} as a copy of ${p.env}: the app's settings now live there (see README, app.env)`);
-  const created = await run.must(writeFileIfMissing(p.env, defaultDotEnv(run.env)), `cannot create ${p.env}`);
-  if (created.stdout.includes('created')) run.report.info(`created ${p.env} and ${p.appEnv} with defaults (edit them on the VM: compose's settings and the app's)`);
-  await run.must(ensureNetwork(run.cfg.network), `cannot create the docker network ${run.cfg.network}`);
+  const seeded = (
+    await run.must(
+      seedAppSettings(p.appEnv, p.env, defaultAppEnv(run.env)),
+      `cannot create ${p.appEnv}`,
+    )
+  ).stdout;
+  if (seeded.includes('copied'))
+    run.report.info(
+      `created ${p.appEnv} as a copy of ${p.env}: the app's settings now live there (see README, app.env)`,
+    );
+  const created = await run.must(
+    writeFileIfMissing(p.env, defaultDotEnv(run.env)),
+    `cannot create ${p.env}`,
+  );
+  if (created.stdout.includes('created'))
+    run.report.info(
+      `created ${p.env} and ${p.appEnv} with defaults (edit them on the VM: compose's settings and the app's)`,
+    );
+  await run.must(
+    ensureNetwork(run.cfg.network),
+    `cannot create the docker network ${run.cfg.network}`,
+  );
   run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
 }
 
 /** The container upstream.conf names, and whether it answers its health check. */
 async function liveContainer(run: Run): Promise<Live | undefined> {
-  const name = parseUpstream((await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout);
+  const name = parseUpstream(
+    (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout,
+  );
   if (!name) return undefined;
   const state = await inspect(run, name);
   if (state?.status !== 'running') return { name, state, healthy: false };
-  const probe = await run.run(healthCheck(name, { path: run.cfg.healthPath, timeoutMs: 3000, intervalMs: 500, successes: 1 }), TIMEOUT_MS.quick);
+  const probe = await run.run(
+    healthCheck(name, { path: run.cfg.healthPath, timeoutMs: 3000, intervalMs: 500, successes: 1 }),
+    TIMEOUT_MS.quick,
+  );
   return { name, state, healthy: probe.code === 0 };
 }
 
 /** App containers that are up but are not the live one: an interrupted run's. */
 async function leftoverContainers(run: Run, live: Live | undefined): Promise<string[]> {
-  const all = (await run.must(listAppContainers(run.env), 'cannot list containers')).stdout.split('\n').filter(Boolean);
+  const all = (await run.must(listAppContainers(run.env), 'cannot list containers')).stdout
+    .split('\n')
+    .filter(Boolean);
   return all
     .map((l) => l.split(' '))
-    .filter(([name, state]) => name !== live?.name && /^(running|restarting|created|paused)$/i.test(state ?? ''))
+    .filter(
+      ([name, state]) =>
+        name !== live?.name && /^(running|restarting|created|paused)$/i.test(state ?? ''),
+    )
     .map(([name]) => name as string);
 }
 
 async function firstServing(run: Run, names: string[]): Promise<string | undefined> {
-  for (const name of names) if ((await inspect(run, name))?.status === 'running' && (await serves(run, name, ROUTE_CHECK_TRIES))) return name;
+  for (const name of names)
+    if (
+      (await inspect(run, name))?.status === 'running' &&
+      (await serves(run, name, ROUTE_CHECK_TRIES))
+    )
+      return name;
   return undefined;
 }

@@ -7,14 +7,45 @@ import { formatEntry, type Action, type Outcome } from '../history.js';
 import { timestamp } from '../time.js';
 import type { Run, Target } from './run.js';
 
-export const historyLine = (run: Run, action: Action, image: string, digest: string, result: Outcome, reason?: string): string =>
-  formatEntry({ time: timestamp(), action, env: run.env, image, digest, result, who: run.cfg.who, reason });
+export const historyLine = (
+  run: Run,
+  action: Action,
+  image: string,
+  digest: string,
+  result: Outcome,
+  reason?: string,
+): string =>
+  formatEntry({
+    time: timestamp(),
+    action,
+    env: run.env,
+    image,
+    digest,
+    result,
+    who: run.cfg.who,
+    reason,
+  });
 
 /** Records `target` (running in container `name`) as the healthy version that serves. */
-export async function record(run: Run, target: Target, name: string, action: Action, reason?: string): Promise<void> {
+export async function record(
+  run: Run,
+  target: Target,
+  name: string,
+  action: Action,
+  reason?: string,
+): Promise<void> {
   await run.must(tag(target.id, stableRef(run.env)), 'cannot tag :stable');
-  await run.must(tag(target.id, envTag(run.env, target.digest)), 'cannot tag the image for this environment');
+  await run.must(
+    tag(target.id, envTag(run.env, target.digest)),
+    'cannot tag the image for this environment',
+  );
   const state = `digest=${target.digest} image=${target.source} container=${name} since=${timestamp()}\n`;
   await run.must(writeFile(run.paths.state, state), 'cannot write the current state');
-  await run.must(appendLine(run.paths.history, historyLine(run, action, target.source, target.digest, 'ok', reason)), 'cannot append to the history');
+  await run.must(
+    appendLine(
+      run.paths.history,
+      historyLine(run, action, target.source, target.digest, 'ok', reason),
+    ),
+    'cannot append to the history',
+  );
 }

@@ -87,21 +87,31 @@ export class Run {
 
   /** Image names for docker compose: non-secret, they override the VM's .env for this run. */
   get composeVars(): Record<string, string> {
-    return { BERTH_NETWORK: this.cfg.network, ...(this.cfg.proxyImage ? { PROXY_IMAGE: this.cfg.proxyImage } : {}) };
+    return {
+      BERTH_NETWORK: this.cfg.network,
+      ...(this.cfg.proxyImage ? { PROXY_IMAGE: this.cfg.proxyImage } : {}),
+    };
   }
 
   /**
    * Only long waits (pull, health check) are cut short by Ctrl-C; short commands finish, so the
    * VM is never left between two halves of one step. Steps check for an interrupt as they begin.
    */
-  run(cmd: RemoteCommand, timeoutMs: number = TIMEOUT_MS.command, abortable = false): Promise<RunResult> {
+  run(
+    cmd: RemoteCommand,
+    timeoutMs: number = TIMEOUT_MS.command,
+    abortable = false,
+  ): Promise<RunResult> {
     return this.exec.run(cmd, { timeoutMs, signal: abortable ? this.deps.signal : undefined });
   }
 
   /** Runs a command that must succeed; otherwise throws with `what` and the command's last output line. */
   async must(cmd: RemoteCommand, what: string, timeoutMs?: number): Promise<RunResult> {
     const res = await this.run(cmd, timeoutMs);
-    if (res.code !== 0) throw new Error(`${what}: ${lastLine(res.stderr) || lastLine(res.stdout) || `exit ${res.code}`}`);
+    if (res.code !== 0)
+      throw new Error(
+        `${what}: ${lastLine(res.stderr) || lastLine(res.stdout) || `exit ${res.code}`}`,
+      );
     return res;
   }
 
@@ -110,4 +120,5 @@ export class Run {
   }
 }
 
-export const lastLine = (text: string): string => text.trim().split('\n').filter(Boolean).at(-1) ?? '';
+export const lastLine = (text: string): string =>
+  text.trim().split('\n').filter(Boolean).at(-1) ?? '';

@@ -14,7 +14,9 @@ import { lastLine, type Run, type Target } from './run.js';
 /** Puts `name` (running `target`) behind the proxy; returns how, for the step line. */
 export async function switchTo(run: Run, name: string, target: Target): Promise<string> {
   run.checkInterrupt();
-  const upstreamBefore = (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout;
+  const upstreamBefore = (
+    await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')
+  ).stdout;
   run.state = { kind: 'switching', name, upstreamBefore };
   const outcome = await pointProxyAt(run, name);
   if (!outcome.ok) {
@@ -41,7 +43,15 @@ interface SwitchOutcome {
 async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
   const conf = upstreamConf(name, timestamp());
   const res = await run.run(
-    switchProxy({ env: run.env, upstreamFile: run.paths.upstream, conf, app: name, path: run.cfg.healthPath, token: randomBytes(4).toString('hex'), tries: SWITCH_TRIES }),
+    switchProxy({
+      env: run.env,
+      upstreamFile: run.paths.upstream,
+      conf,
+      app: name,
+      path: run.cfg.healthPath,
+      token: randomBytes(4).toString('hex'),
+      tries: SWITCH_TRIES,
+    }),
     TIMEOUT_MS.switch,
   );
   const said = lastLine(`${res.stdout}\n${res.stderr}`) || `exit ${res.code}`;
@@ -49,9 +59,13 @@ async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
   if (res.code !== EXIT.proxy.notRunning) return { ok: false, why: said };
   // No proxy yet (first deploy): the new upstream is in place; start nginx on it and ask through it.
   const up = await run.run(startProxy(run.env, run.paths.dir, run.composeVars), TIMEOUT_MS.compose);
-  if (up.code !== 0) return { ok: false, why: `docker compose could not start the proxy: ${lastLine(up.stderr)}` };
+  if (up.code !== 0)
+    return { ok: false, why: `docker compose could not start the proxy: ${lastLine(up.stderr)}` };
   if (await serves(run, name)) return { ok: true, why: `started the proxy on ${name}` };
-  return { ok: false, why: 'the proxy did not send requests to the new container after starting (see its logs)' };
+  return {
+    ok: false,
+    why: 'the proxy did not send requests to the new container after starting (see its logs)',
+  };
 }
 
 /** Does the proxy route requests to `name`? Asked through the proxy, from inside `name`. */
@@ -59,7 +73,15 @@ export async function serves(run: Run, name: string, tries = SWITCH_TRIES): Prom
   const want = (await run.run(containerAddress(name, run.env))).stdout.trim();
   if (!want) return false;
   for (let i = 0; i < tries; i++) {
-    const res = await run.run(routedAddress(run.env, name, run.cfg.healthPath, `berth-check-${randomBytes(4).toString('hex')}`), TIMEOUT_MS.quick);
+    const res = await run.run(
+      routedAddress(
+        run.env,
+        name,
+        run.cfg.healthPath,
+        `berth-check-${randomBytes(4).toString('hex')}`,
+      ),
+      TIMEOUT_MS.quick,
+    );
     if (res.code === EXIT.proxy.notRunning) return false;
     if (res.stdout.trim() === `${want}:${APP_LISTEN_PORT}`) return true;
     await sleep(500);

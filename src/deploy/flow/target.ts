@@ -13,14 +13,23 @@ export function pickDigest(ref: string, repoDigests: string[]): string | undefin
   const asked = /@(sha256:[0-9a-f]{64})$/.exec(ref)?.[1];
   if (asked) return asked;
   const repo = repositoryOf(ref).replace(/^docker\.io\/(library\/)?/, '');
-  const match = repoDigests.find((d) => repositoryOf(d).replace(/^(docker\.io|localhost)\/(library\/)?/, '') === repo) ?? repoDigests[0];
+  const match =
+    repoDigests.find(
+      (d) => repositoryOf(d).replace(/^(docker\.io|localhost)\/(library\/)?/, '') === repo,
+    ) ?? repoDigests[0];
   return match?.split('@')[1];
 }
 
-async function imageInfo(run: Run, ref: string): Promise<{ id: string; digests: string[] } | undefined> {
+async function imageInfo(
+  run: Run,
+  ref: string,
+): Promise<{ id: string; digests: string[] } | undefined> {
   const res = await run.run(inspectImage(ref));
   if (res.code !== 0) return undefined;
-  const [id, digests] = res.stdout.trim().split('\t').map((f) => JSON.parse(f) as unknown);
+  const [id, digests] = res.stdout
+    .trim()
+    .split('\t')
+    .map((f) => JSON.parse(f) as unknown);
   return { id: String(id), digests: (digests as string[] | null) ?? [] };
 }
 
@@ -35,17 +44,31 @@ export async function pull(run: Run, image: string): Promise<Target> {
   }
   const info = await imageInfo(run, image);
   const digest = info && pickDigest(image, info.digests);
-  if (!info || !digest) throw new Failure(`${image} has no registry digest on the VM`, 'Deploy an image pushed to a registry (a tag or repo@sha256:...)');
+  if (!info || !digest)
+    throw new Failure(
+      `${image} has no registry digest on the VM`,
+      'Deploy an image pushed to a registry (a tag or repo@sha256:...)',
+    );
   return { id: info.id, source: image, digest };
 }
 
 /** The version a rollback goes to: VERSION, or the last healthy one that is not serving now. */
-export async function findTarget(run: Run, version: string | undefined, live: Live | undefined): Promise<Target> {
-  const history = parseHistory((await run.must(readFile(run.paths.history), 'cannot read the history')).stdout);
-  const entry = version ? findVersion(history, version) : previousHealthy(history, live?.state?.digest);
+export async function findTarget(
+  run: Run,
+  version: string | undefined,
+  live: Live | undefined,
+): Promise<Target> {
+  const history = parseHistory(
+    (await run.must(readFile(run.paths.history), 'cannot read the history')).stdout,
+  );
+  const entry = version
+    ? findVersion(history, version)
+    : previousHealthy(history, live?.state?.digest);
   if (!entry) {
     throw new Failure(
-      version ? `${version} is not a healthy version in ${run.env}'s history` : `there is no earlier healthy version in ${run.env}'s history`,
+      version
+        ? `${version} is not a healthy version in ${run.env}'s history`
+        : `there is no earlier healthy version in ${run.env}'s history`,
       `Nothing changed. See \`npm run deploy -- history --env ${run.env}\` for the versions that can be named`,
     );
   }

@@ -10,7 +10,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function once() {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(Math.max(500, Math.min(5000, end - Date.now()))) });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(Math.max(500, Math.min(5000, end - Date.now()))),
+    });
     await res.arrayBuffer();
     last = 'HTTP ' + res.status;
     return res.ok;

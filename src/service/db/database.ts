@@ -19,13 +19,20 @@ export type DatabaseState =
 
 export type Database = {
   /** Runs one parameterised statement, timed under `name` in db_query_duration_seconds. */
-  query<R extends pg.QueryResultRow>(name: string, text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow>(
+    name: string,
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   /** The database's state for /ready: a cached `SELECT 1`, judged against the grace period. */
   state(): Promise<DatabaseState>;
   close(): Promise<void>;
 };
 
-type DatabaseConfig = Pick<Config, 'databasePoolMax' | 'databaseTimeoutMs' | 'databaseReadyGraceS'> & { databaseUrl: string };
+type DatabaseConfig = Pick<
+  Config,
+  'databasePoolMax' | 'databaseTimeoutMs' | 'databaseReadyGraceS'
+> & { databaseUrl: string };
 
 export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: Metrics): Database {
   const pool = new pg.Pool({
@@ -42,7 +49,10 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
   // An idle connection the server closed (a restart, an administrator) is reported here; without
   // a listener it would crash the process. The pool drops it and opens a new one when needed.
   pool.on('error', (err) => {
-    logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'idle database connection lost');
+    logger.warn(
+      { err: { message: err.message, code: (err as { code?: unknown }).code } },
+      'idle database connection lost',
+    );
   });
   metrics.trackPool(() => ({
     total: pool.totalCount,
@@ -50,7 +60,10 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
     waiting: pool.waitingCount,
     max: config.databasePoolMax,
   }));
-  logger.info({ database: redactDatabaseUrl(config.databaseUrl), poolMax: config.databasePoolMax }, 'database configured');
+  logger.info(
+    { database: redactDatabaseUrl(config.databaseUrl), poolMax: config.databasePoolMax },
+    'database configured',
+  );
 
   // The failure streak /ready judges: started by the first failed check or query that could not
   // reach the database, ended by the next one that could.
@@ -72,7 +85,11 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
     logger.warn({ err: { message, code } }, 'database unreachable');
   }
 
-  async function query<R extends pg.QueryResultRow>(name: string, text: string, values?: unknown[]) {
+  async function query<R extends pg.QueryResultRow>(
+    name: string,
+    text: string,
+    values?: unknown[],
+  ) {
     const started = process.hrtime.bigint();
     let outcome: 'ok' | 'error' = 'error';
     try {
@@ -84,7 +101,11 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
       if (isUnavailable(err)) unreachable(err);
       throw err;
     } finally {
-      metrics.observeQuery({ query: name, outcome, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+      metrics.observeQuery({
+        query: name,
+        outcome,
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      });
     }
   }
 
@@ -106,7 +127,9 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
     if (Date.now() - checkedAt >= CHECK_CACHE_MS) {
       const pending = check();
       let timer: NodeJS.Timeout | undefined;
-      const slow = new Promise<'slow'>((resolve) => (timer = setTimeout(() => resolve('slow'), CHECK_WAIT_MS)));
+      const slow = new Promise<'slow'>(
+        (resolve) => (timer = setTimeout(() => resolve('slow'), CHECK_WAIT_MS)),
+      );
       // A check that outlives the wait counts as a failure that started now.
       if ((await Promise.race([pending, slow])) === 'slow') failingSince ??= Date.now();
       clearTimeout(timer);
@@ -114,7 +137,9 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
     if (failingSince === undefined) return { status: 'ok' };
     const failingMs = Date.now() - failingSince;
     const failingSeconds = Math.floor(failingMs / 1_000);
-    return failingMs >= graceMs ? { status: 'unreachable', failingSeconds } : { status: 'failing', failingSeconds };
+    return failingMs >= graceMs
+      ? { status: 'unreachable', failingSeconds }
+      : { status: 'failing', failingSeconds };
   }
 
   return {
@@ -125,8 +150,14 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
 }
 
 /** The database DATABASE_URL names, or undefined when it is unset. */
-export function databaseFromConfig(config: Config, logger: Logger, metrics: Metrics): Database | undefined {
-  return config.databaseUrl === undefined ? undefined : createDatabase({ ...config, databaseUrl: config.databaseUrl }, logger, metrics);
+export function databaseFromConfig(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+): Database | undefined {
+  return config.databaseUrl === undefined
+    ? undefined
+    : createDatabase({ ...config, databaseUrl: config.databaseUrl }, logger, metrics);
 }
 
 // Errors that mean "the database cannot be reached or is not accepting work right now", as
@@ -134,13 +165,28 @@ export function databaseFromConfig(config: Config, logger: Logger, metrics: Metr
 // Connection exceptions, refused logins (a wrong password, no such database: a setting to fix,
 // not a bug), insufficient resources (too many connections), operator intervention (a restart).
 const UNAVAILABLE_SQLSTATE = /^(08|28|3D000|53|57P)/;
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ENOENT']);
-const UNAVAILABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|connection timeout|Client has encountered a connection error|canceling statement due to statement timeout/i;
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ENOENT',
+]);
+const UNAVAILABLE_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|Query read timeout|connection timeout|Client has encountered a connection error|canceling statement due to statement timeout/i;
 
 export function isUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const { code, message } = err as { code?: unknown; message?: unknown };
-  if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
+  if (
+    typeof code === 'string' &&
+    (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))
+  )
+    return true;
   // A statement timeout is SQLSTATE 57014 (query_canceled): the server is too slow right now.
   if (code === '57014') return true;
   return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message);

@@ -18,7 +18,11 @@ import { createLogger } from '../logger.js';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations', import.meta.url));
 
 /** Applies the pending migrations; resolves to the names of those it applied. */
-export async function migrateUp(databaseUrl: string, logger: Logger, dir = MIGRATIONS_DIR): Promise<string[]> {
+export async function migrateUp(
+  databaseUrl: string,
+  logger: Logger,
+  dir = MIGRATIONS_DIR,
+): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir,
@@ -65,12 +69,17 @@ async function migrate(databaseUrl: string | undefined, logger: Logger): Promise
     const applied = await migrateUp(databaseUrl, logger);
     logger.info(
       { database: redactDatabaseUrl(databaseUrl), applied, durationMs: Date.now() - started },
-      applied.length === 0 ? 'migrations: schema already up to date' : `migrations: applied ${applied.length}`,
+      applied.length === 0
+        ? 'migrations: schema already up to date'
+        : `migrations: applied ${applied.length}`,
     );
     return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    logger.error({ err: { message: message.split(databaseUrl).join(redactDatabaseUrl(databaseUrl)) } }, 'migrations failed: nothing was changed');
+    logger.error(
+      { err: { message: message.split(databaseUrl).join(redactDatabaseUrl(databaseUrl)) } },
+      'migrations failed: nothing was changed',
+    );
     return 1;
   }
 }

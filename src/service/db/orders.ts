@@ -25,7 +25,11 @@ export type CreateResult =
  * inserts the same id, INSERT ... ON CONFLICT DO NOTHING waits for it to commit, and only a new
  * statement (the SELECT) sees the committed row; a single statement's snapshot would not.
  */
-export async function createOrder(db: Database, id: string | undefined, amount: string): Promise<CreateResult> {
+export async function createOrder(
+  db: Database,
+  id: string | undefined,
+  amount: string,
+): Promise<CreateResult> {
   const orderId = id ?? randomUUID();
   const inserted = await db.query<OrderRow>(
     'order_insert',
@@ -46,7 +50,11 @@ export async function createOrder(db: Database, id: string | undefined, amount: 
 }
 
 export async function getOrder(db: Database, id: string): Promise<Order | undefined> {
-  const result = await db.query<OrderRow>('order_get', `SELECT ${COLUMNS} FROM orders WHERE id = $1`, [id]);
+  const result = await db.query<OrderRow>(
+    'order_get',
+    `SELECT ${COLUMNS} FROM orders WHERE id = $1`,
+    [id],
+  );
   const row = result.rows[0];
   return row === undefined ? undefined : toOrder(row);
 }
@@ -67,5 +75,8 @@ export async function listOrders(
   );
   const rows = result.rows.slice(0, limit);
   const last = rows.at(-1);
-  return { orders: rows.map(toOrder), next: result.rows.length > limit && last !== undefined ? last.seq : undefined };
+  return {
+    orders: rows.map(toOrder),
+    next: result.rows.length > limit && last !== undefined ? last.seq : undefined,
+  };
 }

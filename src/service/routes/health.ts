@@ -41,7 +41,8 @@ export function addHealthRoutes(
       const state = await db.state();
       if (state.status === 'ok') return sendJson(res, { status: 'ready', database: 'ok' });
       const failing = { database_failing_seconds: state.failingSeconds };
-      if (state.status === 'failing') return sendJson(res, { status: 'ready', database: 'failing', ...failing });
+      if (state.status === 'failing')
+        return sendJson(res, { status: 'ready', database: 'failing', ...failing });
       sendJson(res, { status: 'database_unreachable', database: 'unreachable', ...failing }, 503);
     })
     .all(methodNotAllowed('GET, HEAD'));

@@ -40,7 +40,10 @@ export function addItemRoutes(router: IRouter, at: (path: string) => string): vo
     .route(at('/items/:item_id'))
     .get((req, res) => {
       const raw = req.params.item_id;
-      sendJson(res, { item_id: parseItemId(typeof raw === 'string' ? raw : ''), q: parseQuery(req.query.q) });
+      sendJson(res, {
+        item_id: parseItemId(typeof raw === 'string' ? raw : ''),
+        q: parseQuery(req.query.q),
+      });
     })
     .all(methodNotAllowed('GET, HEAD'));
   // "/items/" has an empty id: say so in the same shape instead of a bare 404 (routing is not

@@ -16,14 +16,31 @@ export type NewOrder = { id: string | undefined; amount: string };
 
 /** Checks a create request's fields; every problem is reported at once, FastAPI style. */
 export function validateNewOrder(body: unknown, loc: string): NewOrder | FieldError[] {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof JsonNumber) {
-    return [{ type: 'model_attributes_type', loc: [loc], msg: 'Input should be an object with "amount" and an optional "id"', input: body ?? null }];
+  if (
+    typeof body !== 'object' ||
+    body === null ||
+    Array.isArray(body) ||
+    body instanceof JsonNumber
+  ) {
+    return [
+      {
+        type: 'model_attributes_type',
+        loc: [loc],
+        msg: 'Input should be an object with "amount" and an optional "id"',
+        input: body ?? null,
+      },
+    ];
   }
   const fields = body as Record<string, unknown>;
   const errors: FieldError[] = [];
   for (const key of Object.keys(fields)) {
     if (key !== 'id' && key !== 'amount') {
-      errors.push({ type: 'extra_forbidden', loc: [loc, key], msg: 'Extra inputs are not permitted', input: fields[key] });
+      errors.push({
+        type: 'extra_forbidden',
+        loc: [loc, key],
+        msg: 'Extra inputs are not permitted',
+        input: fields[key],
+      });
     }
   }
   const id = parseOrderId(fields.id, [loc, 'id']);
@@ -49,20 +66,40 @@ export function decodeCursor(raw: string): string | undefined {
   return seq !== undefined && BigInt(seq) <= 9_223_372_036_854_775_807n ? seq : undefined;
 }
 
-export function parseListQuery(query: Record<string, unknown>): { limit: number; after: string | undefined } {
+export function parseListQuery(query: Record<string, unknown>): {
+  limit: number;
+  after: string | undefined;
+} {
   const errors: FieldError[] = [];
   let limit = DEFAULT_LIMIT;
   if (query.limit !== undefined) {
     const raw = query.limit;
-    if (typeof raw === 'string' && /^\d{1,3}$/.test(raw) && Number(raw) >= 1 && Number(raw) <= MAX_LIMIT) limit = Number(raw);
-    else errors.push({ type: 'int_range', loc: ['query', 'limit'], msg: `Input should be a whole number from 1 to ${MAX_LIMIT}`, input: raw });
+    if (
+      typeof raw === 'string' &&
+      /^\d{1,3}$/.test(raw) &&
+      Number(raw) >= 1 &&
+      Number(raw) <= MAX_LIMIT
+    )
+      limit = Number(raw);
+    else
+      errors.push({
+        type: 'int_range',
+        loc: ['query', 'limit'],
+        msg: `Input should be a whole number from 1 to ${MAX_LIMIT}`,
+        input: raw,
+      });
   }
   let after: string | undefined;
   if (query.cursor !== undefined) {
     const raw = query.cursor;
     after = typeof raw === 'string' ? decodeCursor(raw) : undefined;
     if (after === undefined) {
-      errors.push({ type: 'value_error', loc: ['query', 'cursor'], msg: 'Input should be a next_cursor this API returned', input: raw });
+      errors.push({
+        type: 'value_error',
+        loc: ['query', 'cursor'],
+        msg: 'Input should be a next_cursor this API returned',
+        input: raw,
+      });
     }
   }
   if (errors.length > 0) throw unprocessable(errors);
@@ -81,7 +118,11 @@ export function requireDatabase(db: Database | undefined): Database {
   return db;
 }
 
-export async function withDatabase<T>(db: Database | undefined, res: Response, work: (db: Database) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(
+  db: Database | undefined,
+  res: Response,
+  work: (db: Database) => Promise<T>,
+): Promise<T> {
   const database = requireDatabase(db);
   try {
     return await work(database);
@@ -92,14 +133,21 @@ export async function withDatabase<T>(db: Database | undefined, res: Response, w
   }
 }
 
-export function addOrderRoutes(router: IRouter, at: (path: string) => string, db: Database | undefined): void {
+export function addOrderRoutes(
+  router: IRouter,
+  at: (path: string) => string,
+  db: Database | undefined,
+): void {
   router
     .route(at('/orders'))
     .get(async (req, res) => {
       requireDatabase(db);
       const { limit, after } = parseListQuery(req.query);
       const page = await withDatabase(db, res, (d) => listOrders(d, limit, after));
-      sendJson(res, { orders: page.orders, next_cursor: page.next === undefined ? null : encodeCursor(page.next) });
+      sendJson(res, {
+        orders: page.orders,
+        next_cursor: page.next === undefined ? null : encodeCursor(page.next),
+      });
     })
     .post(async (req, res) => {
       requireDatabase(db);

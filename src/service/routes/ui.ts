@@ -6,11 +6,23 @@ import type { Database } from '../db/database.js';
 import { createOrder, listOrders, type Order } from '../db/orders.js';
 import { HttpError, methodNotAllowed } from '../errors.js';
 import type { FieldError } from '../money.js';
-import { decodeCursor, encodeCursor, requireDatabase, validateNewOrder, withDatabase } from './orders.js';
+import {
+  decodeCursor,
+  encodeCursor,
+  requireDatabase,
+  validateNewOrder,
+  withDatabase,
+} from './orders.js';
 
 const PAGE_SIZE = 50;
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 
 /** Text safe in HTML content and in double- or single-quoted attributes. */
 export function escapeHtml(value: unknown): string {
@@ -59,9 +71,15 @@ function renderForm(base: string, form: Form): string {
 function renderTable(base: string, orders: Order[], next: string | undefined): string {
   if (orders.length === 0) return '<p>No orders yet.</p>';
   const rows = orders
-    .map((o) => `<tr><td>${escapeHtml(o.id)}</td><td class="amount">${escapeHtml(o.amount)}</td><td>${escapeHtml(o.created_at)}</td></tr>`)
+    .map(
+      (o) =>
+        `<tr><td>${escapeHtml(o.id)}</td><td class="amount">${escapeHtml(o.amount)}</td><td>${escapeHtml(o.created_at)}</td></tr>`,
+    )
     .join('\n');
-  const more = next === undefined ? '' : `<p><a href="${escapeHtml(`${base}/ui/orders?cursor=${encodeCursor(next)}`)}">Older orders</a></p>`;
+  const more =
+    next === undefined
+      ? ''
+      : `<p><a href="${escapeHtml(`${base}/ui/orders?cursor=${encodeCursor(next)}`)}">Older orders</a></p>`;
   return `<table>
 <thead><tr><th>Id</th><th class="amount">Amount</th><th>Created</th></tr></thead>
 <tbody>
@@ -85,13 +103,22 @@ function fieldMessage(e: FieldError): string {
   return `${field}: ${e.msg}`;
 }
 
-export function addUiRoutes(router: IRouter, at: (path: string) => string, base: string, db: Database | undefined, bodyLimit: string): void {
+export function addUiRoutes(
+  router: IRouter,
+  at: (path: string) => string,
+  base: string,
+  db: Database | undefined,
+  bodyLimit: string,
+): void {
   const readForm = express.urlencoded({ extended: false, limit: bodyLimit, parameterLimit: 10 });
 
   function unavailable(res: Response, err: unknown): void {
     // The JSON routes' 503s, as a page: a person reads this one.
     if (!(err instanceof HttpError) || err.status !== 503) throw err;
-    const reason = db === undefined ? 'The database is not configured.' : 'The database cannot be reached right now; try again in a moment.';
+    const reason =
+      db === undefined
+        ? 'The database is not configured.'
+        : 'The database cannot be reached right now; try again in a moment.';
     sendHtml(res, page(base, 'Orders', `<p>${escapeHtml(reason)}</p>`), 503);
   }
 
@@ -99,13 +126,19 @@ export function addUiRoutes(router: IRouter, at: (path: string) => string, base:
     // A cursor that is not one of ours (an edited link) shows the first page.
     const after = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
     const list = await withDatabase(db, res, (d) => listOrders(d, PAGE_SIZE, after));
-    sendHtml(res, page(base, 'Orders', renderForm(base, form) + renderTable(base, list.orders, list.next)), status);
+    sendHtml(
+      res,
+      page(base, 'Orders', renderForm(base, form) + renderTable(base, list.orders, list.next)),
+      status,
+    );
   }
 
   router
     .route(at('/ui/orders'))
     .get(async (req, res) => {
-      await render(res, req.query.cursor, { id: '', amount: '', errors: [] }).catch((err: unknown) => unavailable(res, err));
+      await render(res, req.query.cursor, { id: '', amount: '', errors: [] }).catch(
+        (err: unknown) => unavailable(res, err),
+      );
     })
     .post(readForm, async (req, res) => {
       await submit(req.body, res).catch((err: unknown) => unavailable(res, err));
@@ -116,10 +149,17 @@ export function addUiRoutes(router: IRouter, at: (path: string) => string, base:
     requireDatabase(db);
     const raw = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
     // An empty id field means "make one up", as leaving out "id" does in the JSON API.
-    const submitted = { amount: raw.amount, ...(raw.id === '' || raw.id === undefined ? {} : { id: raw.id }) };
-    const echo = { id: typeof raw.id === 'string' ? raw.id : '', amount: typeof raw.amount === 'string' ? raw.amount : '' };
+    const submitted = {
+      amount: raw.amount,
+      ...(raw.id === '' || raw.id === undefined ? {} : { id: raw.id }),
+    };
+    const echo = {
+      id: typeof raw.id === 'string' ? raw.id : '',
+      amount: typeof raw.amount === 'string' ? raw.amount : '',
+    };
     const order = validateNewOrder(submitted, 'form');
-    if (Array.isArray(order)) return render(res, undefined, { ...echo, errors: order.map(fieldMessage) }, 422);
+    if (Array.isArray(order))
+      return render(res, undefined, { ...echo, errors: order.map(fieldMessage) }, 422);
     const result = await withDatabase(db, res, (d) => createOrder(d, order.id, order.amount));
     if (result.outcome === 'conflict') {
       const message = `id: order ${result.order.id} already exists with amount ${result.order.amount}`;

@@ -18,7 +18,8 @@ export function parseFail(raw: unknown): boolean {
 
 export function parseDelayMs(raw: unknown): number {
   if (raw === undefined) return 0;
-  if (typeof raw === 'string' && /^\d+$/.test(raw) && Number(raw) <= MAX_DELAY_MS) return Number(raw);
+  if (typeof raw === 'string' && /^\d+$/.test(raw) && Number(raw) <= MAX_DELAY_MS)
+    return Number(raw);
   throw validationError(
     ['query', 'delay_ms'],
     'int_range',
@@ -43,7 +44,10 @@ export function addWorkRoutes(router: IRouter, at: (path: string) => string): vo
       burnCpu();
       if (delayMs > 0) await sleep(delayMs);
       if (fail) throw new HttpError(500, { error: 'simulated failure' });
-      sendJson(res, { status: 'ok', duration_ms: Math.round((performance.now() - started) * 1000) / 1000 });
+      sendJson(res, {
+        status: 'ok',
+        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+      });
     })
     .all(methodNotAllowed('GET, HEAD'));
 }

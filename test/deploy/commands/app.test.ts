@@ -8,14 +8,29 @@ import { program } from '../../../src/deploy/remote/programs.js';
 import { repoRoot } from '../../helpers/real-tools.js';
 
 describe('the app container', () => {
-  const spec: c.AppSpec = { env: 'production', name: 'berth-production-app-20260101000000-abcd', image: 'sha256:1234', source: 'reg/berth:v1', digest: 'sha256:ff', envFile: '/opt/berth/production/.env', tuning: { APP_MEMORY_LIMIT: '256m' } };
+  const spec: c.AppSpec = {
+    env: 'production',
+    name: 'berth-production-app-20260101000000-abcd',
+    image: 'sha256:1234',
+    source: 'reg/berth:v1',
+    digest: 'sha256:ff',
+    envFile: '/opt/berth/production/.env',
+    tuning: { APP_MEMORY_LIMIT: '256m' },
+  };
   const argv = c.createApp(spec).argv;
   const value = (flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
 
   it('joins the compose project by label, under its own name, on the project network', () => {
     expect(value('--name')).toEqual([spec.name]);
     expect(value('--network')).toEqual(['berth-production_default']);
-    expect(value('--label')).toEqual(expect.arrayContaining(['com.docker.compose.project=berth-production', 'com.docker.compose.service=app', 'berth.env=production', 'berth.digest=sha256:ff']));
+    expect(value('--label')).toEqual(
+      expect.arrayContaining([
+        'com.docker.compose.project=berth-production',
+        'com.docker.compose.service=app',
+        'berth.env=production',
+        'berth.digest=sha256:ff',
+      ]),
+    );
     expect(argv.at(-1)).toBe('sha256:1234');
   });
   it('takes tuning from .env and falls back to the compose defaults', () => {
@@ -25,7 +40,9 @@ describe('the app container', () => {
 
   // docker-compose.yml is what an operator reads; the deploy must run the app the same way.
   it('carries every hardening setting of the app service in docker-compose.yml', () => {
-    const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8')) as { services: { app: Record<string, unknown> } };
+    const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8')) as {
+      services: { app: Record<string, unknown> };
+    };
     const app = compose.services.app;
     const interp = (v: unknown) => String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
     const plain = c.createApp({ ...spec, tuning: {} }).argv;
@@ -41,16 +58,36 @@ describe('the app container', () => {
     expect(val('--restart')).toEqual([app.restart]);
     expect(val('--stop-timeout')).toEqual([String(app.stop_grace_period).replace(/s$/, '')]);
     expect(val('--expose')).toEqual(app.expose);
-    const health = app.healthcheck as { test: string[]; interval: string; timeout: string; retries: number; start_period: string };
+    const health = app.healthcheck as {
+      test: string[];
+      interval: string;
+      timeout: string;
+      retries: number;
+      start_period: string;
+    };
     expect(val('--health-cmd')).toEqual([health.test.slice(1).join(' ')]);
     expect(val('--health-interval')).toEqual([health.interval]);
     expect(val('--health-retries')).toEqual([String(health.retries)]);
-    expect(val('--env')).toEqual(Object.entries(app.environment as Record<string, string>).map(([k, v]) => `${k}=${v}`));
+    expect(val('--env')).toEqual(
+      Object.entries(app.environment as Record<string, string>).map(([k, v]) => `${k}=${v}`),
+    );
     const logging = app.logging as { driver: string; options: Record<string, string> };
     expect(val('--log-driver')).toEqual([logging.driver]);
-    expect(val('--log-opt')).toEqual(Object.entries(logging.options).map(([k, v]) => `${k}=${interp(v)}`));
-    const aliases = ((app.networks as Record<string, { aliases?: string[] } | null>).berth?.aliases ?? []).map((a) => a.replace('${BERTH_ENV:-production}', 'production'));
-    expect(c.joinSharedNetwork('berth', 'production', spec.name).argv).toEqual(['docker', 'network', 'connect', '--alias', aliases[0], 'berth', spec.name]);
+    expect(val('--log-opt')).toEqual(
+      Object.entries(logging.options).map(([k, v]) => `${k}=${interp(v)}`),
+    );
+    const aliases = (
+      (app.networks as Record<string, { aliases?: string[] } | null>).berth?.aliases ?? []
+    ).map((a) => a.replace('${BERTH_ENV:-production}', 'production'));
+    expect(c.joinSharedNetwork('berth', 'production', spec.name).argv).toEqual([
+      'docker',
+      'network',
+      'connect',
+      '--alias',
+      aliases[0],
+      'berth',
+      spec.name,
+    ]);
   });
 
   it('names its image id, not a tag, so a re-pushed tag cannot change what runs', () => {
@@ -60,8 +97,24 @@ describe('the app container', () => {
 
 describe('health check', () => {
   it('polls the container itself on its own port with the configured path and counts, the probe on stdin', () => {
-    const cmd = c.healthCheck('n', { path: '/health', timeoutMs: 20000, intervalMs: 500, successes: 3 });
-    expect(cmd.argv).toEqual(['docker', 'exec', '-i', 'n', 'node', '-', 'http://127.0.0.1:8000/health', '20000', '500', '3']);
+    const cmd = c.healthCheck('n', {
+      path: '/health',
+      timeoutMs: 20000,
+      intervalMs: 500,
+      successes: 3,
+    });
+    expect(cmd.argv).toEqual([
+      'docker',
+      'exec',
+      '-i',
+      'n',
+      'node',
+      '-',
+      'http://127.0.0.1:8000/health',
+      '20000',
+      '500',
+      '3',
+    ]);
     expect(cmd.stdin).toBe(program('health-probe.mjs'));
   });
 });

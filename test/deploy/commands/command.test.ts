@@ -12,10 +12,28 @@ function roundTrip(args: string[]): string[] {
 
 describe('quoting', () => {
   it('survives a real shell for every awkward argument', () => {
-    const nasty = ["it's", 'a b', '$HOME', '`id`', '"q"', '\\n', '', '-x', '*', ';rm -rf /', 'ünï', 'a\nb'];
+    const nasty = [
+      "it's",
+      'a b',
+      '$HOME',
+      '`id`',
+      '"q"',
+      '\\n',
+      '',
+      '-x',
+      '*',
+      ';rm -rf /',
+      'ünï',
+      'a\nb',
+    ];
     expect(roundTrip(nasty)).toEqual(nasty);
   });
   it('leaves plain words unquoted so logs stay readable', () => {
-    expect(toShell({ name: 'images.pull', argv: ['docker', 'pull', '-q', '127.0.0.1:5000/berth@sha256:abc'] })).toBe('docker pull -q 127.0.0.1:5000/berth@sha256:abc');
+    expect(
+      toShell({
+        name: 'images.pull',
+        argv: ['docker', 'pull', '-q', '127.0.0.1:5000/berth@sha256:abc'],
+      }),
+    ).toBe('docker pull -q 127.0.0.1:5000/berth@sha256:abc');
   });
 });

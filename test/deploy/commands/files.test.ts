@@ -12,7 +12,13 @@ import { runLocally as sh } from '../../helpers/remote-shell.js';
 describe('paths and files', () => {
   const p = envPaths('/opt/berth', 'staging');
   it('keeps each environment in its own directory', () => {
-    expect(p).toMatchObject({ dir: '/opt/berth/staging', env: '/opt/berth/staging/.env', upstream: '/opt/berth/staging/proxy/upstream.conf', history: '/opt/berth/staging/history.log', lock: '/opt/berth/staging/.deploy-lock' });
+    expect(p).toMatchObject({
+      dir: '/opt/berth/staging',
+      env: '/opt/berth/staging/.env',
+      upstream: '/opt/berth/staging/proxy/upstream.conf',
+      history: '/opt/berth/staging/history.log',
+      lock: '/opt/berth/staging/.deploy-lock',
+    });
   });
   it('sends file contents on stdin, never on the command line', () => {
     const cmd = c.writeFile(p.compose, 'SECRET=hunter2\n');
@@ -20,12 +26,17 @@ describe('paths and files', () => {
     expect(toShell(cmd)).not.toContain('hunter2');
   });
   it('creates .env only when missing, readable by the deploy user only', () => {
-    expect(c.writeFileIfMissing(p.env, 'X=1\n').argv[2]).toMatch(/\[ -e "\$1" \] && exit 0; umask 077/);
+    expect(c.writeFileIfMissing(p.env, 'X=1\n').argv[2]).toMatch(
+      /\[ -e "\$1" \] && exit 0; umask 077/,
+    );
   });
   it('reads only the tuning keys of .env, never its secrets', () => {
     const script = c.readTuning(p.env).argv[2] ?? '';
     expect(script).toContain("grep -E '^(APP_MEMORY_LIMIT|APP_CPUS|LOG_MAX_SIZE|LOG_MAX_FILE)='");
-    expect(c.parseTuning('APP_MEMORY_LIMIT="256m"\nAPP_CPUS=0.5\nDATABASE_URL=x\n')).toEqual({ APP_MEMORY_LIMIT: '256m', APP_CPUS: '0.5' });
+    expect(c.parseTuning('APP_MEMORY_LIMIT="256m"\nAPP_CPUS=0.5\nDATABASE_URL=x\n')).toEqual({
+      APP_MEMORY_LIMIT: '256m',
+      APP_CPUS: '0.5',
+    });
   });
 });
 
@@ -48,7 +59,9 @@ describe('file scripts in a real shell', () => {
     expect(readFileSync(appEnv, 'utf8')).toBe(old);
 
     const fresh = path.join(dir, 'fresh.env');
-    expect(sh(c.seedAppSettings(fresh, path.join(dir, 'no-such.env'), 'LOG_LEVEL=info\n')).out).toBe('created\n');
+    expect(
+      sh(c.seedAppSettings(fresh, path.join(dir, 'no-such.env'), 'LOG_LEVEL=info\n')).out,
+    ).toBe('created\n');
     expect(readFileSync(fresh, 'utf8')).toBe('LOG_LEVEL=info\n');
   });
   it('appendLine adds exactly one line, whatever it holds', () => {
@@ -59,9 +72,10 @@ describe('file scripts in a real shell', () => {
   });
 });
 
-describe('file modes on the VM, whatever the deploy user\'s umask', () => {
+describe("file modes on the VM, whatever the deploy user's umask", () => {
   const tmp = execFileSync('mktemp', ['-d']).toString().trim();
-  const underUmask077 = (cmd: RemoteCommand) => execFileSync('sh', ['-c', `umask 077; ${toShell(cmd)}`], { input: cmd.stdin ?? '' });
+  const underUmask077 = (cmd: RemoteCommand) =>
+    execFileSync('sh', ['-c', `umask 077; ${toShell(cmd)}`], { input: cmd.stdin ?? '' });
   const mode = (f: string) => (statSync(f).mode & 0o777).toString(8);
   it('proxy/ and the files nginx (uid 101) reads are 755 / 644; .env stays 600', () => {
     const dir = path.join(tmp, 'staging');
@@ -69,8 +83,16 @@ describe('file modes on the VM, whatever the deploy user\'s umask', () => {
     underUmask077(c.makeDirs(dir, proxy));
     underUmask077(c.writeFile(path.join(proxy, 'nginx.conf'), 'events {}\n'));
     underUmask077(c.writeFileIfMissing(path.join(dir, '.env'), 'A=1\n'));
-    execFileSync('sh', ['-c', `umask 022; ${toShell(c.seedAppSettings(path.join(dir, 'app.env'), path.join(dir, '.env'), ''))}`]);
-    expect([mode(dir), mode(proxy), mode(path.join(proxy, 'nginx.conf')), mode(path.join(dir, '.env')), mode(path.join(dir, 'app.env'))]).toEqual(['755', '755', '644', '600', '600']);
+    execFileSync('sh', [
+      '-c',
+      `umask 022; ${toShell(c.seedAppSettings(path.join(dir, 'app.env'), path.join(dir, '.env'), ''))}`,
+    ]);
+    expect([
+      mode(dir),
+      mode(proxy),
+      mode(path.join(proxy, 'nginx.conf')),
+      mode(path.join(dir, '.env')),
+      mode(path.join(dir, 'app.env')),
+    ]).toEqual(['755', '755', '644', '600', '600']);
   });
 });
-

@@ -11,7 +11,10 @@ describe('lock scripts in a real shell', () => {
   it('the lock is taken once, names its holder to the next one, and is released only by its owner', () => {
     const lock = path.join(tmp, 'lock');
     expect(sh(c.takeLock(lock, 'who=a token=1')).code).toBe(0);
-    expect(sh(c.takeLock(lock, 'who=b token=2'))).toEqual({ code: EXIT.lockHeld, out: 'who=a token=1\n' });
+    expect(sh(c.takeLock(lock, 'who=b token=2'))).toEqual({
+      code: EXIT.lockHeld,
+      out: 'who=a token=1\n',
+    });
     sh(c.releaseLock(lock, 'who=b token=2'));
     expect(sh(c.takeLock(lock, 'who=b token=2')).code).toBe(EXIT.lockHeld);
     expect(sh(c.breakLock(lock)).out).toBe('who=a token=1\n');

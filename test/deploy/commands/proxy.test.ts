@@ -11,20 +11,42 @@ describe('the proxy', () => {
     const text = c.upstreamConf('berth-staging-app-1', 'note');
     expect(text.match(/^server /gm)).toHaveLength(1);
     expect(c.parseUpstream(text)).toBe('berth-staging-app-1');
-    expect(c.parseUpstream(readFileSync(path.join(repoRoot, 'proxy/upstream.conf'), 'utf8'))).toBe('app');
+    expect(c.parseUpstream(readFileSync(path.join(repoRoot, 'proxy/upstream.conf'), 'utf8'))).toBe(
+      'app',
+    );
     expect(c.parseUpstream('# server x:8000;\n')).toBeUndefined();
     // Always by name (an address goes stale when a reboot renumbers the containers)...
     expect(text).toContain('server berth-staging-app-1:8000;\n');
     // ...and a file an older deploy wrote by address still names its container.
-    expect(c.parseUpstream('server 10.89.3.7:8000;  # berth-staging-app-1\n')).toBe('berth-staging-app-1');
+    expect(c.parseUpstream('server 10.89.3.7:8000;  # berth-staging-app-1\n')).toBe(
+      'berth-staging-app-1',
+    );
   });
-  it('reloads the environment\'s own proxy with proxy.sh (sent on stdin), with the nginx command line', () => {
+  it("reloads the environment's own proxy with proxy.sh (sent on stdin), with the nginx command line", () => {
     const cmd = c.reloadProxy('testing');
-    expect(cmd.argv).toEqual(['sh', '-s', 'reload', 'berth-testing', 'nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf']);
+    expect(cmd.argv).toEqual([
+      'sh',
+      '-s',
+      'reload',
+      'berth-testing',
+      'nginx',
+      '-e',
+      'stderr',
+      '-c',
+      '/etc/nginx/berth/nginx.conf',
+    ]);
     expect(cmd.stdin).toBe(program('proxy.sh'));
   });
   it('switches with proxy.sh, the route probe and the new upstream as arguments', () => {
-    const cmd = c.switchProxy({ env: 'staging', upstreamFile: '/u.conf', conf: 'server a:8000;\n', app: 'a', path: '/health', token: 't', tries: 3 });
+    const cmd = c.switchProxy({
+      env: 'staging',
+      upstreamFile: '/u.conf',
+      conf: 'server a:8000;\n',
+      app: 'a',
+      path: '/health',
+      token: 't',
+      tries: 3,
+    });
     expect(cmd.argv.slice(0, 4)).toEqual(['sh', '-s', 'switch', 'berth-staging']);
     expect(cmd.argv).toContain(program('route-probe.mjs'));
     expect(cmd.argv).toContain('server a:8000;\n');

@@ -3,14 +3,37 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appContainers, cliEnv, type CliRun, deploy, explain, failureLine, historyLines, images, served, startCli, takeVm, versions, vmReady, waitFor } from './harness.js';
+import {
+  appContainers,
+  cliEnv,
+  type CliRun,
+  deploy,
+  explain,
+  failureLine,
+  historyLines,
+  images,
+  served,
+  startCli,
+  takeVm,
+  versions,
+  vmReady,
+  waitFor,
+} from './harness.js';
 
 const env = 'testing';
 
 /** Starts a deploy and resolves once it holds the lock (its output has passed the lock step). */
 async function startHoldingLock(image: string): Promise<CliRun> {
-  const run = startCli(['deploy', '--env', env, '--image', image, '--json'], cliEnv({ DEPLOY_HEALTH_SUCCESSES: '4' }));
-  await waitFor('the first deploy to take the lock', () => Promise.resolve(/lock/i.test(run.output()) || run.child.exitCode !== null), 60_000, 50);
+  const run = startCli(
+    ['deploy', '--env', env, '--image', image, '--json'],
+    cliEnv({ DEPLOY_HEALTH_SUCCESSES: '4' }),
+  );
+  await waitFor(
+    'the first deploy to take the lock',
+    () => Promise.resolve(/lock/i.test(run.output()) || run.child.exitCode !== null),
+    60_000,
+    50,
+  );
   return run;
 }
 
@@ -43,7 +66,10 @@ describe.skipIf(!vmReady)('deploy: two deploys to one environment', () => {
   it('with a lock wait the second deploy runs after the first, and its version serves last', async () => {
     const before = historyLines(env).length;
     const first = await startHoldingLock(images.v1);
-    const second = startCli(['deploy', '--env', env, '--image', images.v2, '--json'], cliEnv({ DEPLOY_LOCK_WAIT_S: '120' }));
+    const second = startCli(
+      ['deploy', '--env', env, '--image', images.v2, '--json'],
+      cliEnv({ DEPLOY_LOCK_WAIT_S: '120' }),
+    );
     const [a, b] = await Promise.all([first.done, second.done]);
 
     expect(a.code, explain(a)).toBe(0);
@@ -59,5 +85,8 @@ describe.skipIf(!vmReady)('deploy: two deploys to one environment', () => {
 
 function expectedWho(): string {
   const gitName = spawnSync('git', ['config', 'user.name'], { encoding: 'utf8' }).stdout.trim();
-  return (gitName || `${os.userInfo().username}@${os.hostname()}`).replace(/[^A-Za-z0-9@._-]/g, '_');
+  return (gitName || `${os.userInfo().username}@${os.hostname()}`).replace(
+    /[^A-Za-z0-9@._-]/g,
+    '_',
+  );
 }

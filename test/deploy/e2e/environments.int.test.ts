@@ -1,15 +1,29 @@
 // Two environments on one VM: each serves its own version on its own port, and deploys, refused
 // deploys and retention in one never touch the other's container, images or :stable.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appContainers, cliEnv, deploy, docker, explain, images, served, takeVm, versions, vmReady } from './harness.js';
+import {
+  appContainers,
+  cliEnv,
+  deploy,
+  docker,
+  explain,
+  images,
+  served,
+  takeVm,
+  versions,
+  vmReady,
+} from './harness.js';
 
 /** Every image the engine holds, as `repository:tag` (dangling ones left out). */
 async function imageRefs(): Promise<string[]> {
-  return (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).split('\n').filter((r) => r && !r.includes('<none>'));
+  return (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}']))
+    .split('\n')
+    .filter((r) => r && !r.includes('<none>'));
 }
 
 /** References the VM keeps for an environment's use: `:stable` and the like, named after it. */
-const refsOf = (refs: string[], env: string): string[] => refs.filter((r) => r.includes(`berth-${env}`)).sort();
+const refsOf = (refs: string[], env: string): string[] =>
+  refs.filter((r) => r.includes(`berth-${env}`)).sort();
 
 describe.skipIf(!vmReady)('deploy: two environments on one VM', () => {
   let releaseVm = (): void => {};
@@ -36,7 +50,10 @@ describe.skipIf(!vmReady)('deploy: two environments on one VM', () => {
 
   it("retention and refused deploys in testing never touch staging's container, images or :stable", async () => {
     const refsBefore = refsOf(await imageRefs(), 'staging');
-    expect(refsBefore.some((r) => r.endsWith(':stable')), `staging refs: ${refsBefore.join(', ')}`).toBe(true);
+    expect(
+      refsBefore.some((r) => r.endsWith(':stable')),
+      `staging refs: ${refsBefore.join(', ')}`,
+    ).toBe(true);
 
     // DEPLOY_KEEP=1: every healthy deploy in testing prunes all but the newest of testing's images.
     const keepOne = cliEnv({ DEPLOY_KEEP: '1' });
@@ -46,7 +63,10 @@ describe.skipIf(!vmReady)('deploy: two environments on one VM', () => {
     }
     // testing itself kept one deployed image besides its :stable.
     const testingRefs = refsOf(await imageRefs(), 'testing');
-    expect(testingRefs.filter((r) => !r.endsWith(':stable')), testingRefs.join(', ')).toHaveLength(1);
+    expect(
+      testingRefs.filter((r) => !r.endsWith(':stable')),
+      testingRefs.join(', '),
+    ).toHaveLength(1);
     const refused = await deploy('testing', images.unhealthy, keepOne);
     expect(refused.code, explain(refused)).toBe(1);
 
@@ -56,6 +76,8 @@ describe.skipIf(!vmReady)('deploy: two environments on one VM', () => {
     expect(refsOf(await imageRefs(), 'staging')).toEqual(refsBefore);
     // The image staging runs is still on the VM.
     const stagingImage = (await docker(['inspect', '--format', '{{.Image}}', stagingId])).trim();
-    expect(await docker(['image', 'inspect', '--format', '{{.Id}}', stagingImage])).toContain(stagingImage.replace(/^sha256:/, ''));
+    expect(await docker(['image', 'inspect', '--format', '{{.Id}}', stagingImage])).toContain(
+      stagingImage.replace(/^sha256:/, ''),
+    );
   });
 });

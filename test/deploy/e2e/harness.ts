@@ -4,7 +4,16 @@
 // this process also reaches directly (as root) to look at containers without going through the tool.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chownSync,
+} from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { portsWithOffset, type EnvName } from '../../../src/deploy/environments.js';
@@ -20,8 +29,14 @@ export const testEnv = loadTestEnv();
 export const vmReady = requirePart(
   'the deploy test VM (sshd + Docker Engine + registry)',
   () =>
-    ['DOCKER_HOST', 'REGISTRY', 'PROXY_IMAGE', 'VM_HOST', 'VM_SSH_KEY_FILE', 'BERTH_REMOTE_DIR'].every((k) => testEnv[k]) &&
-    existsSync(path.join(repoRoot, 'scripts', 'deploy.mjs')),
+    [
+      'DOCKER_HOST',
+      'REGISTRY',
+      'PROXY_IMAGE',
+      'VM_HOST',
+      'VM_SSH_KEY_FILE',
+      'BERTH_REMOTE_DIR',
+    ].every((k) => testEnv[k]) && existsSync(path.join(repoRoot, 'scripts', 'deploy.mjs')),
   'run `bash scripts/test-env/engine.sh up && bash scripts/test-env/vm.sh up` as root (and the deploy CLI must exist)',
 );
 
@@ -39,7 +54,11 @@ export const testPorts = portsWithOffset(10_000);
 const dockerEnv = { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST };
 
 export async function docker(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { stdout } = await execFileAsync('docker', args, { env: dockerEnv, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 });
+  const { stdout } = await execFileAsync('docker', args, {
+    env: dockerEnv,
+    timeout: timeoutMs,
+    maxBuffer: 32 * 1024 * 1024,
+  });
   return stdout.trim();
 }
 
@@ -61,22 +80,46 @@ function parseLabels(text: string): Record<string, string> {
 }
 
 /** Containers of compose project `berth-<env>` (running only unless `all`). */
-export async function projectContainers(env: EnvName, opts: { all?: boolean } = {}): Promise<ContainerRow[]> {
-  const args = ['ps', '--no-trunc', '--filter', `label=com.docker.compose.project=berth-${env}`, '--format', '{{json .}}'];
+export async function projectContainers(
+  env: EnvName,
+  opts: { all?: boolean } = {},
+): Promise<ContainerRow[]> {
+  const args = [
+    'ps',
+    '--no-trunc',
+    '--filter',
+    `label=com.docker.compose.project=berth-${env}`,
+    '--format',
+    '{{json .}}',
+  ];
   if (opts.all) args.splice(1, 0, '-a');
   const out = await docker(args);
   return out
     .split('\n')
     .filter(Boolean)
     .map((line) => {
-      const row = JSON.parse(line) as { ID: string; Image: string; Names: string; State: string; Labels: string };
-      return { id: row.ID, image: row.Image, name: row.Names, state: row.State, labels: parseLabels(row.Labels ?? '') };
+      const row = JSON.parse(line) as {
+        ID: string;
+        Image: string;
+        Names: string;
+        State: string;
+        Labels: string;
+      };
+      return {
+        id: row.ID,
+        image: row.Image,
+        name: row.Names,
+        state: row.State,
+        labels: parseLabels(row.Labels ?? ''),
+      };
     });
 }
 
 /** Running `app` containers of an environment (the proxy is not one of them). */
 export async function appContainers(env: EnvName): Promise<ContainerRow[]> {
-  return (await projectContainers(env)).filter((c) => c.labels['com.docker.compose.service'] !== 'proxy' && !/proxy/.test(c.name));
+  return (await projectContainers(env)).filter(
+    (c) => c.labels['com.docker.compose.service'] !== 'proxy' && !/proxy/.test(c.name),
+  );
 }
 
 export async function imageExists(ref: string): Promise<boolean> {
@@ -100,7 +143,9 @@ export interface Served {
 /** GET /health through the environment's published port on the VM (the proxy). */
 export async function served(env: EnvName): Promise<Served> {
   try {
-    const res = await fetch(`http://127.0.0.1:${testPorts[env]}/health`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://127.0.0.1:${testPorts[env]}/health`, {
+      signal: AbortSignal.timeout(3000),
+    });
     const body = (await res.json().catch(() => ({}))) as { version?: string };
     return { status: res.status, version: body.version };
   } catch (err) {
@@ -123,7 +168,16 @@ export const images = {
   missing: `${imageRepo}:no-such-tag`,
 };
 
-const buildInputs = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src/service', 'test/deploy/fixtures'];
+const buildInputs = [
+  'Dockerfile',
+  '.dockerignore',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'src/service',
+  'test/deploy/fixtures',
+];
 
 function hashInputs(): string {
   const hash = createHash('sha256');
@@ -147,8 +201,12 @@ function hashInputs(): string {
 export async function ensureImages(): Promise<typeof images> {
   const marker = path.join(testEnvDir, 'deploy-e2e-images.json');
   const key = hashInputs();
-  const cached = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as { key?: string }) : {};
-  const present = await Promise.all([images.v1, images.v2, images.unhealthy, images.crash, images.sickens].map(imageExists));
+  const cached = existsSync(marker)
+    ? (JSON.parse(readFileSync(marker, 'utf8')) as { key?: string })
+    : {};
+  const present = await Promise.all(
+    [images.v1, images.v2, images.unhealthy, images.crash, images.sickens].map(imageExists),
+  );
   if (cached.key === key && present.every(Boolean)) return images;
 
   // The repo's Dockerfile twice, as CI builds it; only the version build args differ, so every
@@ -158,9 +216,21 @@ export async function ensureImages(): Promise<typeof images> {
     await docker(['build', '--pull=false', '-q', ...args, '-t', images[name], repoRoot], 900_000);
   }
   for (const target of ['unhealthy', 'crash', 'sickens'] as const) {
-    await docker(['build', '--pull=false', '-q', '--build-arg', `BASE_IMAGE=${images.v1}`, '--target', target, '-t', images[target], path.join(repoRoot, 'test/deploy/fixtures')]);
+    await docker([
+      'build',
+      '--pull=false',
+      '-q',
+      '--build-arg',
+      `BASE_IMAGE=${images.v1}`,
+      '--target',
+      target,
+      '-t',
+      images[target],
+      path.join(repoRoot, 'test/deploy/fixtures'),
+    ]);
   }
-  for (const ref of [images.v1, images.v2, images.unhealthy, images.crash, images.sickens]) await docker(['push', '-q', ref]);
+  for (const ref of [images.v1, images.v2, images.unhealthy, images.crash, images.sickens])
+    await docker(['push', '-q', ref]);
   mkdirSync(testEnvDir, { recursive: true });
   writeFileSync(marker, JSON.stringify({ key, images }, null, 2));
   return images;
@@ -188,13 +258,23 @@ function uidOf(user: string): { uid: number; gid: number } {
 export async function resetEnv(env: EnvName): Promise<void> {
   const ids = (await projectContainers(env, { all: true })).map((c) => c.id);
   if (ids.length > 0) await docker(['rm', '-f', ...ids]);
-  const envImages = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}'])).split('\n').filter((r) => new RegExp(`(^|/)berth-${env}[:/]`).test(r));
+  const envImages = (await docker(['images', '--format', '{{.Repository}}:{{.Tag}}']))
+    .split('\n')
+    .filter((r) => new RegExp(`(^|/)berth-${env}[:/]`).test(r));
   if (envImages.length > 0) await docker(['rmi', '-f', ...envImages]).catch(() => '');
   const dir = path.join(remoteDir, env);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  writeVmFile(env, '.env', `# written by the deploy e2e tests\nAPP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\n`);
-  writeVmFile(env, 'app.env', `# written by the deploy e2e tests\nLOG_LEVEL=info\n${awkwardSettingsFile}\n`);
+  writeVmFile(
+    env,
+    '.env',
+    `# written by the deploy e2e tests\nAPP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\n`,
+  );
+  writeVmFile(
+    env,
+    'app.env',
+    `# written by the deploy e2e tests\nLOG_LEVEL=info\n${awkwardSettingsFile}\n`,
+  );
   const { uid, gid } = uidOf(vmUser);
   chownSync(dir, uid, gid);
 }
@@ -225,13 +305,28 @@ export async function takeVm(...envs: EnvName[]): Promise<() => void> {
  */
 export async function lockVm(): Promise<() => void> {
   const lockFile = path.join(path.dirname(remoteDir), 'e2e.lock');
-  const holder = spawn('flock', ['-w', '900', lockFile, 'sh', '-c', 'echo locked; while kill -0 "$1" 2>/dev/null; do sleep 1; done', 'sh', String(process.pid)], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const holder = spawn(
+    'flock',
+    [
+      '-w',
+      '900',
+      lockFile,
+      'sh',
+      '-c',
+      'echo locked; while kill -0 "$1" 2>/dev/null; do sleep 1; done',
+      'sh',
+      String(process.pid),
+    ],
+    {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     holder.stdout?.once('data', () => resolve());
-    holder.once('exit', (code) => reject(new Error(`could not lock ${lockFile} within 900 s (flock exit ${code})`)));
+    holder.once('exit', (code) =>
+      reject(new Error(`could not lock ${lockFile} within 900 s (flock exit ${code})`)),
+    );
   });
   holder.unref();
   return () => {
@@ -322,8 +417,17 @@ function lastJsonLine(stdout: string): DeployJson | undefined {
  * Starts `npm run deploy -- ARGS` in its own process group (so a test can press Ctrl-C on the whole
  * group, as a terminal does).
  */
-export function startCli(args: string[], env: NodeJS.ProcessEnv = cliEnv(), timeoutMs = 240_000): CliRun {
-  const child = spawn('npm', ['run', '--silent', 'deploy', '--', ...args], { cwd: repoRoot, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = cliEnv(),
+  timeoutMs = 240_000,
+): CliRun {
+  const child = spawn('npm', ['run', '--silent', 'deploy', '--', ...args], {
+    cwd: repoRoot,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let output = '';
@@ -343,7 +447,11 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = cliEnv(), time
   return { child, output: () => output, done };
 }
 
-export function runCli(args: string[], env?: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+  timeoutMs?: number,
+): Promise<CliResult> {
   return startCli(args, env, timeoutMs).done;
 }
 
@@ -356,7 +464,12 @@ export function explain(r: CliResult): string {
   return `exit ${r.code}\n--- output ---\n${r.output}`;
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  everyMs = 200,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -368,5 +481,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 
 /** The one-line failure reason the contract asks for. */
 export function failureLine(output: string): string | undefined {
-  return output.split('\n').find((l) => l.includes('deploy failed:') || l.includes('rollback failed:'));
+  return output
+    .split('\n')
+    .find((l) => l.includes('deploy failed:') || l.includes('rollback failed:'));
 }

@@ -48,7 +48,8 @@ function getOnce(url: string, agent: http.Agent): Promise<Answer> {
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const stale = req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      const stale =
+        req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
       reject(stale ? new StaleConnection(err.message) : err);
     });
   });
@@ -62,7 +63,14 @@ export function startPoller(url: string, concurrency = 2): Poller {
   let running = true;
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const freshConnection = new http.Agent({ keepAlive: false });
-  const result: PollResult = { sent: 0, failed: 0, retriedOnStaleConnection: 0, failures: [], longestGapMs: 0, versions: [] };
+  const result: PollResult = {
+    sent: 0,
+    failed: 0,
+    retriedOnStaleConnection: 0,
+    failures: [],
+    longestGapMs: 0,
+    versions: [],
+  };
   let lastOk = performance.now();
 
   const recordOk = (body: string): void => {

@@ -8,13 +8,30 @@ import { promisify } from 'node:util';
 import { LABEL_DIGEST } from '../../../src/deploy/commands/app.js';
 import { parseHistory } from '../../../src/deploy/history.js';
 import { waitForHealth } from '../../image/engine.js';
-import { STANDINS, startMonitoringStack, type MonitoringStack } from '../../monitoring/lib/compose-stack.js';
+import {
+  STANDINS,
+  startMonitoringStack,
+  type MonitoringStack,
+} from '../../monitoring/lib/compose-stack.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appContainers, deploy, docker, explain, historyLines, images, runCli, served, takeVm, testEnv, versions, vmReady, type EnvName } from './harness.js';
+import {
+  appContainers,
+  deploy,
+  docker,
+  explain,
+  historyLines,
+  images,
+  runCli,
+  served,
+  takeVm,
+  testEnv,
+  versions,
+  vmReady,
+  type EnvName,
+} from './harness.js';
 
 const run = promisify(execFile);
 const engineScript = testEnv.BERTH_ENGINE_SCRIPT ?? '';
-
 
 interface Sample {
   at: number;
@@ -26,7 +43,9 @@ interface Sample {
  * Restarts the engine as a reboot does, while polling each public port every 50 ms. Returns what
  * each port answered from the moment the engine was asked to stop.
  */
-async function rebootEngine(envs: EnvName[]): Promise<{ samples: Record<string, Sample[]>; engineBackAt: number; startedAt: number }> {
+async function rebootEngine(
+  envs: EnvName[],
+): Promise<{ samples: Record<string, Sample[]>; engineBackAt: number; startedAt: number }> {
   const samples: Record<string, Sample[]> = Object.fromEntries(envs.map((e) => [e, []]));
   let polling = true;
   const pollers = envs.map(async (env) => {
@@ -41,8 +60,10 @@ async function rebootEngine(envs: EnvName[]): Promise<{ samples: Record<string, 
   const engineBackAt = performance.now();
   // Until every port has answered 200 for a while after the engine is back, or 90 s.
   const deadline = engineBackAt + 90_000;
-  const settled = (env: EnvName) => (samples[env] ?? []).filter((s) => s.at > engineBackAt && s.status === 200).length >= 20;
-  while (!envs.every(settled) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+  const settled = (env: EnvName) =>
+    (samples[env] ?? []).filter((s) => s.at > engineBackAt && s.status === 200).length >= 20;
+  while (!envs.every(settled) && performance.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 200));
   polling = false;
   await Promise.all(pollers);
   return { samples, engineBackAt, startedAt };
@@ -50,7 +71,9 @@ async function rebootEngine(envs: EnvName[]): Promise<{ samples: Record<string, 
 
 /** The digest the history says is live: the newest deploy or rollback that succeeded. */
 const historyDigest = (env: EnvName): string | undefined =>
-  parseHistory(historyLines(env).join('\n')).filter((e) => e.result === 'ok').at(-1)?.digest;
+  parseHistory(historyLines(env).join('\n'))
+    .filter((e) => e.result === 'ok')
+    .at(-1)?.digest;
 
 describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start again)', () => {
   let releaseVm = (): void => {};
@@ -58,7 +81,10 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
   const envs: EnvName[] = ['production', 'staging'];
 
   beforeAll(async () => {
-    if (!engineScript) throw new Error('.test-env/engine.env names no BERTH_ENGINE_SCRIPT: run scripts/test-env/engine.sh up');
+    if (!engineScript)
+      throw new Error(
+        '.test-env/engine.env names no BERTH_ENGINE_SCRIPT: run scripts/test-env/engine.sh up',
+      );
     releaseVm = await takeVm(...envs);
     // The monitoring stack's parts that can run here, as init_setup.sh starts them on the VM.
     monitoring = await startMonitoringStack();
@@ -88,12 +114,18 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
     }
     // The monitoring stack's containers are back and healthy, with no `up` run.
     for (const part of STANDINS) {
-      expect(await waitForHealth(monitoring!.container(part), 'healthy', 60_000), part).toBe('healthy');
+      expect(await waitForHealth(monitoring!.container(part), 'healthy', 60_000), part).toBe(
+        'healthy',
+      );
     }
   };
 
   it('after a deploy, every environment serves the version it had, with no deploy run', async () => {
-    for (const [env, image] of [['production', images.v1], ['production', images.v2], ['staging', images.v1]] as const) {
+    for (const [env, image] of [
+      ['production', images.v1],
+      ['production', images.v2],
+      ['staging', images.v1],
+    ] as const) {
       const r = await deploy(env, image);
       expect(r.code, explain(r)).toBe(0);
     }
@@ -107,7 +139,7 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
     await expectBackAfterReboot({ production: versions.v1, staging: versions.v1, testing: '' });
   });
 
-  it("shows the live app healthy by its own HEALTHCHECK, and unhealthy once it sickens after the switch", async () => {
+  it('shows the live app healthy by its own HEALTHCHECK, and unhealthy once it sickens after the switch', async () => {
     const [live] = await appContainers('production');
     expect(await waitForHealth(live!.id, 'healthy', 30_000)).toBe('healthy');
 
@@ -117,6 +149,8 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
     // Docker's timer: 1 s during the 15 s start period (failures there do not count), then every
     // 10 s; three failures in a row make it unhealthy.
     expect(await waitForHealth(sick!.id, 'unhealthy', 90_000)).toBe('unhealthy');
-    expect(await docker(['ps', '--filter', `id=${sick!.id}`, '--format', '{{.Status}}'])).toMatch(/\(unhealthy\)/);
+    expect(await docker(['ps', '--filter', `id=${sick!.id}`, '--format', '{{.Status}}'])).toMatch(
+      /\(unhealthy\)/,
+    );
   });
 });

@@ -5,7 +5,17 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awkwardSettings } from '../../helpers/settings.js';
-import { appContainers, deploy, docker, explain, images, remoteDir, takeVm, vmReady, writeVmFile } from './harness.js';
+import {
+  appContainers,
+  deploy,
+  docker,
+  explain,
+  images,
+  remoteDir,
+  takeVm,
+  vmReady,
+  writeVmFile,
+} from './harness.js';
 
 const env = 'testing';
 const appEnvFile = path.join(remoteDir, env, 'app.env');
@@ -13,7 +23,9 @@ const appEnvFile = path.join(remoteDir, env, 'app.env');
 async function liveProcessEnv(): Promise<Record<string, string>> {
   const [app] = await appContainers(env);
   if (!app) throw new Error(`no ${env} app container`);
-  return JSON.parse(await docker(['exec', app.id, 'node', '-e', 'console.log(JSON.stringify(process.env))'])) as Record<string, string>;
+  return JSON.parse(
+    await docker(['exec', app.id, 'node', '-e', 'console.log(JSON.stringify(process.env))']),
+  ) as Record<string, string>;
 }
 
 describe.skipIf(!vmReady)("deploy: the app's settings (app.env)", () => {
@@ -27,7 +39,8 @@ describe.skipIf(!vmReady)("deploy: the app's settings (app.env)", () => {
     const r = await deploy(env, images.v1);
     expect(r.code, explain(r)).toBe(0);
     const processEnv = await liveProcessEnv();
-    for (const [key, value] of Object.entries(awkwardSettings)) expect({ key, value: processEnv[key] }).toEqual({ key, value });
+    for (const [key, value] of Object.entries(awkwardSettings))
+      expect({ key, value: processEnv[key] }).toEqual({ key, value });
     expect(processEnv.LOG_LEVEL).toBe('info');
     expect(processEnv.APP_PORT).toBeUndefined();
     expect(processEnv.PORT).toBe('8000');

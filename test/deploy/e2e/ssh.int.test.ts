@@ -30,7 +30,17 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'berth-ssh-e2e-'));
 
 function newKeyPair(name: string): { privateKey: string; publicKey: string } {
   const file = path.join(scratch, name);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `berth-e2e ${name}`, '-f', file]);
+  execFileSync('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    `berth-e2e ${name}`,
+    '-f',
+    file,
+  ]);
   return { privateKey: file, publicKey: readFileSync(`${file}.pub`, 'utf8').trim() };
 }
 
@@ -50,7 +60,9 @@ function sshdSessionPids(): number[] {
   const found: number[] = [];
   let frontier = [listener];
   while (frontier.length > 0) {
-    const children = rows.filter((row) => frontier.includes(row.ppid) && row.comm === 'sshd').map((row) => row.pid);
+    const children = rows
+      .filter((row) => frontier.includes(row.ppid) && row.comm === 'sshd')
+      .map((row) => row.pid);
     found.push(...children);
     frontier = children;
   }
@@ -83,7 +95,10 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
   it('an unknown host key is refused before logging in', async () => {
     const knownHosts = path.join(scratch, 'known_hosts_other_host');
     const { publicKey } = newKeyPair('other-host');
-    writeFileSync(knownHosts, `[127.0.0.2]:${testEnv.VM_SSH_PORT} ${publicKey.split(' ').slice(0, 2).join(' ')}\n`);
+    writeFileSync(
+      knownHosts,
+      `[127.0.0.2]:${testEnv.VM_SSH_PORT} ${publicKey.split(' ').slice(0, 2).join(' ')}\n`,
+    );
     const history = historyLines(env).length;
     const logFrom = sshdLogLength();
 
@@ -98,7 +113,10 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
   it('a changed host key (known_hosts names the VM with another key) is refused', async () => {
     const knownHosts = path.join(scratch, 'known_hosts_changed');
     const { publicKey } = newKeyPair('impostor-host');
-    writeFileSync(knownHosts, `[${testEnv.VM_HOST}]:${testEnv.VM_SSH_PORT} ${publicKey.split(' ').slice(0, 2).join(' ')}\n`);
+    writeFileSync(
+      knownHosts,
+      `[${testEnv.VM_HOST}]:${testEnv.VM_SSH_PORT} ${publicKey.split(' ').slice(0, 2).join(' ')}\n`,
+    );
     const history = historyLines(env).length;
     const logFrom = sshdLogLength();
 
@@ -121,8 +139,18 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
 
   it('a connection dropped during the health wait: the old version serves, the lock can be broken, the next deploy works', async () => {
     // A long health wait on an image that never gets healthy gives a wide window to cut the line.
-    const run = startCli(['deploy', '--env', env, '--image', images.unhealthy, '--json'], cliEnv({ DEPLOY_HEALTH_TIMEOUT_S: '60' }));
-    await waitFor('the new container to start', async () => (await appContainers(env)).some((c) => c.image.includes(':unhealthy') || c.id !== servingId), 60_000);
+    const run = startCli(
+      ['deploy', '--env', env, '--image', images.unhealthy, '--json'],
+      cliEnv({ DEPLOY_HEALTH_TIMEOUT_S: '60' }),
+    );
+    await waitFor(
+      'the new container to start',
+      async () =>
+        (await appContainers(env)).some(
+          (c) => c.image.includes(':unhealthy') || c.id !== servingId,
+        ),
+      60_000,
+    );
     await sleep(1000);
 
     // Each connection has its own sshd processes under the listener: kill them, as a network
@@ -151,8 +179,15 @@ describe.skipIf(!vmReady)('deploy: SSH failures leave the VM serving', () => {
 
   it('Ctrl-C during the health wait removes the new container and releases the lock', async () => {
     const before = (await appContainers(env)).map((c) => c.id);
-    const run = startCli(['deploy', '--env', env, '--image', images.unhealthy, '--json'], cliEnv({ DEPLOY_HEALTH_TIMEOUT_S: '60' }));
-    await waitFor('the new container to start', async () => (await appContainers(env)).some((c) => !before.includes(c.id)), 60_000);
+    const run = startCli(
+      ['deploy', '--env', env, '--image', images.unhealthy, '--json'],
+      cliEnv({ DEPLOY_HEALTH_TIMEOUT_S: '60' }),
+    );
+    await waitFor(
+      'the new container to start',
+      async () => (await appContainers(env)).some((c) => !before.includes(c.id)),
+      60_000,
+    );
     await sleep(1000);
     // A terminal sends SIGINT to the whole foreground process group.
     process.kill(-(run.child.pid ?? 0), 'SIGINT');

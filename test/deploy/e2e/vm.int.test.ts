@@ -11,15 +11,24 @@ import { sleep } from '../../../src/deploy/time.js';
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
 const vm = loadTestEnv();
-const ready = requirePart('the deploy test VM', () => Boolean(vm.VM_HOST && vm.VM_SSH_KEY_FILE && vm.VM_KNOWN_HOSTS_FILE), 'run `bash scripts/test-env/vm.sh up` as root');
+const ready = requirePart(
+  'the deploy test VM',
+  () => Boolean(vm.VM_HOST && vm.VM_SSH_KEY_FILE && vm.VM_KNOWN_HOSTS_FILE),
+  'run `bash scripts/test-env/vm.sh up` as root',
+);
 
 function ssh(args: string[], options: string[] = []): Promise<{ stdout: string; stderr: string }> {
   return run('ssh', [
-    '-p', vm.VM_SSH_PORT ?? '22',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=5',
-    '-o', `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`,
-    '-o', 'StrictHostKeyChecking=yes',
+    '-p',
+    vm.VM_SSH_PORT ?? '22',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=5',
+    '-o',
+    `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
     ...options,
     `${vm.VM_USER}@${vm.VM_HOST}`,
     ...args,
@@ -27,7 +36,7 @@ function ssh(args: string[], options: string[] = []): Promise<{ stdout: string; 
 }
 
 describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
-  it("offers the host key that VM_KNOWN_HOSTS_FILE names, and only that one", async () => {
+  it('offers the host key that VM_KNOWN_HOSTS_FILE names, and only that one', async () => {
     const { stdout } = await run('ssh-keyscan', ['-p', vm.VM_SSH_PORT ?? '22', vm.VM_HOST ?? '']);
     const offered = stdout.split('\n').filter((l) => l && !l.startsWith('#'));
     expect(offered).toEqual([readFileSync(vm.VM_KNOWN_HOSTS_FILE ?? '', 'utf8').trim()]);
@@ -44,13 +53,36 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
   });
 
   it('offers public-key authentication only (no password, no keyboard-interactive)', async () => {
-    const attempt = ssh(['true'], ['-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password,keyboard-interactive']);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied (publickey)') as unknown });
+    const attempt = ssh(
+      ['true'],
+      [
+        '-o',
+        'PubkeyAuthentication=no',
+        '-o',
+        'PreferredAuthentications=password,keyboard-interactive',
+      ],
+    );
+    await expect(attempt).rejects.toMatchObject({
+      stderr: expect.stringContaining('Permission denied (publickey)') as unknown,
+    });
   });
 
   it('refuses root, even with the deploy key', async () => {
-    const attempt = run('ssh', ['-p', vm.VM_SSH_PORT ?? '22', '-i', vm.VM_SSH_KEY_FILE ?? '', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`, `root@${vm.VM_HOST}`, 'true']);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('Permission denied') as unknown });
+    const attempt = run('ssh', [
+      '-p',
+      vm.VM_SSH_PORT ?? '22',
+      '-i',
+      vm.VM_SSH_KEY_FILE ?? '',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${vm.VM_KNOWN_HOSTS_FILE}`,
+      `root@${vm.VM_HOST}`,
+      'true',
+    ]);
+    await expect(attempt).rejects.toMatchObject({
+      stderr: expect.stringContaining('Permission denied') as unknown,
+    });
   });
 
   // What broke CI once: a machine image carried sshd.pid over, and its number belonged to a
@@ -69,7 +101,9 @@ describe.skipIf(!ready)('test VM (scripts/test-env/vm.sh)', () => {
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       expect(pid).not.toBe(stranger.pid);
       expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('sshd');
-      expect((await ssh(['echo', 'in'], ['-i', vm.VM_SSH_KEY_FILE ?? ''])).stdout.trim()).toBe('in');
+      expect((await ssh(['echo', 'in'], ['-i', vm.VM_SSH_KEY_FILE ?? ''])).stdout.trim()).toBe(
+        'in',
+      );
     } finally {
       stranger.kill();
       // Leave a running VM for the files after this one, whatever happened above.

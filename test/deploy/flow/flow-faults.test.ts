@@ -51,10 +51,19 @@ class FakeVm {
 
   constructor() {
     this.images.set('old-id', { id: 'old-id', digests: [`reg.example/berth@${OLD_DIGEST}`] });
-    this.containers.set('old', { running: true, imageId: 'old-id', digest: OLD_DIGEST, source: 'reg.example/berth:v1', ip: '10.0.0.2' });
+    this.containers.set('old', {
+      running: true,
+      imageId: 'old-id',
+      digest: OLD_DIGEST,
+      source: 'reg.example/berth:v1',
+      ip: '10.0.0.2',
+    });
     this.files.set(P.upstream, upstreamConf('old', 'before'));
     this.loaded = upstreamConf('old', 'before');
-    this.files.set(P.history, `time=2026-01-01T00:00:00Z action=deploy env=${ENV} image=reg.example/berth:v1 digest=${OLD_DIGEST} result=ok who=t\n`);
+    this.files.set(
+      P.history,
+      `time=2026-01-01T00:00:00Z action=deploy env=${ENV} image=reg.example/berth:v1 digest=${OLD_DIGEST} result=ok who=t\n`,
+    );
   }
 
   routedTo(): string | undefined {
@@ -92,10 +101,18 @@ class FakeVm {
       return ok(copy === undefined ? 'created\n' : 'copied\n');
     },
     'files.read': (a) => ok(this.files.get(a[4] ?? '') ?? ''),
-    'files.appendLine': (a) => (this.files.set(a[4] ?? '', `${this.files.get(a[4] ?? '') ?? ''}${a[5]}\n`), ok()),
+    'files.appendLine': (a) => (
+      this.files.set(a[4] ?? '', `${this.files.get(a[4] ?? '') ?? ''}${a[5]}\n`),
+      ok()
+    ),
     'files.readTuning': () => ok(),
     'lock.take': (a) => {
-      if (this.lockHeld()) return { code: EXIT.lockHeld, stdout: this.files.get(`${P.lock}/holder`) ?? '', stderr: '' };
+      if (this.lockHeld())
+        return {
+          code: EXIT.lockHeld,
+          stdout: this.files.get(`${P.lock}/holder`) ?? '',
+          stderr: '',
+        };
       this.files.set(`${a[4]}/holder`, a[5] ?? '');
       return ok();
     },
@@ -131,16 +148,30 @@ class FakeVm {
     },
     'images.inspect': (a) => {
       const img = this.image(a.at(-1) ?? '');
-      return img ? ok(`${JSON.stringify(img.id)}\t${JSON.stringify(img.digests)}\n`) : fail(1, 'no such image');
+      return img
+        ? ok(`${JSON.stringify(img.id)}\t${JSON.stringify(img.digests)}\n`)
+        : fail(1, 'no such image');
     },
     'images.tags': (a) => {
       const img = this.image(a.at(-1) ?? '');
-      return img ? ok(`${JSON.stringify([...this.images.entries()].filter(([, i]) => i.id === img.id).map(([ref]) => ref))}\n`) : fail(1, 'no such image');
+      return img
+        ? ok(
+            `${JSON.stringify([...this.images.entries()].filter(([, i]) => i.id === img.id).map(([ref]) => ref))}\n`,
+          )
+        : fail(1, 'no such image');
     },
-    'images.tag': (a) => (this.images.set(a[3] ?? '', this.image(a[2] ?? '') ?? { id: a[2] ?? '', digests: [] }), ok()),
+    'images.tag': (a) => (
+      this.images.set(a[3] ?? '', this.image(a[2] ?? '') ?? { id: a[2] ?? '', digests: [] }),
+      ok()
+    ),
     'images.listEnv': () => {
       const repo = `berth-${ENV}`;
-      return ok([...this.images.entries()].filter(([ref]) => ref.startsWith(`${repo}:`)).map(([ref, i]) => `${repo} ${ref.split(':')[1]} ${i.id}`).join('\n'));
+      return ok(
+        [...this.images.entries()]
+          .filter(([ref]) => ref.startsWith(`${repo}:`))
+          .map(([ref, i]) => `${repo} ${ref.split(':')[1]} ${i.id}`)
+          .join('\n'),
+      );
     },
     'images.remove': (a) => {
       for (const r of a.slice(2)) this.images.delete(r);
@@ -148,7 +179,11 @@ class FakeVm {
     },
     'app.inspect': (a) => {
       const box = this.containers.get(a.at(-1) ?? '');
-      return box ? ok(`${box.running ? 'running' : 'exited'}\t0\t0\t2026-01-01T00:00:00Z\t${box.imageId}\t${box.digest}\t${box.source}\n`) : fail();
+      return box
+        ? ok(
+            `${box.running ? 'running' : 'exited'}\t0\t0\t2026-01-01T00:00:00Z\t${box.imageId}\t${box.digest}\t${box.source}\n`,
+          )
+        : fail();
     },
     'app.address': (a) => {
       const box = this.containers.get(a.at(-1) ?? '');
@@ -156,14 +191,28 @@ class FakeVm {
     },
     'app.healthCheck': (a) => {
       const target = this.containers.get(a[3] ?? '');
-      if (this.newUnhealthy && target?.digest === NEW_DIGEST) return { code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' };
-      return target?.running ? ok('healthy: 3 answers in a row, last HTTP 200\n') : fail(1, 'container is not running');
+      if (this.newUnhealthy && target?.digest === NEW_DIGEST)
+        return { code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' };
+      return target?.running
+        ? ok('healthy: 3 answers in a row, last HTTP 200\n')
+        : fail(1, 'container is not running');
     },
-    'app.list': () => ok([...this.containers.entries()].map(([n, b]) => `${n} ${b.running ? 'running' : 'exited'}`).join('\n')),
+    'app.list': () =>
+      ok(
+        [...this.containers.entries()]
+          .map(([n, b]) => `${n} ${b.running ? 'running' : 'exited'}`)
+          .join('\n'),
+      ),
     'app.create': (a) => {
       const name = a[a.indexOf('--name') + 1] ?? '';
       const label = (k: string) => a.find((x) => x.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
-      this.containers.set(name, { running: false, imageId: a.at(-1) ?? '', digest: label(LABEL_DIGEST), source: label(LABEL_IMAGE), ip: `10.0.0.${this.nextIp++}` });
+      this.containers.set(name, {
+        running: false,
+        imageId: a.at(-1) ?? '',
+        digest: label(LABEL_DIGEST),
+        source: label(LABEL_IMAGE),
+        ip: `10.0.0.${this.nextIp++}`,
+      });
       return ok();
     },
     'app.start': (a) => this.setRunning(a.at(-1) ?? '', true),
@@ -192,7 +241,8 @@ class FakeVm {
     this.files.set(file, conf);
     if (!this.proxyRunning) return { code: EXIT.proxy.notRunning, stdout: '', stderr: '' };
     this.loaded = conf;
-    if (this.routedTo() === app) return { code: 0, stdout: `switched to ${this.containers.get(app)?.ip}:8000\n`, stderr: '' };
+    if (this.routedTo() === app)
+      return { code: 0, stdout: `switched to ${this.containers.get(app)?.ip}:8000\n`, stderr: '' };
     if (before.trim()) {
       this.files.set(file, before);
       this.loaded = before;
@@ -211,9 +261,11 @@ function executor(vm: FakeVm, fault: Fault, counter: { n: number }): Executor {
     // Asynchronous like the real one: a throw below reaches the flow as a rejection.
     run: (cmd) =>
       Promise.resolve().then(() => {
-        if (dead) throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
+        if (dead)
+          throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
         const k = ++counter.n;
-        if (fault?.at === k && fault.kind === 'fail') return { code: 1, stdout: '', stderr: `injected failure at command ${k}` };
+        if (fault?.at === k && fault.kind === 'fail')
+          return { code: 1, stdout: '', stderr: `injected failure at command ${k}` };
         const res = vm.exec(cmd);
         if (fault?.at === k && fault.kind === 'drop') {
           dead = true;
@@ -225,11 +277,26 @@ function executor(vm: FakeVm, fault: Fault, counter: { n: number }): Executor {
 }
 
 const cfg = {
-  host: 'vm', user: 'berth', port: 22, privateKey: '', knownHosts: '', remoteDir: '/opt/berth', healthPath: '/health',
-  healthTimeoutS: 5, healthIntervalS: 0.1, healthSuccesses: 1, keep: 3, lockWaitS: 0, network: 'berth', who: 'tester',
+  host: 'vm',
+  user: 'berth',
+  port: 22,
+  privateKey: '',
+  knownHosts: '',
+  remoteDir: '/opt/berth',
+  healthPath: '/health',
+  healthTimeoutS: 5,
+  healthIntervalS: 0.1,
+  healthSuccesses: 1,
+  keep: 3,
+  lockWaitS: 0,
+  network: 'berth',
+  who: 'tester',
 } satisfies DeployConfig;
 
-async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unhealthy?: boolean; setup?: (vm: FakeVm) => void } = {}) {
+async function deployWith(
+  fault: Fault,
+  o: { cfg?: Partial<DeployConfig>; unhealthy?: boolean; setup?: (vm: FakeVm) => void } = {},
+) {
   const vm = new FakeVm();
   o.setup?.(vm);
   vm.newUnhealthy = o.unhealthy ?? false;
@@ -237,9 +304,13 @@ async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unheal
   const lines: string[] = [];
   const report = new Reporter({ out: (l) => lines.push(l), err: (l) => lines.push(l) });
   const deps = {
-    cfg: { ...cfg, ...o.cfg }, env: ENV, exec: executor(vm, fault, counter),
+    cfg: { ...cfg, ...o.cfg },
+    env: ENV,
+    exec: executor(vm, fault, counter),
     reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
-    report, signal: new AbortController().signal, files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
+    report,
+    signal: new AbortController().signal,
+    files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
   };
   let final: string;
   let ok = false;
@@ -248,13 +319,17 @@ async function deployWith(fault: Fault, o: { cfg?: Partial<DeployConfig>; unheal
     ok = true;
     final = `deployed ${ENV}: ${NEW_REF}`;
   } catch (err) {
-    final = err instanceof Failure ? failureLine({ action: 'deploy', reason: err.reason, advice: err.advice }) : `deploy failed: ${(err as Error).message}`;
+    final =
+      err instanceof Failure
+        ? failureLine({ action: 'deploy', reason: err.reason, advice: err.advice })
+        : `deploy failed: ${(err as Error).message}`;
   }
   return { vm, ok, final, lines, commands: counter.n };
 }
 
 /** The new container's name, if this run created one that still exists. */
-const newBox = (vm: FakeVm) => [...vm.containers.entries()].find(([, b]) => b.digest === NEW_DIGEST)?.[0];
+const newBox = (vm: FakeVm) =>
+  [...vm.containers.entries()].find(([, b]) => b.digest === NEW_DIGEST)?.[0];
 
 function assertTruthful(r: Awaited<ReturnType<typeof deployWith>>, label: string) {
   const { vm, ok, final } = r;
@@ -272,17 +347,23 @@ function assertTruthful(r: Awaited<ReturnType<typeof deployWith>>, label: string
   } else {
     expect(final, ctx).not.toMatch(/now serves/);
     // The new container is gone unless it serves (or nobody could reconnect to remove it).
-    if (!/unlock/.test(final) && !r.lines.some((l) => /could not reconnect/.test(l))) expect(fresh, ctx).toBeUndefined();
+    if (!/unlock/.test(final) && !r.lines.some((l) => /could not reconnect/.test(l)))
+      expect(fresh, ctx).toBeUndefined();
   }
   // The lock is released, or the operator is told to break it.
   if (vm.lockHeld()) expect(`${final}\n${r.lines.join('\n')}`, ctx).toMatch(/unlock/);
   // upstream.conf names what nginx routes to: the next deploy can trust it, and it is never emptied.
   expect(parseUpstream(vm.files.get(P.upstream) ?? ''), ctx).toBe(serving);
   // A serving version is never recorded as failed.
-  const failedNew = parseHistory(vm.files.get(P.history) ?? '').filter((e) => e.result === 'failed' && (e.image === NEW_REF || e.digest === '-'));
+  const failedNew = parseHistory(vm.files.get(P.history) ?? '').filter(
+    (e) => e.result === 'failed' && (e.image === NEW_REF || e.digest === '-'),
+  );
   if (newServes) expect(failedNew, ctx).toEqual([]);
   // Exactly one final failure line.
-  expect(r.lines.filter((l) => l.startsWith('deploy failed:')), ctx).toEqual([]);
+  expect(
+    r.lines.filter((l) => l.startsWith('deploy failed:')),
+    ctx,
+  ).toEqual([]);
 }
 
 describe('the deploy flow against a fake VM, failing at every command', () => {
@@ -292,7 +373,10 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     expect(r.vm.routedTo()).toBe(newBox(r.vm));
     expect(r.vm.containers.get('old')?.running).toBe(false);
     expect(r.vm.lockHeld()).toBe(false);
-    expect(parseHistory(r.vm.files.get(P.history) ?? '').at(-1)).toMatchObject({ result: 'ok', digest: NEW_DIGEST });
+    expect(parseHistory(r.vm.files.get(P.history) ?? '').at(-1)).toMatchObject({
+      result: 'ok',
+      digest: NEW_DIGEST,
+    });
     expect(r.commands).toBeGreaterThan(20);
   });
 
@@ -300,14 +384,26 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     const r = await deployWith(undefined, { cfg: { network: 'shared-net' } });
     const at = (pred: (cmd: RemoteCommand) => boolean) => r.vm.log.findIndex(pred);
     const join = at((cmd) => cmd.name === 'app.joinNetwork');
-    expect(r.vm.log[join]?.argv).toEqual(['docker', 'network', 'connect', '--alias', 'berth-staging-app', 'shared-net', newBox(r.vm)]);
+    expect(r.vm.log[join]?.argv).toEqual([
+      'docker',
+      'network',
+      'connect',
+      '--alias',
+      'berth-staging-app',
+      'shared-net',
+      newBox(r.vm),
+    ]);
     expect(join).toBeGreaterThan(at((cmd) => cmd.name === 'proxy.switch'));
-    expect(r.vm.log.some((cmd) => cmd.name === 'app.ensureNetwork' && cmd.argv.includes('shared-net'))).toBe(true);
+    expect(
+      r.vm.log.some((cmd) => cmd.name === 'app.ensureNetwork' && cmd.argv.includes('shared-net')),
+    ).toBe(true);
   });
 
   it('a candidate refused by the health check never joins the shared network; the old one keeps serving', async () => {
     const r = await deployWith(undefined, { unhealthy: true });
-    expect(r.final).toMatch(/^deploy failed: the new container did not pass the health check.*old \(the version that served before\) keeps serving/);
+    expect(r.final).toMatch(
+      /^deploy failed: the new container did not pass the health check.*old \(the version that served before\) keeps serving/,
+    );
     expect(r.vm.log.some((cmd) => cmd.name === 'app.joinNetwork')).toBe(false);
     expect(r.vm.routedTo()).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
@@ -320,22 +416,34 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
         vm.proxyWontStart = true;
       },
     });
-    expect(r.final).toMatch(/^deploy failed: the proxy did not switch to the new container \(docker compose could not start the proxy: pull access denied/);
+    expect(r.final).toMatch(
+      /^deploy failed: the proxy did not switch to the new container \(docker compose could not start the proxy: pull access denied/,
+    );
     expect(parseUpstream(r.vm.files.get(P.upstream) ?? '')).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
     expect(r.vm.lockHeld()).toBe(false);
   });
 
   // An earlier run cut off between writing upstream.conf and a reload that took: file and nginx disagree.
-  const leftover = (vm: FakeVm) => vm.containers.set('cut-off', { running: true, imageId: 'old-id', digest: OLD_DIGEST, source: 'reg.example/berth:v1', ip: '10.0.0.5' });
-  it('prepare trusts what nginx routes to, not upstream.conf: the container that really serves is kept', async () => {
-    const r = await deployWith({ kind: 'fail', at: 1_000 }, {
-      unhealthy: true,
-      setup: (vm) => {
-        leftover(vm);
-        vm.files.set(P.upstream, upstreamConf('cut-off', 'never loaded'));
-      },
+  const leftover = (vm: FakeVm) =>
+    vm.containers.set('cut-off', {
+      running: true,
+      imageId: 'old-id',
+      digest: OLD_DIGEST,
+      source: 'reg.example/berth:v1',
+      ip: '10.0.0.5',
     });
+  it('prepare trusts what nginx routes to, not upstream.conf: the container that really serves is kept', async () => {
+    const r = await deployWith(
+      { kind: 'fail', at: 1_000 },
+      {
+        unhealthy: true,
+        setup: (vm) => {
+          leftover(vm);
+          vm.files.set(P.upstream, upstreamConf('cut-off', 'never loaded'));
+        },
+      },
+    );
     expect(r.lines.join('\n')).toMatch(/the proxy routes to old, not to cut-off: keeping old/);
     expect(r.final).toMatch(/old \(the version that served before\) keeps serving/);
     expect(r.vm.routedTo()).toBe('old');
@@ -355,12 +463,17 @@ describe('the deploy flow against a fake VM, failing at every command', () => {
     expect(r.final).toMatch(/cut-off \(the version that served before\) keeps serving/);
   });
 
-  it('for every k: command k fails, or the connection drops after command k ran', { timeout: 120_000 }, async () => {
-    const total = (await deployWith(undefined)).commands;
-    for (let k = 1; k <= total; k++) {
-      for (const kind of ['fail', 'drop'] as const) assertTruthful(await deployWith({ kind, at: k }), `${kind} at ${k}/${total}`);
-    }
-  });
+  it(
+    'for every k: command k fails, or the connection drops after command k ran',
+    { timeout: 120_000 },
+    async () => {
+      const total = (await deployWith(undefined)).commands;
+      for (let k = 1; k <= total; k++) {
+        for (const kind of ['fail', 'drop'] as const)
+          assertTruthful(await deployWith({ kind, at: k }), `${kind} at ${k}/${total}`);
+      }
+    },
+  );
 });
 
 describe('the :stable fallback against a fake VM, failing at every command', () => {
@@ -369,13 +482,18 @@ describe('the :stable fallback against a fake VM, failing at every command', () 
   const setup = (vm: FakeVm) => {
     const old = vm.containers.get('old');
     if (old) old.running = false;
-    vm.images.set('berth-staging:stable', { id: 'old-id', digests: [`reg.example/berth@${OLD_DIGEST}`] });
+    vm.images.set('berth-staging:stable', {
+      id: 'old-id',
+      digests: [`reg.example/berth@${OLD_DIGEST}`],
+    });
   };
   const run = (fault: Fault) => deployWith(fault, { unhealthy: true, setup });
 
   it('brings back :stable and says so', async () => {
     const r = await run(undefined);
-    expect(r.final).toMatch(/^deploy failed: the new container did not pass the health check.*:stable \(sha256:aaaa/);
+    expect(r.final).toMatch(
+      /^deploy failed: the new container did not pass the health check.*:stable \(sha256:aaaa/,
+    );
     const serving = r.vm.routedTo();
     expect(r.vm.containers.get(serving ?? '')?.digest).toBe(OLD_DIGEST);
     expect(r.vm.lockHeld()).toBe(false);
@@ -398,7 +516,12 @@ describe('the :stable fallback against a fake VM, failing at every command', () 
           expect(r.final, ctx).not.toMatch(/now serves/);
         }
         // Whatever is not serving is not left running.
-        expect([...r.vm.containers.entries()].filter(([n, b]) => b.running && n !== serving).map(([n]) => n), ctx).toEqual([]);
+        expect(
+          [...r.vm.containers.entries()]
+            .filter(([n, b]) => b.running && n !== serving)
+            .map(([n]) => n),
+          ctx,
+        ).toEqual([]);
         if (r.vm.lockHeld()) expect(`${r.final}\n${r.lines.join('\n')}`, ctx).toMatch(/unlock/);
       }
     }

@@ -15,7 +15,9 @@ describe('remote programs', () => {
   it.skipIf(!hasShellcheck)('pass shellcheck', () => {
     expect(shellFiles).toContain('proxy.sh');
     // Throws with shellcheck's findings when there are any.
-    execFileSync('shellcheck', ['--shell=sh', ...shellFiles.map((f) => path.join(remoteDir, f))], { encoding: 'utf8' });
+    execFileSync('shellcheck', ['--shell=sh', ...shellFiles.map((f) => path.join(remoteDir, f))], {
+      encoding: 'utf8',
+    });
   });
   it('proxy.sh exits only with the codes EXIT.proxy names (1: a file it cannot write, 2: an unknown action)', () => {
     const text = readFileSync(path.join(remoteDir, 'proxy.sh'), 'utf8');

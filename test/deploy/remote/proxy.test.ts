@@ -42,11 +42,25 @@ const oldConf = c.upstreamConf('berth-staging-app-old', 'before');
 const newConf = c.upstreamConf('berth-staging-app-new', 'now');
 
 function runOnStub(cmd: RemoteCommand) {
-  return spawnSync('sh', ['-c', toShell(cmd)], { input: cmd.stdin, encoding: 'utf8', env: { ...process.env, PATH: `${path.join(stub, 'bin')}:${process.env.PATH}`, STUB: stub } });
+  return spawnSync('sh', ['-c', toShell(cmd)], {
+    input: cmd.stdin,
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${path.join(stub, 'bin')}:${process.env.PATH}`, STUB: stub },
+  });
 }
 
 function runSwitch(conf = newConf) {
-  return runOnStub(c.switchProxy({ env: 'staging', upstreamFile: file(), conf, app: 'berth-staging-app-new', path: '/health', token: 't1', tries: 3 }));
+  return runOnStub(
+    c.switchProxy({
+      env: 'staging',
+      upstreamFile: file(),
+      conf,
+      app: 'berth-staging-app-new',
+      path: '/health',
+      token: 't1',
+      tries: 3,
+    }),
+  );
 }
 
 beforeEach(() => {

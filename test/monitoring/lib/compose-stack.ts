@@ -19,8 +19,17 @@ export const HOST_PORTS = { prometheus: 8900, alertmanager: 8903, nodeExporter: 
 export const STANDINS = ['prometheus', 'alertmanager', 'node-exporter'] as const;
 const standinImage = (part: string) => `localhost/berth-test/${part}:debian`;
 
-export function sh(cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}): { code: number | null; out: string } {
-  const r = spawnSync(cmd, args, { env: engineEnv, cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeout ?? 120_000 });
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; timeout?: number } = {},
+): { code: number | null; out: string } {
+  const r = spawnSync(cmd, args, {
+    env: engineEnv,
+    cwd: opts.cwd,
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 120_000,
+  });
   return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
@@ -46,12 +55,30 @@ export interface MonitoringStack {
  * test .env, creates `network` unless given one that exists, and runs `up -d --wait` on the three
  * parts that can run here. `beforeUp` runs once the network exists (e.g. to start an app on it).
  */
-export async function startMonitoringStack(opts: { network?: string; beforeUp?: (network: string) => void } = {}): Promise<MonitoringStack> {
+export async function startMonitoringStack(
+  opts: { network?: string; beforeUp?: (network: string) => void } = {},
+): Promise<MonitoringStack> {
   for (const [name, port] of Object.entries(HOST_PORTS)) {
-    if (!(await portFree(port))) throw new Error(`127.0.0.1:${port} (${name}) is in use; the compose file publishes that fixed port`);
+    if (!(await portFree(port)))
+      throw new Error(
+        `127.0.0.1:${port} (${name}) is in use; the compose file publishes that fixed port`,
+      );
   }
   for (const part of STANDINS) {
-    const r = sh('docker', ['build', '--pull=false', '-q', '--target', part, '-t', standinImage(part), path.join(import.meta.dirname, '..', 'standin-images')], { timeout: 300_000 });
+    const r = sh(
+      'docker',
+      [
+        'build',
+        '--pull=false',
+        '-q',
+        '--target',
+        part,
+        '-t',
+        standinImage(part),
+        path.join(import.meta.dirname, '..', 'standin-images'),
+      ],
+      { timeout: 300_000 },
+    );
     if (r.code !== 0) throw new Error(`building the ${part} stand-in failed:\n${r.out}`);
   }
   const id = randomBytes(3).toString('hex');
@@ -60,7 +87,13 @@ export async function startMonitoringStack(opts: { network?: string; beforeUp?: 
   const network = opts.network ?? `berth-montest-net-${id}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-compose-'));
   // The VM's layout: the compose file and the config folders, world-readable (init_setup.sh).
-  for (const item of ['docker-compose.monitoring.yml', 'prometheus', 'alertmanager', 'grafana', 'blackbox']) {
+  for (const item of [
+    'docker-compose.monitoring.yml',
+    'prometheus',
+    'alertmanager',
+    'grafana',
+    'blackbox',
+  ]) {
     cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
   }
   chmodSync(dir, 0o755);
@@ -79,7 +112,11 @@ export async function startMonitoringStack(opts: { network?: string; beforeUp?: 
     ].join('\n'),
     { mode: 0o600 },
   );
-  const compose = (...args: string[]) => sh('docker', ['compose', '-p', project, '-f', 'docker-compose.monitoring.yml', ...args], { cwd: dir, timeout: 180_000 });
+  const compose = (...args: string[]) =>
+    sh('docker', ['compose', '-p', project, '-f', 'docker-compose.monitoring.yml', ...args], {
+      cwd: dir,
+      timeout: 180_000,
+    });
   const down = () => {
     compose('down', '-v', '--timeout', '5');
     if (ownNetwork) sh('docker', ['network', 'rm', network]);
@@ -92,7 +129,8 @@ export async function startMonitoringStack(opts: { network?: string; beforeUp?: 
   try {
     opts.beforeUp?.(network);
     const up = compose('up', '-d', '--wait', '--wait-timeout', '120', ...STANDINS);
-    if (up.code !== 0) throw new Error(`docker compose up --wait: ${up.out}\n${compose('logs', '--tail=30').out}`);
+    if (up.code !== 0)
+      throw new Error(`docker compose up --wait: ${up.out}\n${compose('logs', '--tail=30').out}`);
   } catch (err) {
     down();
     throw err;

@@ -42,17 +42,27 @@ export type Panel = {
 };
 
 export function ruleFiles(): string[] {
-  return readdirSync(rulesDir).filter((f) => f.endsWith('.yml')).sort().map((f) => path.join(rulesDir, f));
+  return readdirSync(rulesDir)
+    .filter((f) => f.endsWith('.yml'))
+    .sort()
+    .map((f) => path.join(rulesDir, f));
 }
 
 export function ruleTestFiles(): string[] {
-  return readdirSync(ruleTestsDir).filter((f) => f.endsWith('.test.yml')).sort().map((f) => path.join(ruleTestsDir, f));
+  return readdirSync(ruleTestsDir)
+    .filter((f) => f.endsWith('.test.yml'))
+    .sort()
+    .map((f) => path.join(ruleTestsDir, f));
 }
 
 export function loadRules(): Rule[] {
   return ruleFiles().flatMap((file) => {
-    const doc = parse(readFileSync(file, 'utf8')) as { groups: { name: string; rules: Omit<Rule, 'file' | 'group'>[] }[] };
-    return doc.groups.flatMap((g) => g.rules.map((r) => ({ ...r, file: path.basename(file), group: g.name })));
+    const doc = parse(readFileSync(file, 'utf8')) as {
+      groups: { name: string; rules: Omit<Rule, 'file' | 'group'>[] }[];
+    };
+    return doc.groups.flatMap((g) =>
+      g.rules.map((r) => ({ ...r, file: path.basename(file), group: g.name })),
+    );
   });
 }
 
@@ -65,8 +75,12 @@ export function loadDashboards(): Dashboard[] {
 
 export function dashboardQueries(dashboards = loadDashboards()): DashboardQuery[] {
   return dashboards.flatMap((d) => [
-    ...d.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ dashboard: d.uid, panel: p.title, expr: t.expr }))),
-    ...d.annotations.list.filter((a) => a.expr !== undefined).map((a) => ({ dashboard: d.uid, panel: `annotation ${a.name}`, expr: a.expr as string })),
+    ...d.panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ dashboard: d.uid, panel: p.title, expr: t.expr })),
+    ),
+    ...d.annotations.list
+      .filter((a) => a.expr !== undefined)
+      .map((a) => ({ dashboard: d.uid, panel: `annotation ${a.name}`, expr: a.expr as string })),
   ]);
 }
 
@@ -92,7 +106,9 @@ export function metricNames(expr: string): string[] {
     .replace(/(^|[^A-Za-z0-9_:])\d[\w.]*/g, '$1');
   const keywords = new Set(['and', 'or', 'unless', 'offset', 'bool', 'inf', 'nan']);
   const names = new Set<string>();
-  for (const m of withoutGrouping.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(?=\s*(\(|\{|\[|\)|\s|$|[-+*/<>=!,]))/g)) {
+  for (const m of withoutGrouping.matchAll(
+    /[A-Za-z_:][A-Za-z0-9_:]*(?=\s*(\(|\{|\[|\)|\s|$|[-+*/<>=!,]))/g,
+  )) {
     const name = m[0];
     const next = withoutGrouping.slice((m.index ?? 0) + name.length).trimStart();
     if (next.startsWith('(') || keywords.has(name.toLowerCase()) || /^\d/.test(name)) continue;

@@ -54,29 +54,38 @@ export function localizePrometheusConfig(shipped: unknown, local: PrometheusLoca
   global.scrape_timeout = local.scrapeInterval;
   config.rule_files = [...local.ruleFiles];
 
-  for (const am of listAt(objAt(config, 'alerting', 'prometheus.yml'), 'alertmanagers', 'prometheus.yml')) {
+  for (const am of listAt(
+    objAt(config, 'alerting', 'prometheus.yml'),
+    'alertmanagers',
+    'prometheus.yml',
+  )) {
     if (!isObj(am)) throw new Error('prometheus.yml: alertmanagers entries must be mappings');
     am.static_configs = [{ targets: [...local.alertmanagers] }];
   }
 
   const kept: Json[] = [];
   for (const job of listAt(config, 'scrape_configs', 'prometheus.yml')) {
-    if (!isObj(job) || typeof job.job_name !== 'string') throw new Error('prometheus.yml: scrape config without job_name');
+    if (!isObj(job) || typeof job.job_name !== 'string')
+      throw new Error('prometheus.yml: scrape config without job_name');
     const name = job.job_name;
-    if (!(name in local.jobs)) throw new Error(`prometheus.yml: job "${name}" has no local address; add it to jobs`);
+    if (!(name in local.jobs))
+      throw new Error(`prometheus.yml: job "${name}" has no local address; add it to jobs`);
     const target = local.jobs[name];
     if (target === null || target === undefined) continue;
     if ('targets' in target) {
-      if (!('static_configs' in job)) throw new Error(`prometheus.yml: job "${name}" is not a static job`);
+      if (!('static_configs' in job))
+        throw new Error(`prometheus.yml: job "${name}" is not a static job`);
       job.static_configs = [{ targets: [...target.targets] }];
     } else {
-      if (!('file_sd_configs' in job)) throw new Error(`prometheus.yml: job "${name}" is not a file_sd job`);
+      if (!('file_sd_configs' in job))
+        throw new Error(`prometheus.yml: job "${name}" is not a file_sd job`);
       job.file_sd_configs = [{ files: [target.file] }];
       if (target.probeVia !== undefined) {
         const toExporter = (Array.isArray(job.relabel_configs) ? job.relabel_configs : []).filter(
           (r): r is Obj => isObj(r) && r.target_label === '__address__',
         );
-        if (toExporter.length !== 1) throw new Error(`prometheus.yml: job "${name}" has no single relabelling to __address__`);
+        if (toExporter.length !== 1)
+          throw new Error(`prometheus.yml: job "${name}" has no single relabelling to __address__`);
         (toExporter[0] as Obj).replacement = target.probeVia;
       }
     }
@@ -93,7 +102,8 @@ export function localizeTargetsFile(shipped: unknown, addresses: Record<string, 
     if (!isObj(group)) throw new Error('targets file: target group must be a mapping');
     group.targets = listAt(group, 'targets', 'targets file').map((address) => {
       const local = typeof address === 'string' ? addresses[address] : undefined;
-      if (local === undefined) throw new Error(`targets file: no local address for ${String(address)}`);
+      if (local === undefined)
+        throw new Error(`targets file: no local address for ${String(address)}`);
       return local;
     });
     return group;
@@ -169,28 +179,37 @@ export function changedPaths(before: unknown, after: unknown, at = ''): string[]
   }
   if (isObj(before) && isObj(after)) {
     const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-    return [...keys].flatMap((key) => changedPaths(before[key], after[key], at === '' ? key : `${at}.${key}`));
+    return [...keys].flatMap((key) =>
+      changedPaths(before[key], after[key], at === '' ? key : `${at}.${key}`),
+    );
   }
   return Object.is(before, after) ? [] : [at];
 }
 
 /** Compose-style interpolation of one value: ${VAR}, ${VAR:-default}, ${VAR:?error}, $$. */
 export function interpolate(value: string, env: Record<string, string | undefined>): string {
-  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}/g, (match, name?: string, op?: string, arg?: string) => {
-    if (match === '$$') return '$';
-    const set = name === undefined ? undefined : env[name];
-    if (set !== undefined && set !== '') return set;
-    if (op === ':-') return arg ?? '';
-    if (op === ':?') throw new Error(`${name}: ${arg}`);
-    return '';
-  });
+  return value.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}/g,
+    (match, name?: string, op?: string, arg?: string) => {
+      if (match === '$$') return '$';
+      const set = name === undefined ? undefined : env[name];
+      if (set !== undefined && set !== '') return set;
+      if (op === ':-') return arg ?? '';
+      if (op === ':?') throw new Error(`${name}: ${arg}`);
+      return '';
+    },
+  );
 }
 
 /**
  * The command-line flags a compose service runs with, interpolated, minus the flags that name
  * container paths or addresses (the caller passes local ones instead).
  */
-export function composeFlags(command: unknown, drop: string[], env: Record<string, string | undefined>): string[] {
+export function composeFlags(
+  command: unknown,
+  drop: string[],
+  env: Record<string, string | undefined>,
+): string[] {
   if (!Array.isArray(command) || !command.every((a) => typeof a === 'string')) {
     throw new Error('compose command: expected a list of strings');
   }

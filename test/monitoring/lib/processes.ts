@@ -5,14 +5,30 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 export { freePort } from '../../helpers/net.js';
 
-export type Proc = { name: string; child: ChildProcess; logFile: string; exited: Promise<number | null> };
+export type Proc = {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<number | null>;
+};
 
-export function startProcess(name: string, cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; logFile: string; cwd?: string }): Proc {
+export function startProcess(
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; logFile: string; cwd?: string },
+): Proc {
   const log = createWriteStream(opts.logFile);
-  const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, {
+    env: opts.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   return { name, child, logFile: opts.logFile, exited };
 }
 
@@ -28,7 +44,10 @@ export function tail(proc: Proc, lines = 20): string {
 export async function stopProcess(proc: Proc | undefined, graceMs = 5_000): Promise<void> {
   if (proc === undefined || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
   proc.child.kill('SIGTERM');
-  const killed = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
+  const killed = await Promise.race([
+    proc.exited.then(() => true),
+    sleep(graceMs).then(() => false),
+  ]);
   if (!killed) {
     proc.child.kill('SIGKILL');
     await proc.exited;
@@ -36,7 +55,12 @@ export async function stopProcess(proc: Proc | undefined, graceMs = 5_000): Prom
 }
 
 /** Polls `check` until it returns a value (not undefined); fails with `what` and the last error. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, everyMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -47,7 +71,9 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       last = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     }
     await sleep(everyMs);
   }

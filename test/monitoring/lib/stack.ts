@@ -31,26 +31,49 @@ const shipped = (file: string): unknown => parse(readFileSync(file, 'utf8'));
 
 /** Writes the shipped prometheus.yml, localized, to `file`. */
 export function writeLocalPrometheusConfig(file: string, local: PrometheusLocal): void {
-  writeFileSync(file, stringify(localizePrometheusConfig(shipped(path.join(prometheusDir, 'prometheus.yml')), local)));
+  writeFileSync(
+    file,
+    stringify(localizePrometheusConfig(shipped(path.join(prometheusDir, 'prometheus.yml')), local)),
+  );
 }
 
 /** Writes the shipped prometheus/targets/<name>, its addresses mapped, to `file`. */
-export function writeLocalTargets(file: string, name: string, addresses: Record<string, string>): void {
-  writeFileSync(file, stringify(localizeTargetsFile(shipped(path.join(prometheusDir, 'targets', name)), addresses)));
+export function writeLocalTargets(
+  file: string,
+  name: string,
+  addresses: Record<string, string>,
+): void {
+  writeFileSync(
+    file,
+    stringify(localizeTargetsFile(shipped(path.join(prometheusDir, 'targets', name)), addresses)),
+  );
 }
 
 /** Writes the shipped alertmanager.yml, localized, to `file`. */
 export function writeLocalAlertmanagerConfig(file: string, local: AlertmanagerLocal): void {
-  writeFileSync(file, stringify(localizeAlertmanagerConfig(shipped(path.join(alertmanagerDir, 'alertmanager.yml')), local)));
+  writeFileSync(
+    file,
+    stringify(
+      localizeAlertmanagerConfig(shipped(path.join(alertmanagerDir, 'alertmanager.yml')), local),
+    ),
+  );
 }
 
 /** The command-line flags of a compose service, minus the flags that name paths or addresses. */
 export function shippedFlags(service: string, drop: string[]): string[] {
-  const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as { services: Record<string, { command: unknown }> };
+  const compose = parse(readFileSync(composeFile, 'utf8'), { merge: true }) as {
+    services: Record<string, { command: unknown }>;
+  };
   return composeFlags(compose.services[service]?.command, drop, { PATH: process.env.PATH });
 }
 
-type Start = { work: string; port: number; configFile: string; logName: string; extraArgs?: string[] };
+type Start = {
+  work: string;
+  port: number;
+  configFile: string;
+  logName: string;
+  extraArgs?: string[];
+};
 
 export function startPrometheus(opts: Start & { env: Record<string, string> }): Proc {
   return startProcess(
@@ -72,7 +95,9 @@ export function startPrometheus(opts: Start & { env: Record<string, string> }): 
  * Alertmanager through the shipped entrypoint.sh. `env` carries what .env would pass
  * (SLACK_WEBHOOK_URL, HEARTBEAT_URL); the entrypoint's private files go into `work`.
  */
-export function startAlertmanager(opts: Start & { env: Record<string, string>; webhookFile: string }): Proc {
+export function startAlertmanager(
+  opts: Start & { env: Record<string, string>; webhookFile: string },
+): Proc {
   return startProcess(
     'alertmanager',
     'sh',
@@ -100,9 +125,13 @@ export function startAlertmanager(opts: Start & { env: Record<string, string>; w
 
 /** Resolves once `url` answers 2xx; fails at once with the log's tail if the process exits. */
 export async function untilReady(proc: Proc, url: string): Promise<void> {
-  await waitFor(`${proc.name} at ${url}`, async () => {
-    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited:\n${tail(proc)}`);
-    const res = await fetch(url);
-    return res.ok ? true : undefined;
-  }, 60_000);
+  await waitFor(
+    `${proc.name} at ${url}`,
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited:\n${tail(proc)}`);
+      const res = await fetch(url);
+      return res.ok ? true : undefined;
+    },
+    60_000,
+  );
 }
