@@ -5,4 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci
 bash scripts/test-env/setup.sh
-npx vitest run "$@"
+started=$SECONDS
+status=0
+npx vitest run "$@" || status=$?
+echo "== vitest: $((SECONDS - started)) s"
+exit "$status"
