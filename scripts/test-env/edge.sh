@@ -4,17 +4,14 @@
 # certificate for pebble (Debian ships none). `up` only installs and makes the certificate;
 # every test starts its own pebble, challtestsrv and caddy on free loopback ports in a temp dir
 # and stops them. Debian's caddy.service is kept from starting (it would take :80).
-# Self-contained on purpose (the shared lib.sh is being rewritten); writes .test-env/edge.env.
+# Writes .test-env/edge.env.
 set -euo pipefail
 
 LOG_TAG=edge.sh
-STATE="${BERTH_TEST_STATE:-/var/lib/berth-test}"
+# shellcheck source=scripts/test-env/lib.sh
+. "$(dirname "$0")/lib.sh"
 EDGE_STATE="$STATE/edge"
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-TEST_ENV_FILE="$REPO_ROOT/.test-env/edge.env"
-
-log() { printf '%s: %s\n' "$LOG_TAG" "$*"; }
-die() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 1; }
+TEST_ENV_FILE="$TEST_ENV_DIR/edge.env"
 
 missing_pkgs() {
   local missing=()
@@ -24,22 +21,6 @@ missing_pkgs() {
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' '
-}
-
-apt_install() {
-  [ "$#" -gt 0 ] || return 0
-  [ "$(id -u)" = 0 ] || die "need root to apt-get install $*"
-  log "installing $*"
-  mkdir -p "$STATE/logs"
-  export DEBIAN_FRONTEND=noninteractive
-  local policy=/usr/sbin/policy-rc.d created=0 rc=0
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
-  local apt=(apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends)
-  "${apt[@]}" "$@" >>"$STATE/logs/apt.log" 2>&1 \
-    || { apt-get -o DPkg::Lock::Timeout=600 update -qq >>"$STATE/logs/apt.log" 2>&1 && "${apt[@]}" "$@" >>"$STATE/logs/apt.log" 2>&1; } \
-    || rc=$?
-  if [ "$created" = 1 ]; then rm -f "$policy"; fi
-  [ "$rc" = 0 ] || die "apt-get install $* failed, see $STATE/logs/apt.log"
 }
 
 # pebble's own TLS listener (ACME directory on 14000, management on 15000): a self-signed
@@ -74,9 +55,7 @@ up() {
   mkdir -p "$(dirname "$TEST_ENV_FILE")"
   local content
   content="$(printf 'EDGE_PEBBLE_CERT=%s\nEDGE_PEBBLE_KEY=%s\n' "$EDGE_STATE/pebble-listener.crt" "$EDGE_STATE/pebble-listener.key")"
-  if [ ! -f "$TEST_ENV_FILE" ] || [ "$(cat "$TEST_ENV_FILE")" != "$content" ]; then
-    printf '%s\n' "$content" >"$TEST_ENV_FILE"
-  fi
+  write_if_changed "$TEST_ENV_FILE" "$content" || true
   log "$(caddy version 2>/dev/null | head -n1 | cut -d' ' -f1), pebble $(dpkg-query -W -f='${Version}' pebble 2>/dev/null), listener cert $EDGE_STATE/pebble-listener.crt"
 }
 
