@@ -64,8 +64,9 @@ export function parseInvocation(argv: string[]): Invocation {
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.help || command === 'help' || command === undefined)
-    return { command: 'help', json: false };
+  if (values.help || command === 'help') return { command: 'help', json: false };
+  if (command === undefined)
+    throw new UsageError('which command? (deploy, rollback, status, history, unlock)');
   if (!['deploy', 'rollback', 'status', 'history', 'unlock'].includes(command))
     throw new UsageError(`unknown command "${command}"`);
   const env = values.env;

@@ -72,12 +72,22 @@ export function healthyDigests(entries: HistoryEntry[]): string[] {
   return seen;
 }
 
-/** The last healthy entry whose digest is not the one serving now (what `rollback` goes back to). */
+/**
+ * What `rollback` goes back to: the healthy deploy made before the one serving now. Rollbacks walk
+ * back through the deploys (deploy A, deploy B, rollback to A, rollback again: the deploy before
+ * A), never forth to the version just rolled away from. With nothing serving, the newest healthy.
+ */
 export function previousHealthy(
   entries: HistoryEntry[],
   current: string | undefined,
 ): HistoryEntry | undefined {
-  return [...entries].reverse().find((e) => e.result === 'ok' && e.digest !== current);
+  const deploys = entries.filter((e) => e.result === 'ok' && e.action === 'deploy');
+  const at = current === undefined ? -1 : deploys.map((e) => e.digest).lastIndexOf(current);
+  if (at < 0) return [...entries].reverse().find((e) => e.result === 'ok' && e.digest !== current);
+  return deploys
+    .slice(0, at)
+    .reverse()
+    .find((e) => e.digest !== current);
 }
 
 /**

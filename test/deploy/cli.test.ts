@@ -37,6 +37,8 @@ describe('arguments', () => {
     [['launch'], /unknown command "launch"/],
     [['status', '--force'], /Unknown option/],
     [['rollback', '--env', 'staging', 'a', 'b'], /at most one VERSION/],
+    [['--env', 'staging', '--image', 'x'], /which command\?/],
+    [[], /which command\?/],
   ])('refuses %j', async (argv, message) => {
     const io = capture();
     expect(await main(argv, { env: {}, repoRoot, io })).toBe(2);

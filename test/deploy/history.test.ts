@@ -38,6 +38,19 @@ describe('history', () => {
     expect(previousHealthy(log, undefined)?.digest).toBe(log[3]?.digest);
     expect(previousHealthy([e('aa', 'ok')], log[0]?.digest)).toBeUndefined();
   });
+  it('walks back on every rollback, never forth to the version just rolled away from', () => {
+    const rolledBack = (entry: HistoryEntry): HistoryEntry => ({ ...entry, action: 'rollback' });
+    const [a, b, c] = [e('aa', 'ok'), e('bb', 'ok'), e('cc', 'ok')];
+    const walk: HistoryEntry[] = [a, b, c];
+    // Serving C: back to B; then (B serving after a rollback) back to A; then nothing earlier.
+    expect(previousHealthy(walk, c.digest)?.digest).toBe(b.digest);
+    walk.push(rolledBack(b));
+    expect(previousHealthy(walk, b.digest)?.digest).toBe(a.digest);
+    walk.push(rolledBack(a));
+    expect(previousHealthy(walk, a.digest)).toBeUndefined();
+    // A version deployed again counts from its newest deploy.
+    expect(previousHealthy([a, b, a], a.digest)?.digest).toBe(b.digest);
+  });
   it('finds a named version by digest, digest prefix, image or tag, never a failed one', () => {
     expect(findVersion(log, log[0]?.digest ?? '')?.image).toBe('r/b:aa');
     expect(findVersion(log, 'bb00000')?.image).toBe('r/b:bb');

@@ -23,4 +23,9 @@ describe('lock scripts in a real shell', () => {
     sh(c.releaseLock(lock, 'who=b token=2'));
     expect(sh(c.takeLock(lock, 'who=c token=3')).code).toBe(0);
   });
+  it('is taken in an environment whose directory does not exist yet (a first deploy there)', () => {
+    const lock = path.join(tmp, 'never-set-up', '.deploy-lock');
+    expect(sh(c.takeLock(lock, 'who=a token=1'))).toEqual({ code: 0, out: '' });
+    expect(sh(c.breakLock(lock)).out).toBe('who=a token=1\n');
+  });
 });
