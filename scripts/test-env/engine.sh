@@ -62,7 +62,12 @@ install_host_packages() {
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   [ -x /usr/bin/python3 ] || missing+=(python3)  # the runtime wrapper's interpreter
+  [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)  # copied into the base image
   apt_install "${missing[@]}"
+  # The package's own registry would hold :5000 after a reboot of a systemd machine.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 }
 
 # Downloads the engine's packages with a private apt state (the machine's own apt stays on
@@ -175,6 +180,7 @@ EOF
   "data-root": "$STATE/docker",
   "exec-root": "$RUN_DIR/docker",
   "pidfile": "$RUN_DIR/dockerd.own.pid",
+  "shutdown-timeout": 20,
   "userland-proxy-path": "$ENGINE_ROOT/usr/sbin/docker-proxy",
   "runtimes": { "runcnr": { "path": "$WRAPPER" } },
   "default-runtime": "runcnr"
@@ -194,6 +200,9 @@ start_containerd() {
 
 start_dockerd() {
   running "$DOCKERD_PID" "$ENGINE_DIR/daemon.json" && return 0
+  # dockerd refuses to start while its own pidfile names a live process: after a KILL or a
+  # machine reboot that number may belong to anything.
+  rm -f "$RUN_DIR/dockerd.own.pid"
   # systemd makes / a shared mount on every VM; node-exporter's `/:/host:ro,rslave` needs it.
   [ "$(findmnt -no PROPAGATION /)" = shared ] || mount --make-rshared /
   rm -f "$SOCK"
@@ -208,8 +217,9 @@ start_dockerd() {
 }
 
 stop_engine() {
-  # dockerd first: it stops the containers (their restart policy is kept for the next start).
-  stop_daemon "dockerd" "$DOCKERD_PID" "$ENGINE_DIR/daemon.json"
+  # dockerd first: it stops the containers (their restart policy is kept for the next start),
+  # giving each up to its stop timeout within its own shutdown-timeout (20 s); then KILL.
+  stop_daemon "dockerd" "$DOCKERD_PID" "$ENGINE_DIR/daemon.json" 40
   stop_daemon "containerd" "$CONTAINERD_PID" "$ENGINE_DIR/containerd.toml"
 }
 

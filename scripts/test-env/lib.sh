@@ -89,20 +89,22 @@ start_daemon() {
   echo $! >"$pidfile"
 }
 
-# stop_daemon NAME PIDFILE EXPECT: TERM, up to 10 s, then KILL.
+# stop_daemon NAME PIDFILE EXPECT [SECONDS]: TERM, up to SECONDS (default 10), then KILL. Polls
+# with `running`, not `kill -0`: where nothing reaps orphans, a stopped daemon stays a zombie
+# (which `kill -0` still finds) with an empty command line.
 stop_daemon() {
-  local name="$1" pidfile="$2" expect="$3" pid i
+  local name="$1" pidfile="$2" expect="$3" seconds="${4:-10}" pid i
   if ! running "$pidfile" "$expect"; then
     rm -f "$pidfile"
     return 0
   fi
   pid="$(cat "$pidfile")"
   kill -TERM "$pid"
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
+  for ((i = 0; i < seconds * 5; i++)); do
+    running "$pidfile" "$expect" || break
     sleep 0.2
   done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+  if running "$pidfile" "$expect"; then kill -KILL "$pid"; fi
   rm -f "$pidfile"
   log "stopped $name (pid $pid)"
 }

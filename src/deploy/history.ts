@@ -73,21 +73,27 @@ export function healthyDigests(entries: HistoryEntry[]): string[] {
 }
 
 /**
- * What `rollback` goes back to: the healthy deploy made before the one serving now. Rollbacks walk
- * back through the deploys (deploy A, deploy B, rollback to A, rollback again: the deploy before
- * A), never forth to the version just rolled away from. With nothing serving, the newest healthy.
+ * What `rollback` goes back to. The history replays as a stack of what served: a deploy pushes its
+ * version, a rollback pops back down to the version it went to (or pushes it, when it was named
+ * from further away). The answer is the entry under the top, so rollbacks walk back (deploy A,
+ * deploy B, rollback to A, rollback again: what served before A), never forth to the version just
+ * rolled away from. With nothing recorded as serving `current`, the newest healthy other version.
  */
 export function previousHealthy(
   entries: HistoryEntry[],
   current: string | undefined,
 ): HistoryEntry | undefined {
-  const deploys = entries.filter((e) => e.result === 'ok' && e.action === 'deploy');
-  const at = current === undefined ? -1 : deploys.map((e) => e.digest).lastIndexOf(current);
-  if (at < 0) return [...entries].reverse().find((e) => e.result === 'ok' && e.digest !== current);
-  return deploys
-    .slice(0, at)
-    .reverse()
-    .find((e) => e.digest !== current);
+  const served: HistoryEntry[] = [];
+  for (const e of entries) {
+    if (e.result !== 'ok') continue;
+    const at = e.action === 'rollback' ? served.map((s) => s.digest).lastIndexOf(e.digest) : -1;
+    if (at >= 0) served.length = at + 1;
+    else if (served.at(-1)?.digest !== e.digest) served.push(e);
+  }
+  if (current !== undefined && served.at(-1)?.digest === current) {
+    return [...served].reverse().find((e) => e.digest !== current);
+  }
+  return [...entries].reverse().find((e) => e.result === 'ok' && e.digest !== current);
 }
 
 /**

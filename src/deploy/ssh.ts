@@ -165,7 +165,7 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
                 reject(
                   new SshError(
                     'timeout',
-                    `\`${cmd.argv.slice(0, 3).join(' ')}\` took longer than ${Math.round(timeoutMs / 1000)} s on the VM`,
+                    `${cmd.name} took longer than ${Math.round(timeoutMs / 1000)} s on the VM`,
                   ),
                 ),
               timeoutMs,

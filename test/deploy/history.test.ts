@@ -48,8 +48,17 @@ describe('history', () => {
     expect(previousHealthy(walk, b.digest)?.digest).toBe(a.digest);
     walk.push(rolledBack(a));
     expect(previousHealthy(walk, a.digest)).toBeUndefined();
-    // A version deployed again counts from its newest deploy.
-    expect(previousHealthy([a, b, a], a.digest)?.digest).toBe(b.digest);
+    // A version deployed again counts from its newest deploy, and rolling back from it walks on
+    // past the older copy of itself instead of bouncing between two versions.
+    const again: HistoryEntry[] = [a, b, a];
+    expect(previousHealthy(again, a.digest)?.digest).toBe(b.digest);
+    again.push(rolledBack(b));
+    expect(previousHealthy(again, b.digest)?.digest).toBe(a.digest);
+    again.push(rolledBack(a));
+    expect(previousHealthy(again, a.digest)).toBeUndefined();
+    // After a rollback, a new deploy rolls back to what served before it, not to what was left.
+    const after: HistoryEntry[] = [a, b, rolledBack(a), c];
+    expect(previousHealthy(after, c.digest)?.digest).toBe(a.digest);
   });
   it('finds a named version by digest, digest prefix, image or tag, never a failed one', () => {
     expect(findVersion(log, log[0]?.digest ?? '')?.image).toBe('r/b:aa');

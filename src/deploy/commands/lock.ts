@@ -3,14 +3,14 @@ import { EXIT } from '../limits.js';
 import { sh, type RemoteCommand } from './command.js';
 
 /**
- * Exit 0 = taken; exit EXIT.lockHeld = held by someone else, whose holder line is printed. The
- * environment's directory is made first (a first deploy to an environment nobody set up), so a
- * failing mkdir of the lock itself always means it is held.
+ * Exit 0 = taken; exit EXIT.lockHeld = held by someone else, whose holder line is printed; any
+ * other failure (permissions, a full or read-only disk) exits 1 with mkdir's own message. The
+ * environment's directory is made first: a first deploy to an environment nobody set up.
  */
 export const takeLock = (lockDir: string, holder: string): RemoteCommand =>
   sh(
     'lock.take',
-    `mkdir -p "$(dirname "$1")" || exit 1; if mkdir "$1" 2>/dev/null; then printf "%s\\n" "$2" > "$1/holder"; else cat "$1/holder" 2>/dev/null || echo "someone (no holder file yet)"; exit ${EXIT.lockHeld}; fi`,
+    `mkdir -p "$(dirname "$1")" || exit 1; if err=$(mkdir "$1" 2>&1); then printf "%s\\n" "$2" > "$1/holder"; elif [ -d "$1" ]; then cat "$1/holder" 2>/dev/null || echo "someone (no holder file yet)"; exit ${EXIT.lockHeld}; else echo "$err" >&2; exit 1; fi`,
     lockDir,
     holder,
   );

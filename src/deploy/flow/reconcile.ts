@@ -106,15 +106,17 @@ async function writeFiles(run: Run): Promise<void> {
   ).stdout;
   if (seeded.includes('copied'))
     run.report.info(
-      `created ${p.appEnv} as a copy of ${p.env}: the app's settings now live there (see README, app.env)`,
+      `created ${p.appEnv} as a copy of ${p.env}: the app's settings now live there (see docs/image-and-vm.md, app.env)`,
     );
+  else if (seeded.includes('created'))
+    run.report.info(`created ${p.appEnv} with defaults (the app's settings: edit it on the VM)`);
   const created = await run.must(
     writeFileIfMissing(p.env, defaultDotEnv(run.env)),
     `cannot create ${p.env}`,
   );
   if (created.stdout.includes('created'))
     run.report.info(
-      `created ${p.env} and ${p.appEnv} with defaults (edit them on the VM: compose's settings and the app's)`,
+      `created ${p.env} with defaults (compose's settings, e.g. APP_PORT: edit it on the VM)`,
     );
   await run.must(
     ensureNetwork(run.cfg.network),

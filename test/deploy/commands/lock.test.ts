@@ -23,6 +23,11 @@ describe('lock scripts in a real shell', () => {
     sh(c.releaseLock(lock, 'who=b token=2'));
     expect(sh(c.takeLock(lock, 'who=c token=3')).code).toBe(0);
   });
+  it('says why when the lock cannot be made at all, instead of calling it held', () => {
+    const r = sh(c.takeLock('/proc/berth-cannot/.deploy-lock', 'who=a token=1'));
+    expect(r.code).toBe(1);
+    expect(r.code).not.toBe(EXIT.lockHeld);
+  });
   it('is taken in an environment whose directory does not exist yet (a first deploy there)', () => {
     const lock = path.join(tmp, 'never-set-up', '.deploy-lock');
     expect(sh(c.takeLock(lock, 'who=a token=1'))).toEqual({ code: 0, out: '' });

@@ -90,7 +90,11 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
     monitoring = await startMonitoringStack();
   }, 900_000);
 
-  afterAll(() => {
+  afterAll(async () => {
+    // Whatever happened above, the engine every later test needs is up again.
+    await run('bash', [engineScript, 'up'], { timeout: 600_000 }).catch((err: Error) =>
+      console.error(`engine.sh up: ${err.message}`),
+    );
     monitoring?.down();
     releaseVm();
   });
