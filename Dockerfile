@@ -25,8 +25,9 @@ RUN npm run build && find dist -name '*.map' -delete
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=peer: node-pg-migrate names @types/pg as an optional peer; the service needs no types.
-RUN npm ci --omit=dev --omit=peer --ignore-scripts --no-audit --no-fund \
+# --omit=optional: node-pg-migrate names @types/pg as an optional peer (npm then installs it even
+# without dev), and pg's pg-cloudflare is only for Cloudflare Workers; the service needs neither.
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
  && find node_modules -type d \( -name test -o -name tests -o -name __tests__ \) -prune -exec rm -rf {} + \
  && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
       -o -name '*.test.js' -o -name '*.spec.js' \) -delete

@@ -184,7 +184,8 @@ describe.skipIf(!ok)('the service image', () => {
     // The image's own check command; only its timing is shortened, so dockerd gives up in seconds
     // rather than after the 15 s start period and three 10 s intervals.
     const name = await start(
-      '--health-start-period=0s',
+      // 1 s, not 0: a zero value inherits the image's 15 s start period.
+      '--health-start-period=1s',
       '--health-interval=1s',
       '--health-retries=2',
       image.ref,
@@ -192,7 +193,7 @@ describe.skipIf(!ok)('the service image', () => {
       '-e',
       'setTimeout(() => {}, 60_000)',
     );
-    expect(await waitForHealth(name, 'unhealthy', 20_000)).toBe('unhealthy');
+    expect(await waitForHealth(name, 'unhealthy', 30_000)).toBe('unhealthy');
     expect(await docker('ps', '--filter', `name=^${name}$`, '--format', '{{.Status}}')).toMatch(
       /\(unhealthy\)/,
     );
