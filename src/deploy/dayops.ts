@@ -97,7 +97,7 @@ export async function showLogs(
   const r = await exec.stream(containerLogStream(container, req), {
     onStdout: (c) => out.push(c),
     onStderr: (c) => err.push(c),
-    stdin: 'hold',
+    stdin: { hold: true },
     signal,
   });
   out.flush();
@@ -128,9 +128,11 @@ export async function execOneOff(
 ): Promise<number> {
   const live = await liveApp(exec, cfg, env);
   const name = oneOffName(env);
-  const write =
-    io.write?.bind(io) ??
-    ((to: 'out' | 'err', chunk: string) => (to === 'out' ? io.out : io.err)(chunk));
+  const write = (to: 'out' | 'err', chunk: string): void => {
+    if (io.write) io.write(to, chunk);
+    else if (to === 'out') io.out(chunk);
+    else io.err(chunk);
+  };
   const r = await exec.stream(
     runOneOff({
       env,

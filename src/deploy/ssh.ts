@@ -58,11 +58,11 @@ export interface StreamOptions {
   onStdout(chunk: string): void;
   onStderr(chunk: string): void;
   /**
-   * What the command reads: a string, a stream (piped, ended when it ends), or `'hold'`: nothing,
-   * but stdin stays open until the command ends or is aborted (see `untilHangup` in commands/command.ts).
-   * Left out: stdin is closed at once.
+   * What the command reads: text, a stream (piped, ended when it ends), or `{ hold: true }`:
+   * nothing, but stdin stays open until the command ends or is aborted (see `untilHangup` in
+   * commands/command.ts). Left out: the command's own `stdin`, else closed at once.
    */
-  stdin?: string | Readable | 'hold';
+  stdin?: string | Readable | { hold: true };
   /** A terminal on the VM (`ssh -t`): for interactive commands. */
   pty?: boolean;
   /** Ends the command: the channel gets SIGINT, then is closed (which closes its stdin). */
@@ -288,10 +288,10 @@ export async function connect(
           );
           const input = so.stdin ?? cmd.stdin;
           if (input === undefined) channel.end();
-          else if (input === 'hold') {
+          else if (typeof input === 'string') channel.end(input);
+          else if ('hold' in input) {
             // stdin stays open: the remote side learns that we left when the channel closes.
-          } else if (typeof input === 'string') channel.end(input);
-          else {
+          } else {
             input.pipe(channel);
             detach.push(() => input.unpipe(channel));
           }

@@ -48,7 +48,7 @@ export const shellProgram = (
 /**
  * Runs `cmd` and ends it when our side of the SSH channel goes away. Without a terminal, sshd
  * sends no hangup, so a `docker logs --follow` would stay on the VM until it next wrote a line.
- * This wrapper keeps the channel's stdin open (the executor's `stdin: 'hold'`), watches it, and
+ * This wrapper keeps the channel's stdin open (the executor's `stdin: { hold: true }`), watches it, and
  * stops the command (SIGTERM) as soon as it ends. Its arguments stay arguments ("$@").
  */
 export const untilHangup = (cmd: RemoteCommand): RemoteCommand =>
