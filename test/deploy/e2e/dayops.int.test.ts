@@ -126,7 +126,7 @@ describe.skipIf(!vmReady)('day-two operations on the test VM', () => {
     const run = startCli(['logs', '--env', env, '--follow', '--tail', '0']);
     await waitFor('docker logs on the VM', async () => (await remoteDockerLogs()).length > 0);
     const id = await request('dayops-follow');
-    await waitFor('the new line', async () => run.output().includes(id), 15_000);
+    await waitFor('the new line', () => Promise.resolve(run.output().includes(id)), 15_000);
     process.kill(-(run.child.pid ?? 0), 'SIGINT');
     const r = await run.done;
     expect([0, 130], explain(r)).toContain(r.code);
@@ -182,7 +182,11 @@ describe.skipIf(!vmReady)('day-two operations on the test VM', () => {
       '-e',
       'console.log("up");setTimeout(()=>{},60000)',
     ]);
-    await waitFor('the one-off to start', async () => run.output().includes('up'), 30_000);
+    await waitFor(
+      'the one-off to start',
+      () => Promise.resolve(run.output().includes('up')),
+      30_000,
+    );
     expect(await oneOffs()).not.toBe('');
     process.kill(-(run.child.pid ?? 0), 'SIGINT');
     const r = await run.done;
