@@ -133,27 +133,41 @@ export async function execOneOff(
     else if (to === 'out') io.out(chunk);
     else io.err(chunk);
   };
-  const r = await exec.stream(
-    runOneOff({
-      env,
-      name,
-      image: live.imageId,
-      envFile: envPaths(cfg.remoteDir, env).appEnv,
-      sharedNetwork: cfg.network,
-      tty: req.tty,
-      command: req.command,
-    }),
-    {
-      onStdout: (c) => write('out', c),
-      onStderr: (c) => write('err', c),
-      stdin: req.stdin,
-      pty: req.tty,
-      signal,
-    },
-  );
+  // An interrupted client does not end `docker run` on the VM (sshd keeps the session until its
+  // command exits, and PID 1 in a container ignores SIGINT): removing the container does.
+  const remove = () => exec.run(removeOneOff(name), quick).catch(() => undefined);
+  let removing: Promise<unknown> | undefined;
+  const onAbort = (): void => {
+    removing = remove();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let r;
+  try {
+    r = await exec.stream(
+      runOneOff({
+        env,
+        name,
+        image: live.imageId,
+        envFile: envPaths(cfg.remoteDir, env).appEnv,
+        sharedNetwork: cfg.network,
+        tty: req.tty,
+        command: req.command,
+      }),
+      {
+        onStdout: (c) => write('out', c),
+        onStderr: (c) => write('err', c),
+        stdin: req.stdin,
+        pty: req.tty,
+        signal,
+      },
+    );
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
   if (r.aborted) {
-    // --rm removes it when it ends by itself; an interrupted client does not end it.
-    await exec.run(removeOneOff(name), quick);
+    await removing;
+    // Once more: an interrupt before `docker run` had created it finds nothing the first time.
+    await remove();
     return 130;
   }
   return r.code;
