@@ -13,8 +13,9 @@ import { TIMEOUT_MS } from './limits.js';
 import { breakIt, LockHeldError } from './lock.js';
 import { consoleOutput, failureLine, Reporter, type Output, type Result } from './report.js';
 import { envPaths } from './paths.js';
-import { connect, redact, SshError, type Executor } from './ssh.js';
+import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
 import { envStatus, historyText, statusTable } from './status.js';
+import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
 
 export const usage = `Usage: npm run deploy -- <command> [options]
 
@@ -24,6 +25,12 @@ Commands:
   status   [--env ENV]             what runs in each environment: health, version, digest, since when
   history  --env ENV               every deploy and rollback of ENV
   unlock   --env ENV               break a stale deploy lock (prints who held it)
+  lock status --env ENV            who holds the deploy lock, since when, doing what (or "not locked")
+  logs     --env ENV [--follow] [--since 10m] [--tail N] [--grep TEXT] [--proxy]
+                                   the live app's (or the proxy's) logs; Ctrl-C ends --follow
+  exec     --env ENV [--interactive] -- CMD [ARG...]
+                                   CMD in a one-off container of the live image (app.env, its
+                                   networks and hardening); its exit code; removed afterwards
 
 Options:
   --env ENV    ${environments.join(' | ')}
@@ -37,19 +44,42 @@ DEPLOY_LOCK_WAIT_S, PROXY_IMAGE. See the README's deploy section.`;
 
 class UsageError extends Error {}
 
+const COMMANDS = ['deploy', 'rollback', 'status', 'history', 'unlock', 'lock', 'logs', 'exec'];
+
 export interface Invocation {
-  command: 'deploy' | 'rollback' | 'status' | 'history' | 'unlock' | 'help';
+  command:
+    | 'deploy'
+    | 'rollback'
+    | 'status'
+    | 'history'
+    | 'unlock'
+    | 'lock-status'
+    | 'logs'
+    | 'exec'
+    | 'help';
   env?: EnvName;
   image?: string;
   version?: string;
   json: boolean;
+  logs?: LogsRequest;
+  /** exec: the command after `--`, and whether it wants a terminal. */
+  run?: string[];
+  interactive?: boolean;
 }
 
+/** docker logs --since: a duration (10m, 1h30m, 90s), a date/time (RFC 3339) or a Unix time. */
+const SINCE =
+  /^(?:(?:\d+(?:\.\d+)?(?:ms|s|m|h))+|\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?|\d+(?:\.\d+)?)$/;
+
 export function parseInvocation(argv: string[]): Invocation {
+  // Everything after the first `--` is exec's command, never options of ours.
+  const dashes = argv.indexOf('--');
+  const head = dashes < 0 ? argv : argv.slice(0, dashes);
+  const tail = dashes < 0 ? [] : argv.slice(dashes + 1);
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: head,
       allowPositionals: true,
       strict: true,
       options: {
@@ -57,6 +87,12 @@ export function parseInvocation(argv: string[]): Invocation {
         image: { type: 'string', short: 'i' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        follow: { type: 'boolean', short: 'f' },
+        since: { type: 'string' },
+        tail: { type: 'string', short: 'n' },
+        grep: { type: 'string' },
+        proxy: { type: 'boolean' },
+        interactive: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -65,20 +101,53 @@ export function parseInvocation(argv: string[]): Invocation {
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   if (values.help || command === 'help') return { command: 'help', json: false };
-  if (command === undefined)
-    throw new UsageError('which command? (deploy, rollback, status, history, unlock)');
-  if (!['deploy', 'rollback', 'status', 'history', 'unlock'].includes(command))
-    throw new UsageError(`unknown command "${command}"`);
+  if (command === undefined) throw new UsageError(`which command? (${COMMANDS.join(', ')})`);
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (command === 'lock' && rest.shift() !== 'status')
+    throw new UsageError('lock takes one sub-command: lock status --env ENV');
+  const logsOnly = ['follow', 'since', 'tail', 'grep', 'proxy'] as const;
+  for (const o of logsOnly)
+    if (command !== 'logs' && values[o] !== undefined)
+      throw new UsageError(`--${o} is only for logs`);
+  if (command !== 'exec' && values.interactive !== undefined)
+    throw new UsageError('--interactive is only for exec');
+  if (command !== 'exec' && tail.length > 0)
+    throw new UsageError(`unexpected argument "${tail[0]}" (only exec takes a command after --)`);
   const env = values.env;
   if (env !== undefined && !isEnvName(env))
     throw new UsageError(`--env must be one of ${environments.join(', ')} (got "${env}")`);
   if (command !== 'status' && env === undefined)
     throw new UsageError(`${command} needs --env (${environments.join(' | ')})`);
   const inv: Invocation = {
-    command: command as Invocation['command'],
+    command: command === 'lock' ? 'lock-status' : (command as Invocation['command']),
     env,
     json: values.json ?? false,
   };
+  if (command === 'logs') {
+    const tailN = values.tail;
+    if (tailN !== undefined && !/^\d+$/.test(tailN))
+      throw new UsageError(`--tail must be a number of lines (got "${tailN}")`);
+    if (values.since !== undefined && !SINCE.test(values.since))
+      throw new UsageError(
+        `--since must be a duration (10m, 1h30m), a date/time (2026-01-01T10:00:00Z) or a Unix time (got "${values.since}")`,
+      );
+    if (values.grep === '') throw new UsageError('--grep needs some text');
+    inv.logs = {
+      follow: values.follow ?? false,
+      since: values.since,
+      tail: tailN === undefined ? undefined : Number(tailN),
+      grep: values.grep,
+      proxy: values.proxy ?? false,
+    };
+  }
+  if (command === 'exec') {
+    if (rest.length > 0)
+      throw new UsageError(`put the command after --: exec --env ENV -- ${rest.join(' ')}`);
+    if (tail.length === 0)
+      throw new UsageError('exec needs a command after --: exec --env ENV -- CMD');
+    inv.run = tail;
+    inv.interactive = values.interactive ?? false;
+  }
   if (command === 'deploy') {
     if (!values.image)
       throw new UsageError('deploy needs --image REF (repo:tag or repo@sha256:...)');
@@ -104,6 +173,8 @@ export interface MainOptions {
   env: Record<string, string | undefined>;
   repoRoot: string;
   io?: Output;
+  /** exec's stdin (default process.stdin). */
+  stdin?: NodeJS.ReadStream;
   /** Signals to trap (the entry passes process); tests leave it out. */
   signals?: NodeJS.EventEmitter;
 }
@@ -143,9 +214,10 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
       process.exit(130);
     }
     interrupted = true;
-    io.err(
-      `${sig}: stopping, removing what this run started and releasing the lock (${sig} again to quit at once)`,
-    );
+    if (inv.command === 'deploy' || inv.command === 'rollback')
+      io.err(
+        `${sig}: stopping, removing what this run started and releasing the lock (${sig} again to quit at once)`,
+      );
     controller.abort();
   };
   const onInt = () => onSignal('SIGINT');
@@ -154,8 +226,8 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
   o.signals?.on('SIGTERM', onTerm);
 
   const reporter = new Reporter(io);
-  let exec: Executor | undefined;
-  const extra: Executor[] = [];
+  let exec: StreamingExecutor | undefined;
+  const extra: StreamingExecutor[] = [];
   const action = inv.command;
   const result: Result = {
     ok: false,
@@ -172,12 +244,45 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
     return interrupted && code !== 0 ? 130 : code;
   };
   try {
-    exec = await reporter.step(
-      'connect',
-      () => connect(cfg),
-      (e) => e.target,
-    );
+    // logs, exec and lock status print only what was asked for: no step lines.
+    exec = ['logs', 'exec', 'lock-status'].includes(inv.command)
+      ? await connect(cfg)
+      : await reporter.step(
+          'connect',
+          () => connect(cfg),
+          (e) => e.target,
+        );
     switch (inv.command) {
+      case 'logs':
+        return await showLogs(exec, cfg, inv.env!, inv.logs ?? {}, io, controller.signal);
+      case 'exec': {
+        const stdin = o.stdin ?? process.stdin;
+        const tty = (inv.interactive ?? false) && stdin.isTTY === true;
+        // A terminal goes raw, so Ctrl-C and the like reach the remote command.
+        if (tty) stdin.setRawMode?.(true);
+        try {
+          return await execOneOff(
+            exec,
+            cfg,
+            inv.env!,
+            {
+              command: inv.run ?? [],
+              interactive: inv.interactive ?? false,
+              // Without --interactive a terminal is not read (the command gets an empty stdin).
+              stdin: !inv.interactive && stdin.isTTY ? undefined : stdin,
+              tty,
+            },
+            io,
+            controller.signal,
+          );
+        } finally {
+          if (tty) stdin.setRawMode?.(false);
+          stdin.pause();
+        }
+      }
+      case 'lock-status':
+        io.out(await lockStatus(exec, cfg, inv.env!));
+        return 0;
       case 'status': {
         const list = [];
         for (const env of inv.env ? [inv.env] : environments)
@@ -224,6 +329,10 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
       }
     }
   } catch (err) {
+    if (err instanceof OpsError) {
+      io.err(`${inv.command} failed: ${err.message}`);
+      return 1;
+    }
     if (err instanceof Failure) {
       Object.assign(result, {
         reason: err.reason,

@@ -25,11 +25,14 @@ export interface Result {
 export interface Output {
   out(line: string): void;
   err(line: string): void;
+  /** Raw output as it arrives (a one-off command's prompt has no newline); lines via out/err without it. */
+  write?(to: 'out' | 'err', chunk: string): void;
 }
 
 export const consoleOutput: Output = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
+  write: (to, chunk) => (to === 'out' ? process.stdout : process.stderr).write(chunk),
 };
 
 export const formatMs = (ms: number): string =>

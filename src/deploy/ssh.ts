@@ -1,6 +1,7 @@
 // The one executor: connects with node-ssh after checking the VM's host key against
 // VM_KNOWN_HOSTS (never trust on first use), runs RemoteCommands, and turns SSH trouble into
 // errors a person can act on. Everything it reports passes through `redact`.
+import type { Readable } from 'node:stream';
 import { NodeSSH } from 'node-ssh';
 import { toShell, type RemoteCommand } from './commands/command.js';
 import type { DeployConfig } from './config.js';
@@ -52,6 +53,30 @@ export interface Executor {
   close(): void;
 }
 
+export interface StreamOptions {
+  /** Each chunk of the command's stdout / stderr as it arrives (already redacted). */
+  onStdout(chunk: string): void;
+  onStderr(chunk: string): void;
+  /**
+   * What the command reads: text, a stream (piped, ended when it ends), or `{ hold: true }`:
+   * nothing, but stdin stays open until the command ends or is aborted (see `untilHangup` in
+   * commands/command.ts). Left out: the command's own `stdin`, else closed at once.
+   */
+  stdin?: string | Readable | { hold: true };
+  /** A terminal on the VM (`ssh -t`): for interactive commands. */
+  pty?: boolean;
+  /** Ends the command: the channel gets SIGINT, then is closed (which closes its stdin). */
+  signal?: AbortSignal;
+}
+
+/** How a streamed command ended: its exit code, or `aborted` when the signal ended it first. */
+export type StreamResult = { code: number; aborted: false } | { code: null; aborted: true };
+
+/** The executor `connect` returns: `run` plus `stream` for long-running, interactive commands (logs, exec). */
+export interface StreamingExecutor extends Executor {
+  stream(cmd: RemoteCommand, opts: StreamOptions): Promise<StreamResult>;
+}
+
 export interface ConnectOptions {
   timeoutMs?: number;
 }
@@ -92,7 +117,10 @@ function classify(
   return new SshError('connect', `cannot connect to ${target}: ${msg}`);
 }
 
-export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Promise<Executor> {
+export async function connect(
+  cfg: DeployConfig,
+  opts: ConnectOptions = {},
+): Promise<StreamingExecutor> {
   const target = `${cfg.user}@${cfg.host}:${cfg.port}`;
   const entries = parseKnownHosts(cfg.knownHosts);
   if (entries.length === 0)
@@ -196,6 +224,79 @@ export async function connect(cfg: DeployConfig, opts: ConnectOptions = {}): Pro
       } finally {
         cleanup();
       }
+    },
+    stream(cmd, so) {
+      const lost = () =>
+        new SshError('lost', `the SSH connection to ${target} was lost (${lostReason})`);
+      if (lostReason) return Promise.reject(lost());
+      if (so.signal?.aborted) return Promise.resolve({ code: null, aborted: true });
+      const client = ssh.connection;
+      if (!client) return Promise.reject(lost());
+      return new Promise<StreamResult>((resolve, reject) => {
+        let settled = false;
+        let aborted = false;
+        const detach: (() => void)[] = [];
+        const settle = (fn: () => void) => {
+          if (settled) return;
+          settled = true;
+          for (const d of detach) d();
+          fn();
+        };
+        const onLost = () => settle(() => reject(lost()));
+        waiters.add(onLost);
+        detach.push(() => waiters.delete(onLost));
+        client.exec(toShell(cmd), so.pty ? { pty: true } : {}, (err, channel) => {
+          if (err) {
+            settle(() =>
+              reject(new SshError('lost', `cannot run a command on ${target}: ${err.message}`)),
+            );
+            return;
+          }
+          const onAbort = () => {
+            aborted = true;
+            // SIGINT first (OpenSSH passes it on when it can), then closing the channel: the
+            // remote side sees its stdin end and, with a pty, a hangup.
+            try {
+              channel.signal('INT');
+            } catch {
+              // the channel is already going
+            }
+            channel.close();
+          };
+          so.signal?.addEventListener('abort', onAbort, { once: true });
+          detach.push(() => so.signal?.removeEventListener('abort', onAbort));
+          channel.on('data', (d: Buffer) => so.onStdout(redact(d.toString(), secrets)));
+          channel.stderr.on('data', (d: Buffer) => so.onStderr(redact(d.toString(), secrets)));
+          let code: number | null = null;
+          channel.on('exit', (c: number | null) => {
+            code = typeof c === 'number' ? c : null;
+          });
+          channel.on('close', () =>
+            settle(() => {
+              if (aborted) resolve({ code: null, aborted: true });
+              else if (code === null)
+                reject(
+                  lostReason
+                    ? lost()
+                    : new SshError(
+                        'lost',
+                        `the SSH connection to ${target} ended a command without an exit status`,
+                      ),
+                );
+              else resolve({ code, aborted: false });
+            }),
+          );
+          const input = so.stdin ?? cmd.stdin;
+          if (input === undefined) channel.end();
+          else if (typeof input === 'string') channel.end(input);
+          else if ('hold' in input) {
+            // stdin stays open: the remote side learns that we left when the channel closes.
+          } else {
+            input.pipe(channel);
+            detach.push(() => input.unpipe(channel));
+          }
+        });
+      });
     },
   };
 }

@@ -25,6 +25,52 @@ describe('arguments', () => {
     });
     expect(parseInvocation(['status'])).toMatchObject({ command: 'status', env: undefined });
     expect(parseInvocation(['--help'])).toMatchObject({ command: 'help' });
+    expect(parseInvocation(['lock', 'status', '--env', 'testing'])).toEqual({
+      command: 'lock-status',
+      env: 'testing',
+      json: false,
+    });
+  });
+  it('reads logs options', () => {
+    expect(
+      parseInvocation([
+        'logs',
+        '--env',
+        'staging',
+        '--follow',
+        '--since',
+        '10m',
+        '--tail',
+        '20',
+        '--grep',
+        "'; rm -rf / #",
+        '--proxy',
+      ]),
+    ).toMatchObject({
+      command: 'logs',
+      env: 'staging',
+      logs: { follow: true, since: '10m', tail: 20, grep: "'; rm -rf / #", proxy: true },
+    });
+    expect(parseInvocation(['logs', '-e', 'testing', '-f', '-n', '5'])).toMatchObject({
+      logs: { follow: true, tail: 5, proxy: false },
+    });
+    for (const since of ['1h30m', '90s', '2026-01-01', '2026-01-01T10:00:00Z', '1767261600'])
+      expect(parseInvocation(['logs', '--env', 'testing', '--since', since]).logs?.since).toBe(
+        since,
+      );
+  });
+  it('reads exec: everything after -- is the command, options included', () => {
+    expect(
+      parseInvocation(['exec', '--env', 'testing', '--', 'node', '-e', 'x', '--env', 'y', '--']),
+    ).toMatchObject({
+      command: 'exec',
+      env: 'testing',
+      run: ['node', '-e', 'x', '--env', 'y', '--'],
+      interactive: false,
+    });
+    expect(
+      parseInvocation(['exec', '--interactive', '--env', 'testing', '--', 'sh']),
+    ).toMatchObject({ interactive: true, run: ['sh'] });
   });
   it.each([
     [['deploy', '--env', 'staging'], /--image/],
@@ -39,6 +85,19 @@ describe('arguments', () => {
     [['rollback', '--env', 'staging', 'a', 'b'], /at most one VERSION/],
     [['--env', 'staging', '--image', 'x'], /which command\?/],
     [[], /which command\?/],
+    [['logs'], /needs --env/],
+    [['logs', '--env', 'testing', '--tail', 'ten'], /--tail must be a number/],
+    [['logs', '--env', 'testing', '--since', '10 minutes'], /--since must be/],
+    [['logs', '--env', 'testing', '--grep', ''], /--grep needs some text/],
+    [['status', '--follow'], /--follow is only for logs/],
+    [['deploy', '--env', 'testing', '--image', 'a:b', '--interactive'], /only for exec/],
+    [['exec', '--env', 'testing'], /exec needs a command after --/],
+    [['exec', '--env', 'testing', 'node', '-v'], /Unknown option|after --/],
+    [['exec', '--env', 'testing', 'ls'], /put the command after --/],
+    [['exec', '--', 'ls'], /needs --env/],
+    [['status', '--', 'ls'], /only exec takes a command/],
+    [['lock', '--env', 'testing'], /lock status --env ENV/],
+    [['lock', 'take', '--env', 'testing'], /lock status --env ENV/],
   ])('refuses %j', async (argv, message) => {
     const io = capture();
     expect(await main(argv, { env: {}, repoRoot, io })).toBe(2);

@@ -44,3 +44,16 @@ export const shellProgram = (
   argv: ['sh', '-s', ...args],
   stdin: program(file),
 });
+
+/**
+ * Runs `cmd` and ends it when our side of the SSH channel goes away. Without a terminal, sshd
+ * sends no hangup, so a `docker logs --follow` would stay on the VM until it next wrote a line.
+ * This wrapper keeps the channel's stdin open (the executor's `stdin: { hold: true }`), watches it, and
+ * stops the command (SIGTERM) as soon as it ends. Its arguments stay arguments ("$@").
+ */
+export const untilHangup = (cmd: RemoteCommand): RemoteCommand =>
+  sh(
+    cmd.name,
+    'exec 3<&0; "$@" 3<&- & p=$!; (cat <&3 >/dev/null 2>&1; kill "$p" 2>/dev/null) >/dev/null 2>&1 & w=$!; exec 3<&-; wait "$p"; s=$?; kill "$w" 2>/dev/null; exit "$s"',
+    ...cmd.argv,
+  );

@@ -31,3 +31,11 @@ export const breakLock = (lockDir: string): RemoteCommand =>
     '[ -d "$1" ] || exit 0; cat "$1/holder" 2>/dev/null || echo "unknown holder"; rm -rf "$1"',
     lockDir,
   );
+
+/** Prints the holder line, or nothing when the environment is not locked. */
+export const showLock = (lockDir: string): RemoteCommand =>
+  sh(
+    'lock.show',
+    '[ -d "$1" ] || exit 0; cat "$1/holder" 2>/dev/null || echo "someone (no holder file yet)"',
+    lockDir,
+  );

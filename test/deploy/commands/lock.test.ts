@@ -28,6 +28,14 @@ describe('lock scripts in a real shell', () => {
     expect(r.code).toBe(1);
     expect(r.code).not.toBe(EXIT.lockHeld);
   });
+  it('shows the holder line, or nothing when free', () => {
+    const lock = path.join(tmp, 'shown');
+    expect(sh(c.showLock(lock))).toEqual({ code: 0, out: '' });
+    sh(c.takeLock(lock, 'who=a action=deploy token=1'));
+    expect(sh(c.showLock(lock))).toEqual({ code: 0, out: 'who=a action=deploy token=1\n' });
+    sh(c.breakLock(lock));
+    expect(sh(c.showLock(lock)).out).toBe('');
+  });
   it('is taken in an environment whose directory does not exist yet (a first deploy there)', () => {
     const lock = path.join(tmp, 'never-set-up', '.deploy-lock');
     expect(sh(c.takeLock(lock, 'who=a token=1'))).toEqual({ code: 0, out: '' });
