@@ -2,7 +2,7 @@
 // receiver: a command that succeeds runs in the new image with the app's settings, read-only; one
 // that fails or hangs refuses the deploy while v1 keeps serving, shows its last lines, records why,
 // and leaves no one-off container; the webhook gets the JSON of a deploy and of a refusal, without
-// its own URL or any app secret in it.
+// its own URL in it. A load loop sees 0 failed requests while a release is refused.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +16,11 @@ import {
   images,
   served,
   takeVm,
+  testPorts,
   versions,
   vmReady,
 } from './harness.js';
+import { startPoller } from './poller.js';
 
 const env = 'testing';
 const TOKEN = 'secret-webhook-token-0123456789';
@@ -63,6 +65,7 @@ describe.skipIf(!vmReady)('deploy: the release command and the Slack notificatio
 
   it('a release command that exits 3: refused, v1 serves, its last lines shown, history says why, Slack told', async () => {
     posts.length = 0;
+    const poller = startPoller(`http://127.0.0.1:${testPorts[env]}/health`);
     const r = await deploy(
       env,
       images.v2,
@@ -72,7 +75,11 @@ describe.skipIf(!vmReady)('deploy: the release command and the Slack notificatio
         "console.log('migrating step 1'); console.error('cannot migrate: column exists'); process.exit(3)",
       ]),
     );
+    const load = await poller.stop();
     expect(r.code, explain(r)).toBe(1);
+    expect(load.failed, load.failures.join('\n')).toBe(0);
+    expect(load.sent).toBeGreaterThan(0);
+    expect(load.versions).toEqual([versions.v1]);
     expect(failureLine(r.output)).toMatch(/the release command `node -e .*` failed \(exit 3\)/);
     expect(failureLine(r.output)).toMatch(/keeps serving/);
     expect(r.output).toContain('--- last log lines of the release command ---');
