@@ -8,10 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import { LABEL_DIGEST, LABEL_IMAGE } from '../../../src/deploy/commands/app.js';
 import type { RemoteCommand } from '../../../src/deploy/commands/command.js';
+import { envTag } from '../../../src/deploy/commands/images.js';
 import { parseUpstream, upstreamConf } from '../../../src/deploy/commands/proxy.js';
 import type { DeployConfig } from '../../../src/deploy/config.js';
 import { Failure } from '../../../src/deploy/flow/advice.js';
-import { deploy } from '../../../src/deploy/flow/deploy.js';
+import { deploy, rollback } from '../../../src/deploy/flow/deploy.js';
 import { EXIT } from '../../../src/deploy/limits.js';
 import { envPaths } from '../../../src/deploy/paths.js';
 import { parseHistory } from '../../../src/deploy/history.js';
@@ -622,6 +623,32 @@ describe('the release command (DEPLOY_RELEASE_COMMAND) against a fake VM', () =>
     expect(r.vm.routedTo()).toBe('old');
     expect(newBox(r.vm)).toBeUndefined();
     expect(r.vm.lockHeld()).toBe(false);
+  });
+
+  it('a rollback never runs the release command, and says so', async () => {
+    const vm = new FakeVm();
+    const lines: string[] = [];
+    const deps = (exec: Executor) => ({
+      cfg: { ...cfg, ...release },
+      env: ENV,
+      exec,
+      reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
+      report: new Reporter({ out: (l) => lines.push(l), err: (l) => lines.push(l) }),
+      signal: new AbortController().signal,
+      files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
+    });
+    await deploy(deps(executor(vm, undefined, { n: 0 })), NEW_REF);
+    const before = vm.log.filter((c) => c.name === 'release.run').length;
+    expect(before).toBe(1);
+    // Retention keeps the old version on the VM as berth-<env>:<digest>.
+    vm.images.set(
+      envTag(ENV, OLD_DIGEST),
+      vm.images.get('old-id') ?? { id: 'old-id', digests: [] },
+    );
+    await rollback(deps(executor(vm, undefined, { n: 0 })), undefined);
+    expect(vm.log.filter((c) => c.name === 'release.run')).toHaveLength(1);
+    expect(vm.containers.get(vm.routedTo() ?? '')?.digest).toBe(OLD_DIGEST);
+    expect(lines.join('\n')).toMatch(/release command: not run on a rollback/);
   });
 
   it(
