@@ -12,6 +12,7 @@ import type { FlowDeps, LocalFiles } from './flow/run.js';
 import { TIMEOUT_MS } from './limits.js';
 import { breakIt, LockHeldError } from './lock.js';
 import { consoleOutput, failureLine, Reporter, type Output, type Result } from './report.js';
+import { notifySlack } from './notify.js';
 import { envPaths } from './paths.js';
 import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
 import { envStatus, historyText, statusTable } from './status.js';
@@ -40,7 +41,8 @@ Options:
 Settings come from the environment or .env: VM_HOST, VM_USER, VM_SSH_PORT, VM_SSH_KEY or
 VM_SSH_KEY_FILE, VM_KNOWN_HOSTS or VM_KNOWN_HOSTS_FILE, BERTH_REMOTE_DIR, DEPLOY_HEALTH_PATH,
 DEPLOY_HEALTH_TIMEOUT_S, DEPLOY_HEALTH_INTERVAL_S, DEPLOY_HEALTH_SUCCESSES, DEPLOY_KEEP,
-DEPLOY_LOCK_WAIT_S, PROXY_IMAGE. See the README's deploy section.`;
+DEPLOY_LOCK_WAIT_S, PROXY_IMAGE, DEPLOY_RELEASE_COMMAND, DEPLOY_RELEASE_TIMEOUT_S,
+DEPLOY_SLACK_WEBHOOK_URL. See the README's deploy section.`;
 
 class UsageError extends Error {}
 
@@ -237,10 +239,22 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
     rolledBack: false,
     steps: reporter.steps,
   };
-  const finish = (code: number, logs?: string): number => {
-    if (inv.command === 'deploy' || inv.command === 'rollback')
-      reporter.finish(result, { json: inv.json, logs, summaryFile: o.env.GITHUB_STEP_SUMMARY });
-    else if (code !== 0) io.err(failureLine(result));
+  const started = performance.now();
+  const finish = async (code: number, logs?: string, logsOf?: string): Promise<number> => {
+    if (inv.command === 'deploy' || inv.command === 'rollback') {
+      reporter.finish(result, {
+        json: inv.json,
+        logs,
+        logsOf,
+        summaryFile: o.env.GITHUB_STEP_SUMMARY,
+      });
+      const warning = await notifySlack(cfg.slackWebhookUrl, {
+        result,
+        who: cfg.who,
+        durationMs: performance.now() - started,
+      });
+      if (warning) reporter.warn(`${warning}; the ${inv.command} itself is not affected`);
+    } else if (code !== 0) io.err(failureLine(result));
     return interrupted && code !== 0 ? 130 : code;
   };
   try {
@@ -340,7 +354,7 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
         digest: err.extra.digest,
         rolledBack: err.extra.rolledBack ?? false,
       });
-      return finish(1, err.extra.logs);
+      return finish(1, err.extra.logs, err.extra.logsOf);
     }
     if (err instanceof LockHeldError) {
       Object.assign(result, {

@@ -23,6 +23,11 @@ export interface DeployConfig {
   network: string;
   /** Who runs the deploy, for the lock and the history (user@host, or the CI actor). */
   who: string;
+  /** DEPLOY_RELEASE_COMMAND as argv: run once in a one-off container of the new image before the switch. */
+  releaseCommand?: string[];
+  releaseTimeoutS?: number;
+  /** Slack incoming webhook. A secret: never printed, never sent anywhere but to Slack. */
+  slackWebhookUrl?: string;
 }
 
 export class ConfigError extends Error {
@@ -71,6 +76,9 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'is not a docker network name')
     .default('berth'),
   DEPLOY_WHO: z.string().optional(),
+  DEPLOY_RELEASE_COMMAND: z.string().optional(),
+  DEPLOY_RELEASE_TIMEOUT_S: seconds(300, 1),
+  DEPLOY_SLACK_WEBHOOK_URL: z.string().optional(),
   GITHUB_ACTOR: z.string().optional(),
 });
 
@@ -93,6 +101,53 @@ function readEither(
     }
   }
   throw new ConfigError(`${textVar} or ${fileVar} is required (${what})`);
+}
+
+/**
+ * DEPLOY_RELEASE_COMMAND as argv, with no shell in between (the image may have none):
+ * a JSON array of strings (`["node","dist/service/db/migrate.js"]`), or else words split on
+ * whitespace, where quotes and backslashes are refused (they would mean shell quoting).
+ */
+export function parseReleaseCommand(text: string): string[] {
+  const name = 'DEPLOY_RELEASE_COMMAND';
+  const t = text.trim();
+  if (t.startsWith('[')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(t);
+    } catch {
+      throw new ConfigError(`${name} starts with [ but is not a JSON array of strings`);
+    }
+    if (
+      !Array.isArray(parsed) ||
+      parsed.length === 0 ||
+      !parsed.every((a) => typeof a === 'string' && a !== '')
+    )
+      throw new ConfigError(`${name} must be a non-empty JSON array of non-empty strings`);
+    return parsed as string[];
+  }
+  if (/['"\\]/.test(t))
+    throw new ConfigError(
+      `${name} has quotes or backslashes: it is split on whitespace, not by a shell; write it as a JSON array (["node","-e","..."])`,
+    );
+  const words = t.split(/\s+/).filter(Boolean);
+  if (words.length === 0) throw new ConfigError(`${name} is empty`);
+  return words;
+}
+
+/** An http(s) URL; the message never repeats the value (it is a secret). */
+function webhookUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new ConfigError(
+      'DEPLOY_SLACK_WEBHOOK_URL is not a URL (value not shown: it is a secret)',
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new ConfigError('DEPLOY_SLACK_WEBHOOK_URL must be an https:// URL (value not shown)');
+  return url.toString();
 }
 
 /** Empty strings count as unset, as in most .env files. */
@@ -133,6 +188,13 @@ export function loadConfig(
     "the VM's host key line(s), e.g. from `ssh-keyscan -p PORT HOST`",
   );
   return {
+    ...(c.DEPLOY_RELEASE_COMMAND
+      ? { releaseCommand: parseReleaseCommand(c.DEPLOY_RELEASE_COMMAND) }
+      : {}),
+    releaseTimeoutS: c.DEPLOY_RELEASE_TIMEOUT_S,
+    ...(c.DEPLOY_SLACK_WEBHOOK_URL
+      ? { slackWebhookUrl: webhookUrl(c.DEPLOY_SLACK_WEBHOOK_URL) }
+      : {}),
     host: c.VM_HOST,
     user: c.VM_USER,
     port: c.VM_SSH_PORT,

@@ -7,6 +7,8 @@ export const EXIT = {
   lockHeld: 75,
   /** remote/proxy.sh. */
   proxy: { ok: 0, notRunning: 3, badConfig: 4, reloadFailed: 5, notSwitched: 6 },
+  /** The release command's wrapper (commands/release.ts): `timeout`'s code, and docker's own. */
+  release: { timedOut: 124, setup: 125 },
 } as const;
 
 /** How long the deploy waits for one remote command before it calls the VM unresponsive. */
@@ -22,6 +24,10 @@ export const TIMEOUT_MS = {
   switch: 180_000,
   /** Added to the health check's own timeout: the exec itself and the inspect after it. */
   healthGrace: 60_000,
+  /** Added to DEPLOY_RELEASE_TIMEOUT_S: the VM's own `timeout` ends the command first. */
+  releaseGrace: 60_000,
+  /** The Slack notification, sent from where the deploy runs. */
+  notify: 5_000,
   /** Reconnecting to clean up after a lost connection. */
   reconnect: 10_000,
   /** The first SSH handshake. */
@@ -34,5 +40,7 @@ export const STOP_GRACE_S = 15;
 export const SWITCH_TRIES = 20;
 /** Probes through the proxy when only checking which container it routes to. */
 export const ROUTE_CHECK_TRIES = 2;
+/** Default of DEPLOY_RELEASE_TIMEOUT_S. */
+export const RELEASE_TIMEOUT_S = 300;
 /** Last log lines of a refused container shown to the operator. */
 export const LOG_LINES = 30;

@@ -78,14 +78,17 @@ export class Reporter {
     this.io.err(`warning: ${line}`);
   }
 
-  finish(r: Result, opts: { json: boolean; logs?: string; summaryFile?: string }): void {
+  finish(
+    r: Result,
+    opts: { json: boolean; logs?: string; logsOf?: string; summaryFile?: string },
+  ): void {
     if (r.ok) {
       this.io.out(
         `${r.action === 'rollback' ? 'rolled back' : 'deployed'} ${r.env}: ${r.image} (${shortDigest(r.digest)}) is serving`,
       );
     } else {
       if (opts.logs?.trim()) {
-        this.io.err('--- last log lines of the new container ---');
+        this.io.err(`--- last log lines of ${opts.logsOf ?? 'the new container'} ---`);
         for (const line of opts.logs.trimEnd().split('\n')) this.io.err(line);
         this.io.err('---');
       }

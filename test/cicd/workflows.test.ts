@@ -412,6 +412,7 @@ describe('secrets', () => {
       ),
     ];
     expect(used.sort()).toEqual([
+      'DEPLOY_SLACK_WEBHOOK_URL',
       'DOCKERHUB_TOKEN',
       'DOCKERHUB_USERNAME',
       'VM_HOST',

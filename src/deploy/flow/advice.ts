@@ -10,7 +10,13 @@ export class Failure extends Error {
   constructor(
     readonly reason: string,
     readonly advice: string,
-    readonly extra: { logs?: string; rolledBack?: boolean; digest?: string } = {},
+    readonly extra: {
+      logs?: string;
+      /** Whose lines `logs` are (default: the new container). */
+      logsOf?: string;
+      rolledBack?: boolean;
+      digest?: string;
+    } = {},
   ) {
     super(reason);
   }

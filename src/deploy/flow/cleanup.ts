@@ -4,6 +4,7 @@ import type { RemoteCommand } from '../commands/command.js';
 import { appendLine, writeFile } from '../commands/files.js';
 import { removeContainers } from '../commands/app.js';
 import { reloadProxy } from '../commands/proxy.js';
+import { removeRelease } from '../commands/release.js';
 import type { Action } from '../history.js';
 import { TIMEOUT_MS } from '../limits.js';
 import { connectionLost, type RunResult } from '../ssh.js';
@@ -42,7 +43,8 @@ export async function cleanUp(
     }
   }
   if (run.state.kind === 'started') {
-    const { name } = run.state;
+    const { name, oneOff } = run.state;
+    if (oneOff) await quietly(run, removeRelease(oneOff));
     const r = await quietly(run, removeContainers([name]));
     if (r.code === 0) run.report.info(`removed the new container ${name}`);
     else run.report.warn(`could not remove ${name}: ${lastLine(r.stderr)}`);

@@ -14,6 +14,7 @@ import { explain, Failure, recordingFailed, servedBefore, unlockCommand } from '
 import { cleanUp } from './cleanup.js';
 import { checkHealth, logsOf, retire, start } from './container.js';
 import { prune } from './prune.js';
+import { release } from './release.js';
 import { prepare } from './reconcile.js';
 import { historyLine, record } from './record.js';
 import { Run, type FlowDeps, type FlowResult, type Live, type Target } from './run.js';
@@ -54,7 +55,7 @@ export function rollback(deps: FlowDeps, version: string | undefined): Promise<F
   });
 }
 
-/** Start next to the live one, health-gate, switch, retire the old one, record, prune. */
+/** Start next to the live one, health-gate, run the release command (deploy only), switch, retire the old one, record, prune. */
 async function activate(
   run: Run,
   target: Target,
@@ -87,6 +88,17 @@ async function activate(
         { logs, digest: target.digest },
       );
     return fallBackToStable(run, err.reason, logs, target, action);
+  }
+  if (action === 'deploy' && run.cfg.releaseCommand) {
+    await report.step(
+      'release command',
+      () => release(run, name, target),
+      (s) => s,
+    );
+  } else if (run.cfg.releaseCommand) {
+    report.info(
+      'release command: not run on a rollback (the version rolled back to must work with the data as it is)',
+    );
   }
   await report.step(
     'switch traffic',

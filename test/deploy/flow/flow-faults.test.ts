@@ -8,10 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import { LABEL_DIGEST, LABEL_IMAGE } from '../../../src/deploy/commands/app.js';
 import type { RemoteCommand } from '../../../src/deploy/commands/command.js';
+import { envTag } from '../../../src/deploy/commands/images.js';
 import { parseUpstream, upstreamConf } from '../../../src/deploy/commands/proxy.js';
 import type { DeployConfig } from '../../../src/deploy/config.js';
 import { Failure } from '../../../src/deploy/flow/advice.js';
-import { deploy } from '../../../src/deploy/flow/deploy.js';
+import { deploy, rollback } from '../../../src/deploy/flow/deploy.js';
 import { EXIT } from '../../../src/deploy/limits.js';
 import { envPaths } from '../../../src/deploy/paths.js';
 import { parseHistory } from '../../../src/deploy/history.js';
@@ -47,6 +48,12 @@ class FakeVm {
   newUnhealthy = false;
   /** `docker compose up proxy` fails (e.g. its image cannot be pulled). */
   proxyWontStart = false;
+  /** What the release command's wrapper exits with (124: killed by its timeout). */
+  releaseExit = 0;
+  /** The release command's one-off container outlives the client (an answer that never came). */
+  releaseLingers = false;
+  /** One-off release containers that exist. */
+  oneOffs = new Set<string>();
   private nextIp = 10;
 
   constructor() {
@@ -223,6 +230,21 @@ class FakeVm {
     },
     'app.joinNetwork': (a) => (this.containers.has(a.at(-1) ?? '') ? ok() : fail()),
     'app.logs': () => ok('log line\n'),
+    // sh -c SCRIPT sh NAME NETWORK SECONDS CREATE-ARGS...
+    'release.run': (a) => {
+      const name = a[4] ?? '';
+      if (this.releaseLingers) this.oneOffs.add(name);
+      if (this.releaseExit === 124)
+        return {
+          code: 124,
+          stdout: 'migrating 1/3\n',
+          stderr: 'berth: the release command ran longer than 1 s: killed\n',
+        };
+      if (this.releaseExit !== 0)
+        return { code: this.releaseExit, stdout: 'migrating 1/3\n', stderr: 'boom: bad column\n' };
+      return ok('migrated 3\n');
+    },
+    'release.remove': (a) => (this.oneOffs.delete(a.at(-1) ?? ''), ok()),
   };
 
   private image(refOrId: string) {
@@ -526,4 +548,120 @@ describe('the :stable fallback against a fake VM, failing at every command', () 
       }
     }
   });
+});
+
+describe('the release command (DEPLOY_RELEASE_COMMAND) against a fake VM', () => {
+  const release = { releaseCommand: ['node', 'dist/service/db/migrate.js'], releaseTimeoutS: 1 };
+  const names = (r: { vm: FakeVm }) => r.vm.log.map((c) => c.name);
+
+  it('runs once after the health check and before the switch, hardened, settings by file only', async () => {
+    const r = await deployWith(undefined, { cfg: release });
+    expect(r.ok, r.final).toBe(true);
+    const n = names(r);
+    expect(n.filter((x) => x === 'release.run')).toHaveLength(1);
+    expect(n.indexOf('release.run')).toBeGreaterThan(n.indexOf('app.healthCheck'));
+    expect(n.indexOf('release.run')).toBeLessThan(n.indexOf('proxy.switch'));
+    const argv = r.vm.log.find((c) => c.name === 'release.run')?.argv ?? [];
+    expect(argv.slice(-3)).toEqual(['new-id', 'node', 'dist/service/db/migrate.js']);
+    for (const flag of ['--read-only', '--cap-drop', 'no-new-privileges=true', P.appEnv])
+      expect(argv).toContain(flag);
+    expect(r.lines.join('\n')).toMatch(/✓ release command .*exited 0/);
+  });
+
+  it('no release command configured: no release step', async () => {
+    const r = await deployWith(undefined);
+    expect(names(r)).not.toContain('release.run');
+    expect(r.lines.join('\n')).not.toMatch(/release command/);
+  });
+
+  for (const [exit, why] of [
+    [3, /the release command `node dist\/service\/db\/migrate.js` failed \(exit 3\)/],
+    [124, /ran longer than 1 s \(DEPLOY_RELEASE_TIMEOUT_S\) and was killed/],
+  ] as const)
+    it(`exit ${exit}: refused, the new container removed, the old one serves, history says why`, async () => {
+      const r = await deployWith(undefined, {
+        cfg: release,
+        setup: (vm) => (vm.releaseExit = exit),
+      });
+      expect(r.ok).toBe(false);
+      expect(r.final).toMatch(why);
+      expect(r.final).toMatch(/old \(the version that served before\) keeps serving/);
+      expect(r.vm.routedTo()).toBe('old');
+      expect(newBox(r.vm)).toBeUndefined();
+      expect(r.vm.lockHeld()).toBe(false);
+      expect(names(r)).not.toContain('proxy.switch');
+      const last = parseHistory(r.vm.files.get(P.history) ?? '').at(-1);
+      expect(last).toMatchObject({ result: 'failed', digest: NEW_DIGEST });
+      expect(JSON.stringify(last)).toMatch(why);
+    });
+
+  it("the failure carries the release command's last lines for the operator", async () => {
+    const vm = new FakeVm();
+    vm.releaseExit = 3;
+    const deps = {
+      cfg: { ...cfg, ...release },
+      env: ENV,
+      exec: executor(vm, undefined, { n: 0 }),
+      reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
+      report: new Reporter({ out: () => {}, err: () => {} }),
+      signal: new AbortController().signal,
+      files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
+    };
+    const err = await deploy(deps, NEW_REF).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Failure);
+    expect((err as Failure).extra.logs).toBe('migrating 1/3\nboom: bad column');
+    expect((err as Failure).extra.logsOf).toBe('the release command');
+  });
+
+  it('the connection drops while the release command runs: clean-up removes its container and the new one', async () => {
+    const at = names(await deployWith(undefined, { cfg: release })).indexOf('release.run') + 1;
+    const r = await deployWith(
+      { kind: 'drop', at },
+      { cfg: release, setup: (vm) => (vm.releaseLingers = true) },
+    );
+    expect(r.vm.oneOffs.size, r.lines.join('\n')).toBe(0);
+    expect(r.vm.routedTo()).toBe('old');
+    expect(newBox(r.vm)).toBeUndefined();
+    expect(r.vm.lockHeld()).toBe(false);
+  });
+
+  it('a rollback never runs the release command, and says so', async () => {
+    const vm = new FakeVm();
+    const lines: string[] = [];
+    const deps = (exec: Executor) => ({
+      cfg: { ...cfg, ...release },
+      env: ENV,
+      exec,
+      reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
+      report: new Reporter({ out: (l) => lines.push(l), err: (l) => lines.push(l) }),
+      signal: new AbortController().signal,
+      files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
+    });
+    await deploy(deps(executor(vm, undefined, { n: 0 })), NEW_REF);
+    const before = vm.log.filter((c) => c.name === 'release.run').length;
+    expect(before).toBe(1);
+    // Retention keeps the old version on the VM as berth-<env>:<digest>.
+    vm.images.set(
+      envTag(ENV, OLD_DIGEST),
+      vm.images.get('old-id') ?? { id: 'old-id', digests: [] },
+    );
+    await rollback(deps(executor(vm, undefined, { n: 0 })), undefined);
+    expect(vm.log.filter((c) => c.name === 'release.run')).toHaveLength(1);
+    expect(vm.containers.get(vm.routedTo() ?? '')?.digest).toBe(OLD_DIGEST);
+    expect(lines.join('\n')).toMatch(/release command: not run on a rollback/);
+  });
+
+  it(
+    'for every k (release command configured): command k fails, or the connection drops after it',
+    { timeout: 120_000 },
+    async () => {
+      const total = (await deployWith(undefined, { cfg: release })).commands;
+      for (let k = 1; k <= total; k++)
+        for (const kind of ['fail', 'drop'] as const) {
+          const r = await deployWith({ kind, at: k }, { cfg: release });
+          assertTruthful(r, `${kind} at ${k}/${total}`);
+          expect(r.vm.oneOffs.size).toBe(0);
+        }
+    },
+  );
 });
