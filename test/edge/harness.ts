@@ -197,7 +197,9 @@ export async function startCa(
         'pebble',
         'pebble',
         ['-config', path.join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`],
-        { PEBBLE_VA_NOSLEEP: '1' },
+        // Pebble rejects 5 % of valid nonces by default to exercise client retries; Caddy then
+        // waits a 60 s backoff, longer than a test should. Let's Encrypt rejects none.
+        { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
       );
       await waitFor(`pebble listens (${ca.pebble.log()})`, async () =>
         (await fetchText(ca.acmeUrl, listenerCert)).includes('newOrder'),
