@@ -138,8 +138,19 @@ describe.skipIf(!vmReady)('day-two operations on the test VM', () => {
   it('--follow streams new lines; Ctrl-C ends it and leaves no docker logs on the VM', async () => {
     const run = startDirect(['logs', '--env', env, '--follow', '--tail', '0']);
     await waitFor('docker logs on the VM', async () => (await remoteDockerLogs()).length > 0);
-    const id = await request('dayops-follow');
-    await waitFor('the new line', () => Promise.resolve(run.output().includes(id)), 15_000);
+    // The `docker logs` process can exist a moment before the daemon streams to it, and with
+    // --tail 0 a line logged in that moment is never shown: keep logging until one arrives.
+    const sent: string[] = [];
+    await waitFor(
+      'a new line',
+      async () => {
+        if (sent.some((id) => run.output().includes(id))) return true;
+        sent.push(await request('dayops-follow'));
+        return false;
+      },
+      20_000,
+      1000,
+    );
     process.kill(-(run.child.pid ?? 0), 'SIGINT');
     const r = await run.done;
     expect(r.code, explain(r)).toBe(130);
