@@ -16,6 +16,7 @@ import { notifySlack } from './notify.js';
 import { envPaths } from './paths.js';
 import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
 import { envStatus, historyText, statusTable } from './status.js';
+import { tearDown } from './teardown.js';
 import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
 
 export const usage = `Usage: npm run deploy -- <command> [options]
@@ -26,6 +27,8 @@ Commands:
   status   [--env ENV]             what runs in each environment: health, version, digest, since when
   history  --env ENV               every deploy and rollback of ENV
   unlock   --env ENV               break a stale deploy lock (prints who held it)
+  down     --env ENV               take ENV off the VM: out of monitoring, containers and proxy
+                                   removed; its directory and images stay (deploy brings it back)
   lock status --env ENV            who holds the deploy lock, since when, doing what (or "not locked")
   logs     --env ENV [--follow] [--since 10m] [--tail N] [--grep TEXT] [--proxy]
                                    the live app's (or the proxy's) logs; Ctrl-C ends --follow
@@ -46,7 +49,17 @@ DEPLOY_SLACK_WEBHOOK_URL. See the README's deploy section.`;
 
 class UsageError extends Error {}
 
-const COMMANDS = ['deploy', 'rollback', 'status', 'history', 'unlock', 'lock', 'logs', 'exec'];
+const COMMANDS = [
+  'deploy',
+  'rollback',
+  'status',
+  'history',
+  'unlock',
+  'lock',
+  'logs',
+  'exec',
+  'down',
+];
 
 export interface Invocation {
   command:
@@ -58,6 +71,7 @@ export interface Invocation {
     | 'lock-status'
     | 'logs'
     | 'exec'
+    | 'down'
     | 'help';
   env?: EnvName;
   image?: string;
@@ -307,6 +321,12 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
       }
       case 'history':
         io.out(await historyText(exec, cfg, inv.env!));
+        return 0;
+      case 'down':
+        await tearDown(exec, cfg, inv.env!, reporter);
+        io.out(
+          `${inv.env} is down: no longer watched, no containers; its directory and images stay on the VM`,
+        );
         return 0;
       case 'unlock': {
         const held = await breakIt(exec, envPaths(cfg.remoteDir, inv.env!).lock);

@@ -9,6 +9,8 @@ export const EXIT = {
   proxy: { ok: 0, notRunning: 3, badConfig: 4, reloadFailed: 5, notSwitched: 6 },
   /** The release command's wrapper (commands/release.ts): `timeout`'s code, and docker's own. */
   release: { timedOut: 124, setup: 125 },
+  /** commands/targets.ts checkTargetsDir: no monitoring stack, or its targets not ours to write. */
+  targets: { missing: 3, notWritable: 4 },
 } as const;
 
 /** How long the deploy waits for one remote command before it calls the VM unresponsive. */

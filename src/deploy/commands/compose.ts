@@ -41,3 +41,11 @@ export const startProxy = (
   vars: Record<string, string>,
 ): RemoteCommand =>
   compose('compose.startProxy', env, dir, ['up', '-d', '--no-deps', 'proxy'], vars);
+
+/** Removes the project's proxy and network (the teardown; the shared network is external and stays). */
+export const downProject = (
+  env: EnvName,
+  dir: string,
+  vars: Record<string, string>,
+): RemoteCommand =>
+  compose('compose.down', env, dir, ['down', '--remove-orphans', '--timeout', '15'], vars);

@@ -75,3 +75,9 @@ export function parseTuning(text: string): Tuning {
   }
   return tuning;
 }
+
+export const removeFiles = (...paths: string[]): RemoteCommand =>
+  sh('files.remove', 'rm -f -- "$@"', ...paths);
+
+/** Exit 0 when the path exists. */
+export const exists = (path: string): RemoteCommand => sh('files.exists', '[ -e "$1" ]', path);

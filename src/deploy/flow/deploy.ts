@@ -19,6 +19,7 @@ import { prepare } from './reconcile.js';
 import { historyLine, record } from './record.js';
 import { Run, type FlowDeps, type FlowResult, type Live, type Target } from './run.js';
 import { switchTo } from './switch.js';
+import { registerTargets } from './targets.js';
 import { findTarget, pull, stableTarget } from './target.js';
 
 export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
@@ -201,6 +202,7 @@ async function afterSwitch(
         `${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(run.env)} ${cfg.network} ${name}`,
       ),
     );
+  await registerTargets(run);
   await report
     .step(
       'stop old container',

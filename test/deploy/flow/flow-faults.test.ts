@@ -54,6 +54,10 @@ class FakeVm {
   releaseLingers = false;
   /** One-off release containers that exist. */
   oneOffs = new Set<string>();
+  /** The monitoring stack's targets directory exists (init_setup.sh made it). */
+  monitoring = true;
+  /** What the environment's .env and app.env hold of the keys the targets are made from. */
+  settings = 'APP_PORT=8001\n--- app.env\nBASE_PATH=/api\n';
   private nextIp = 10;
 
   constructor() {
@@ -245,6 +249,12 @@ class FakeVm {
       return ok('migrated 3\n');
     },
     'release.remove': (a) => (this.oneOffs.delete(a.at(-1) ?? ''), ok()),
+    'targets.checkDir': () => (this.monitoring ? ok() : fail(EXIT.targets.missing, '')),
+    'targets.readSettings': () => ok(this.settings),
+    'targets.remove': (a) => {
+      for (const f of a.slice(4)) this.files.delete(f);
+      return ok();
+    },
   };
 
   private image(refOrId: string) {
@@ -387,6 +397,56 @@ function assertTruthful(r: Awaited<ReturnType<typeof deployWith>>, label: string
     ctx,
   ).toEqual([]);
 }
+
+const TARGETS = '/opt/berth/monitoring/prometheus/targets';
+
+describe('monitoring follows the deploy', () => {
+  it('writes the app and probe targets from the settings, after the new version joined the network', async () => {
+    const r = await deployWith(undefined);
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.files.get(`${TARGETS}/app-staging.yml`)).toMatch(
+      /targets: \['berth-staging-app:8000'\]\n {2}labels: \{env: staging, __metrics_path__: '\/api\/metrics'\}/,
+    );
+    expect(r.vm.files.get(`${TARGETS}/probe-staging.yml`)).toContain(
+      "'http://host.docker.internal:8001/api/health'",
+    );
+    const at = (name: string) => r.vm.log.findIndex((c) => c.name === name);
+    expect(at('targets.checkDir')).toBeGreaterThan(at('app.joinNetwork'));
+    expect(r.lines.join('\n')).toMatch(
+      /✓ monitoring targets .*scrape berth-staging-app:8000\/api\/metrics, probe http/,
+    );
+  });
+
+  it('says in one line that a VM without the monitoring stack does not watch the environment', async () => {
+    const r = await deployWith(undefined, { setup: (vm) => (vm.monitoring = false) });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.lines.filter((l) => /monitoring/.test(l))).toEqual([
+      expect.stringMatching(
+        /^✓ monitoring targets .*no monitoring stack on the VM \(no \/opt\/berth\/monitoring\/prometheus\/targets\): staging is not watched$/,
+      ),
+    ]);
+    expect([...r.vm.files.keys()].some((f) => f.startsWith(TARGETS))).toBe(false);
+  });
+
+  it('a loopback-only port gets no probe (and loses an old one); a bad setting only warns', async () => {
+    const r = await deployWith(undefined, {
+      setup: (vm) => {
+        vm.settings = 'APP_BIND=127.0.0.1\n--- app.env\n';
+        vm.files.set(`${TARGETS}/probe-staging.yml`, 'old');
+      },
+    });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.files.has(`${TARGETS}/probe-staging.yml`)).toBe(false);
+    expect(r.vm.files.get(`${TARGETS}/app-staging.yml`)).toContain("__metrics_path__: '/metrics'");
+    const bad = await deployWith(undefined, {
+      setup: (vm) => (vm.settings = '--- app.env\nBASE_PATH=api\n'),
+    });
+    expect(bad.ok, bad.final).toBe(true);
+    expect(bad.lines.join('\n')).toMatch(
+      /BASE_PATH in app.env is not a path like \/api \(got "api"\); staging serves, but monitoring does not follow it yet/,
+    );
+  });
+});
 
 describe('the deploy flow against a fake VM, failing at every command', () => {
   it('a healthy deploy switches to the new container, stops the old, records and unlocks', async () => {
