@@ -28,8 +28,10 @@ describe('target files', () => {
   });
 
   it('puts the metrics path under BASE_PATH', () => {
-    const groups = parse(t.appTargetsFile('testing', settings({ basePath: '/team/api' })));
-    expect(groups[0].labels).toEqual({ env: 'testing', __metrics_path__: '/team/api/metrics' });
+    const groups = parse(t.appTargetsFile('testing', settings({ basePath: '/team/api' }))) as {
+      labels: Record<string, string>;
+    }[];
+    expect(groups[0]?.labels).toEqual({ env: 'testing', __metrics_path__: '/team/api/metrics' });
   });
 
   it('probes the proxy on its published port through the host gateway, under BASE_PATH', () => {
