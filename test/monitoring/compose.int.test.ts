@@ -7,6 +7,7 @@
 // networks and environment, which `docker compose config` cannot. `up --wait` returns only once
 // Docker's own timer has found every started part healthy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appTargetsFile } from '../../src/deploy/commands/targets.js';
 import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
 import {
   HOST_PORTS,
@@ -44,6 +45,13 @@ describe.skipIf(!ok)(
     beforeAll(async () => {
       // Production's app on the shared network under its alias, as the deploy leaves it.
       stack = await startMonitoringStack({
+        targets: {
+          'app-production.yml': appTargetsFile('production', {
+            basePath: '',
+            port: 8000,
+            bind: '0.0.0.0',
+          }),
+        },
         beforeUp: (network) => {
           const app = sh('docker', [
             'run',

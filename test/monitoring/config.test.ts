@@ -4,6 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { targetFiles, targetsDir } from '../../src/deploy/commands/targets.js';
 import { repoRoot } from '../helpers/real-tools.js';
 import {
   alertmanagerDir,
@@ -251,52 +252,47 @@ describe('prometheus rules', () => {
 });
 
 describe('prometheus targets', () => {
-  it('probes each environment from its own file, probe-<env>.yml, so a deploy can write or delete one', () => {
-    const files = readdirSync(path.join(prometheusDir, 'targets')).filter((f) =>
-      f.startsWith('probe-'),
-    );
-    expect(files).toEqual(['probe-production.yml']);
-    for (const file of files) {
-      const groups = parse(readFileSync(path.join(prometheusDir, 'targets', file), 'utf8')) as {
-        targets: string[];
-        labels: Record<string, string>;
-      }[];
-      expect(groups.length, file).toBeGreaterThan(0);
-      for (const g of groups) {
-        expect(Object.keys(g.labels), file).toEqual(['env']);
-        expect(file).toBe(`probe-${g.labels.env}.yml`);
-        for (const t of g.targets) expect(t).toMatch(/^https?:\/\/[^/\s]+\/\S*$/);
-      }
-    }
-    const prometheusYml = parse(
-      readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8'),
-    ) as {
-      scrape_configs: {
-        job_name: string;
-        file_sd_configs?: { files: string[] }[];
-        params?: Record<string, string[]>;
-      }[];
-    };
-    const probe = prometheusYml.scrape_configs.find((j) => j.job_name === 'blackbox-http');
-    expect(probe?.file_sd_configs).toEqual([{ files: ['/etc/prometheus/targets/probe-*.yml'] }]);
-    expect(probe?.params).toEqual({ module: ['http_2xx'] });
+  const prometheusYml = parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')) as {
+    scrape_configs: {
+      job_name: string;
+      file_sd_configs?: { files: string[] }[];
+      params?: Record<string, string[]>;
+    }[];
+  };
+  const job = (name: string) => prometheusYml.scrape_configs.find((j) => j.job_name === name);
+
+  it('lists no environment by hand: the deploys write every target file', () => {
+    expect(readdirSync(path.join(prometheusDir, 'targets'))).toEqual(['README.md']);
+  });
+
+  it('reads one app file and one probe file per environment, the names the deploy writes', () => {
+    const files = targetFiles('/etc/prometheus/targets', 'staging');
+    expect(job('berth-app')?.file_sd_configs).toEqual([
+      { files: ['/etc/prometheus/targets/app-*.yml'] },
+    ]);
+    expect(job('blackbox-http')?.file_sd_configs).toEqual([
+      { files: ['/etc/prometheus/targets/probe-*.yml'] },
+    ]);
+    expect(files.app).toMatch(/^\/etc\/prometheus\/targets\/app-[a-z]+\.yml$/);
+    expect(files.probe).toMatch(/^\/etc\/prometheus\/targets\/probe-[a-z]+\.yml$/);
+    expect(job('blackbox-http')?.params).toEqual({ module: ['http_2xx'] });
     const blackbox = parse(
       readFileSync(path.join(repoRoot, 'blackbox', 'blackbox.yml'), 'utf8'),
     ) as { modules: Record<string, unknown> };
     expect(Object.keys(blackbox.modules)).toContain('http_2xx');
   });
 
-  it('labels each listed app target with the env its network alias names', () => {
-    const groups = parse(
-      readFileSync(path.join(prometheusDir, 'targets', 'berth-app.yml'), 'utf8'),
+  it('Prometheus sees the directory the deploy writes: <remote dir>/monitoring/prometheus/targets', () => {
+    const compose = parse(
+      readFileSync(path.join(repoRoot, 'docker-compose.monitoring.yml'), 'utf8'),
     ) as {
-      targets: string[];
-      labels: { env: string };
-    }[];
-    expect(groups.length).toBeGreaterThan(0);
-    for (const g of groups) {
-      for (const t of g.targets) expect(t).toBe(`berth-${g.labels.env}-app:8000`);
-    }
+      services: { prometheus: { volumes: string[] } };
+    };
+    expect(compose.services.prometheus.volumes).toContain('./prometheus:/etc/prometheus:ro');
+    expect(readFileSync(path.join(repoRoot, 'init_setup.sh'), 'utf8')).toContain(
+      'local dir="$BERTH_REMOTE_DIR/monitoring"',
+    );
+    expect(targetsDir('/opt/berth')).toBe('/opt/berth/monitoring/prometheus/targets');
   });
 });
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, requireTool } from '../helpers/real-tools.js';
+import { appTargetsFile } from '../../src/deploy/commands/targets.js';
 import {
   alertmanagerDir,
   dashboardQueries,
@@ -48,7 +49,7 @@ const LOCAL = {
   repeat: '1h',
 };
 const GRAFANA_URL = 'http://grafana.e2e.test:8950';
-const ENV = 'production';
+const ENV = 'production' as const;
 
 type SlackPost = { at: number; title: string; text: string; color: string };
 type PromResult = { metric: Record<string, string>; value: [number, string] };
@@ -165,10 +166,14 @@ describe.skipIf(!ok)(
 
       // The shipped files with only addresses and intervals changed.
       const localRuleFiles = writeLocalRules(path.join(work, 'rules'), LOCAL.for);
-      const targetsFile = path.join(work, 'berth-app.yml');
-      writeLocalTargets(targetsFile, 'berth-app.yml', {
-        [`berth-${ENV}-app:8000`]: `127.0.0.1:${ports.app}`,
-      });
+      const targetsFile = path.join(work, `app-${ENV}.yml`);
+      writeLocalTargets(
+        targetsFile,
+        appTargetsFile(ENV, { basePath: '', port: 8000, bind: '0.0.0.0' }),
+        {
+          [`berth-${ENV}-app:8000`]: `127.0.0.1:${ports.app}`,
+        },
+      );
       const prometheusYml = path.join(work, 'prometheus.yml');
       writeLocalPrometheusConfig(prometheusYml, {
         scrapeInterval: LOCAL.scrape,

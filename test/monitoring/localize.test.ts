@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { appTargetsFile } from '../../src/deploy/commands/targets.js';
 import { alertmanagerDir, prometheusDir, ruleFiles } from './lib/expressions.js';
 import {
   changedPaths,
@@ -110,16 +111,26 @@ describe('localizePrometheusConfig', () => {
 });
 
 describe('localizeTargetsFile', () => {
-  const shipped = read(path.join(prometheusDir, 'targets', 'berth-app.yml'));
+  // A targets file as the deploy writes it on the VM.
+  const deployed: unknown = parse(
+    appTargetsFile('production', { basePath: '', port: 8000, bind: '0.0.0.0' }),
+  );
 
-  it('maps addresses and keeps the env labels', () => {
-    const result = localizeTargetsFile(shipped, { 'berth-production-app:8000': '127.0.0.1:18000' });
-    expect(result).toEqual([{ targets: ['127.0.0.1:18000'], labels: { env: 'production' } }]);
-    expect(changedPaths(shipped, result)).toEqual(['[0].targets[0]']);
+  it('maps addresses and keeps the labels (env, metrics path)', () => {
+    const result = localizeTargetsFile(deployed, {
+      'berth-production-app:8000': '127.0.0.1:18000',
+    });
+    expect(result).toEqual([
+      {
+        targets: ['127.0.0.1:18000'],
+        labels: { env: 'production', __metrics_path__: '/metrics' },
+      },
+    ]);
+    expect(changedPaths(deployed, result)).toEqual(['[0].targets[0]']);
   });
 
   it('names an address it cannot map', () => {
-    expect(() => localizeTargetsFile(shipped, {})).toThrow(
+    expect(() => localizeTargetsFile(deployed, {})).toThrow(
       /no local address for berth-production-app:8000/,
     );
   });

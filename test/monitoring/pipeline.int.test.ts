@@ -14,6 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, requireTool } from '../helpers/real-tools.js';
+import { probeTargetsFile } from '../../src/deploy/commands/targets.js';
 import { alertmanagerDir } from './lib/expressions.js';
 import { freePort, startProcess, stopProcess, waitFor, type Proc } from './lib/processes.js';
 import {
@@ -49,7 +50,7 @@ const LOCAL = {
 };
 const HEARTBEAT = { groupInterval: '2s', repeatInterval: '1s' };
 const GRAFANA_URL = 'http://grafana.pipeline.test:8950';
-const SHIPPED_PROBE_URL = 'http://host.docker.internal:8000/health';
+const DEPLOYED_PROBE_URL = 'http://host.docker.internal:8000/health';
 
 type SlackPost = { at: number; title: string; text: string };
 type Ping = { at: number; alertnames: string[]; status: string };
@@ -208,8 +209,9 @@ describe.skipIf(!ok)(
       // The shipped files with only addresses and intervals changed.
       const localRuleFiles = writeLocalRules(path.join(work, 'rules'), LOCAL.for);
       const probeFile = path.join(work, 'probe-production.yml');
-      writeLocalTargets(probeFile, 'probe-production.yml', {
-        [SHIPPED_PROBE_URL]: `http://127.0.0.1:${ports.proxy}/health`,
+      const deployed = { basePath: '', port: 8000, bind: '0.0.0.0' };
+      writeLocalTargets(probeFile, probeTargetsFile('production', deployed) ?? '', {
+        [DEPLOYED_PROBE_URL]: `http://127.0.0.1:${ports.proxy}/health`,
       });
       const prometheusYml = path.join(work, 'prometheus.yml');
       writeLocalPrometheusConfig(prometheusYml, {

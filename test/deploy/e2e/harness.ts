@@ -287,6 +287,12 @@ export function writeVmFile(env: EnvName, name: string, content: string): void {
   chownSync(file, uid, gid);
 }
 
+/** Hands a path on the VM to the deploy user, as init_setup.sh does with the directories it makes. */
+export function giveToVmUser(file: string): void {
+  const { uid, gid } = uidOf(vmUser);
+  chownSync(file, uid, gid);
+}
+
 /**
  * What every deploy e2e file does first: hold the test VM for the whole file, have the images,
  * and start the given environments from nothing. Returns the release of the VM lock.

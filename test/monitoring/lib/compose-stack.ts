@@ -5,7 +5,7 @@
 // the VM reboot test.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,12 +51,20 @@ export interface MonitoringStack {
 }
 
 /**
- * Builds the stand-ins (cached after the first time), lays the stack out in a temp dir with a
- * test .env, creates `network` unless given one that exists, and runs `up -d --wait` on the three
- * parts that can run here. `beforeUp` runs once the network exists (e.g. to start an app on it).
+ * Builds the stand-ins (cached after the first time), lays the stack out in a temp dir (or `dir`,
+ * e.g. the test VM's <remote dir>/monitoring) with a test .env and the given files in
+ * prometheus/targets/, creates `network` unless given one that exists, and runs `up -d --wait` on
+ * `services` (default: the three parts that can run here). `beforeUp` runs once the network
+ * exists (e.g. to start an app on it).
  */
 export async function startMonitoringStack(
-  opts: { network?: string; beforeUp?: (network: string) => void } = {},
+  opts: {
+    network?: string;
+    beforeUp?: (network: string) => void;
+    dir?: string;
+    services?: (typeof STANDINS)[number][];
+    targets?: Record<string, string>;
+  } = {},
 ): Promise<MonitoringStack> {
   for (const [name, port] of Object.entries(HOST_PORTS)) {
     if (!(await portFree(port)))
@@ -85,7 +93,8 @@ export async function startMonitoringStack(
   const project = `berth-montest-${id}`;
   const ownNetwork = !opts.network;
   const network = opts.network ?? `berth-montest-net-${id}`;
-  const dir = mkdtempSync(path.join(tmpdir(), 'berth-monitoring-compose-'));
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'berth-monitoring-compose-'));
+  mkdirSync(dir, { recursive: true });
   // The VM's layout: the compose file and the config folders, world-readable (init_setup.sh).
   for (const item of [
     'docker-compose.monitoring.yml',
@@ -96,6 +105,8 @@ export async function startMonitoringStack(
   ]) {
     cpSync(path.join(repoRoot, item), path.join(dir, item), { recursive: true });
   }
+  for (const [name, content] of Object.entries(opts.targets ?? {}))
+    writeFileSync(path.join(dir, 'prometheus', 'targets', name), content);
   chmodSync(dir, 0o755);
   sh('chmod', ['-R', 'a+rX', dir]);
   writeFileSync(
@@ -128,7 +139,14 @@ export async function startMonitoringStack(
   }
   try {
     opts.beforeUp?.(network);
-    const up = compose('up', '-d', '--wait', '--wait-timeout', '120', ...STANDINS);
+    const up = compose(
+      'up',
+      '-d',
+      '--wait',
+      '--wait-timeout',
+      '120',
+      ...(opts.services ?? STANDINS),
+    );
     if (up.code !== 0)
       throw new Error(`docker compose up --wait: ${up.out}\n${compose('logs', '--tail=30').out}`);
   } catch (err) {

@@ -37,16 +37,16 @@ export function writeLocalPrometheusConfig(file: string, local: PrometheusLocal)
   );
 }
 
-/** Writes the shipped prometheus/targets/<name>, its addresses mapped, to `file`. */
+/**
+ * Writes a targets file as the deploy writes it on the VM (`content`, from
+ * src/deploy/commands/targets.ts), its addresses mapped, to `file`.
+ */
 export function writeLocalTargets(
   file: string,
-  name: string,
+  content: string,
   addresses: Record<string, string>,
 ): void {
-  writeFileSync(
-    file,
-    stringify(localizeTargetsFile(shipped(path.join(prometheusDir, 'targets', name)), addresses)),
-  );
+  writeFileSync(file, stringify(localizeTargetsFile(parse(content), addresses)));
 }
 
 /** Writes the shipped alertmanager.yml, localized, to `file`. */
