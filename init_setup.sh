@@ -451,6 +451,34 @@ monitoring_env() {
   printf '%s\n' "${out%$'\n'}"
 }
 
+# The scrape targets belong to the deploys: the deploy user writes app-<env>.yml and
+# probe-<env>.yml here (docs/monitoring.md, "Environments"). Files from when environments were
+# listed by hand are moved aside, not deleted (they may hold an operator's edits), before
+# Prometheus starts reading the new config.
+step_monitoring_targets() {
+  local dir="$BERTH_REMOTE_DIR/monitoring/prometheus/targets" aside f did=() moved=()
+  aside="$BERTH_REMOTE_DIR/monitoring/prometheus/targets.hand-listed"
+  if [ "$(stat -c '%a %U' "$dir" 2>/dev/null)" != "755 $DEPLOY_USER" ]; then
+    run install -d -m 0755 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$dir"
+    did+=("$dir writable by $DEPLOY_USER")
+  fi
+  for f in "$dir"/*.yml; do
+    [ -f "$f" ] || continue
+    grep -q '^# .* Written by every deploy of ' "$f" || moved+=("${f##*/}")
+  done
+  if [ "${#moved[@]}" -gt 0 ]; then
+    [ -d "$aside" ] || run install -d -m 0755 -o root -g root "$aside"
+    for f in "${moved[@]}"; do run mv --backup=numbered "$dir/$f" "$aside/$f"; done
+    did+=("moved hand-listed ${moved[*]} to $aside")
+    note "each environment is scraped and probed again from its next deploy (npm run deploy)"
+  fi
+  if [ "${#did[@]}" = 0 ]; then
+    unchanged "scrape targets" "written by the deploys"
+  else
+    changed "scrape targets" "$(join "${did[@]}")"
+  fi
+}
+
 step_monitoring() {
   local dir="$BERTH_REMOTE_DIR/monitoring" src did=() compose
   compose="$HERE/docker-compose.monitoring.yml"
@@ -515,6 +543,7 @@ main() {
   step_registry_login
   step_env_dirs
   step_network
+  step_monitoring_targets
   step_monitoring
   if [ "$CHANGED" = 0 ]; then
     printf '== nothing to change: %d steps already as wanted\n' "$UNCHANGED"

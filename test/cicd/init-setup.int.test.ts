@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTestEnv, requirePart } from '../helpers/real-tools.js';
+import { appTargetsFile } from '../../src/deploy/commands/targets.js';
 import { CHECKOUT, SetupRoot } from './setup-root.js';
 
 const tarball = loadTestEnv().SETUP_ROOT_TAR ?? '';
@@ -54,6 +55,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       'registry login',
       'environments',
       'network',
+      'scrape targets',
       'monitoring',
     ]) {
       expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
@@ -186,6 +188,15 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     ).toBe('644\n');
   });
 
+  it('gives the scrape targets to the deploy user and lists no environment in them', () => {
+    expect(
+      root.chroot(['stat', '-c', '%a %U', '/opt/berth/monitoring/prometheus/targets']).stdout,
+    ).toBe('755 deploy\n');
+    expect(root.chroot(['ls', '/opt/berth/monitoring/prometheus/targets']).stdout).toBe(
+      'README.md\n',
+    );
+  });
+
   describe('a second run', () => {
     let before: Map<string, string>;
     let callsBefore: number;
@@ -200,9 +211,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(second.stderr).toBe('');
       expect(second.code).toBe(0);
       const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
-      expect(steps).toHaveLength(10);
+      expect(steps).toHaveLength(11);
       for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
-      expect(second.stdout).toMatch(/^== nothing to change: 10 steps already as wanted$/m);
+      expect(second.stdout).toMatch(/^== nothing to change: 11 steps already as wanted$/m);
     });
 
     it('touches no file and asks no tool to change anything', () => {
@@ -275,6 +286,38 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     });
   });
 
+  describe('on a VM whose environments were listed by hand', () => {
+    const dir = '/opt/berth/monitoring/prometheus/targets';
+    const aside = '/opt/berth/monitoring/prometheus/targets.hand-listed';
+    const handApp =
+      '# edited by hand\n- targets: [berth-production-app:8000]\n  labels: {env: production}\n';
+    const handProbe =
+      '- targets: [http://host.docker.internal:8000/health]\n  labels: {env: production}\n';
+    const deployed = appTargetsFile('staging', { basePath: '', port: 8001, bind: '0.0.0.0' });
+
+    it('moves the hand-listed files aside, keeps what the deploys wrote, and is idempotent', () => {
+      root.write(`${dir}/berth-app.yml`, handApp);
+      root.write(`${dir}/probe-production.yml`, handProbe);
+      root.write(`${dir}/app-staging.yml`, deployed);
+      const r = root.initSetup();
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(
+        `✓ scrape targets     moved hand-listed berth-app.yml probe-production.yml to ${aside}`,
+      );
+      expect(r.stdout).toContain('scraped and probed again from its next deploy');
+      expect(root.read(`${aside}/berth-app.yml`)).toBe(handApp);
+      expect(root.read(`${aside}/probe-production.yml`)).toBe(handProbe);
+      expect(root.read(`${dir}/app-staging.yml`)).toBe(deployed);
+      expect(root.chroot(['ls', dir]).stdout).toBe('README.md\napp-staging.yml\n');
+      expect(root.initSetup().stdout).toMatch(/^· scrape targets +nothing to change/m);
+      // A second hand-listed file of the same name never overwrites the first one moved aside.
+      root.write(`${dir}/probe-production.yml`, 'again\n');
+      expect(root.initSetup().code).toBe(0);
+      expect(root.read(`${aside}/probe-production.yml`)).toBe('again\n');
+      expect(root.read(`${aside}/probe-production.yml.~1~`)).toBe(handProbe);
+    });
+  });
+
   describe('the Slack webhook', () => {
     it('is not asked for while it is set, and named when it is missing', () => {
       expect(first.stdout).not.toContain('Alertmanager will not start');
@@ -311,11 +354,12 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
       'would write /opt/berth/production/app.env (mode 0600, deploy:deploy)',
       'would write /opt/berth/production/.env (mode 0600, deploy:deploy)',
       'would run: docker network create berth',
+      'would run: install -d -m 0755 -o deploy -g deploy /opt/berth/monitoring/prometheus/targets',
       'would write /opt/berth/monitoring/.env (mode 0600, root:root)',
     ]) {
       expect(r.stdout).toContain(expected);
     }
-    expect(r.stdout).toMatch(/^== dry run: 10 steps would change, 0 already as wanted$/m);
+    expect(r.stdout).toMatch(/^== dry run: 11 steps would change, 0 already as wanted$/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(root.snapshot()).toEqual(before);
     expect(root.shimCalls()).toEqual([]);
