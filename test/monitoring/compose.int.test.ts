@@ -7,7 +7,7 @@
 // networks and environment, which `docker compose config` cannot. `up --wait` returns only once
 // Docker's own timer has found every started part healthy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appTargetsFile } from '../../src/deploy/commands/targets.js';
+import { appTargetsFile, probeTargetsFile } from '../../src/deploy/commands/targets.js';
 import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
 import {
   HOST_PORTS,
@@ -42,15 +42,15 @@ describe.skipIf(!ok)(
       return ((await res.json()) as { data: unknown }).data;
     };
 
+    const deployed = { basePath: '', port: 8000, bind: '0.0.0.0' };
+
     beforeAll(async () => {
       // Production's app on the shared network under its alias, as the deploy leaves it.
       stack = await startMonitoringStack({
+        // What a deploy of production leaves in the targets directory.
         targets: {
-          'app-production.yml': appTargetsFile('production', {
-            basePath: '',
-            port: 8000,
-            bind: '0.0.0.0',
-          }),
+          'app-production.yml': appTargetsFile('production', deployed),
+          'probe-production.yml': probeTargetsFile('production', deployed) ?? '',
         },
         beforeUp: (network) => {
           const app = sh('docker', [
