@@ -2,6 +2,7 @@
 // targets are (re)written from its settings on the VM, so a staging deployed today is watched
 // today, with the metrics path its BASE_PATH gives. Best-effort: monitoring that cannot follow
 // is a warning, never a failed deploy, and a VM without the monitoring stack is said in one line.
+import { APP_LISTEN_PORT } from '../commands/app.js';
 import { writeFile } from '../commands/files.js';
 import {
   appTargetsFile,
@@ -49,7 +50,7 @@ async function register(run: Run): Promise<string> {
   const probe = probeTargetsFile(run.env, settings);
   if (probe) await run.must(writeFile(files.probe, probe), `cannot write ${files.probe}`);
   else await run.must(removeTargetFiles(files.probe), `cannot remove ${files.probe}`);
-  const scrape = `scrape ${appAlias(run.env)}:8000${settings.basePath}/metrics`;
+  const scrape = `scrape ${appAlias(run.env)}:${APP_LISTEN_PORT}${settings.basePath}/metrics`;
   return probe
     ? `${scrape}, probe ${probeUrl(settings)}`
     : `${scrape}; no probe: APP_BIND=${settings.bind} and no APP_DOMAIN, so no public URL to probe`;
