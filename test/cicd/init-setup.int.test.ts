@@ -27,7 +27,7 @@ const SETTINGS = [
 ].join('\n');
 
 const MUTATING =
-  /^(apt-get install|apt-get update|systemctl (enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
+  /^(apt-get install|apt-get update|systemctl (daemon-reload|enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
 
 describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
   let root: SetupRoot;
@@ -55,6 +55,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       'environments',
       'network',
       'monitoring',
+      'container health',
     ]) {
       expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
     }
@@ -186,6 +187,28 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     ).toBe('644\n');
   });
 
+  it('runs the container-health script every minute with a systemd timer, at the path it was copied to', () => {
+    const timer = root.read('/etc/systemd/system/berth-container-health.timer');
+    expect(timer).toMatch(/^OnUnitActiveSec=1min$/m);
+    expect(timer).toMatch(/^WantedBy=timers\.target$/m);
+    const calls = root.shimCalls();
+    expect(calls.indexOf('systemctl daemon-reload')).toBeGreaterThan(-1);
+    expect(calls.indexOf('systemctl enable --now berth-container-health.timer')).toBeGreaterThan(
+      calls.indexOf('systemctl daemon-reload'),
+    );
+    // What systemd would run, run here: the script exists where the unit says and writes its file.
+    const service = root.read('/etc/systemd/system/berth-container-health.service');
+    const execStart = /^ExecStart=(.*)$/m.exec(service)?.[1] ?? '';
+    const textfileDir = /^Environment=TEXTFILE_DIR=(.*)$/m.exec(service)?.[1] ?? '';
+    expect(textfileDir).toBe('/var/lib/node_exporter/textfile_collector');
+    const run = root.chroot(['sh', '-c', `TEXTFILE_DIR=${textfileDir} ${execStart}`]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(root.read(`${textfileDir}/berth_container_health.prom`)).toContain(
+      '# TYPE berth_container_unhealthy gauge',
+    );
+  });
+
   describe('a second run', () => {
     let before: Map<string, string>;
     let callsBefore: number;
@@ -200,9 +223,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(second.stderr).toBe('');
       expect(second.code).toBe(0);
       const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
-      expect(steps).toHaveLength(10);
+      expect(steps).toHaveLength(11);
       for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
-      expect(second.stdout).toMatch(/^== nothing to change: 10 steps already as wanted$/m);
+      expect(second.stdout).toMatch(/^== nothing to change: 11 steps already as wanted$/m);
     });
 
     it('touches no file and asks no tool to change anything', () => {
@@ -312,10 +335,12 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
       'would write /opt/berth/production/.env (mode 0600, deploy:deploy)',
       'would run: docker network create berth',
       'would write /opt/berth/monitoring/.env (mode 0600, root:root)',
+      'would write /etc/systemd/system/berth-container-health.timer (mode 0644, root:root)',
+      'would run: systemctl enable --now berth-container-health.timer',
     ]) {
       expect(r.stdout).toContain(expected);
     }
-    expect(r.stdout).toMatch(/^== dry run: 10 steps would change, 0 already as wanted$/m);
+    expect(r.stdout).toMatch(/^== dry run: 11 steps would change, 0 already as wanted$/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(root.snapshot()).toEqual(before);
     expect(root.shimCalls()).toEqual([]);
