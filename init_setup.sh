@@ -516,6 +516,48 @@ step_monitoring() {
   changed monitoring "$(join "${did[@]}"): docker compose up -d (Grafana on :$GRAFANA_PORT)"
 }
 
+# Docker's health verdicts reach Prometheus through node-exporter's textfile directory, written
+# every minute by node-exporter/berth-container-health.sh. A systemd timer, not cron: every
+# supported VM has systemd, not every cloud image has cron, and the journal keeps its failures.
+step_container_health() {
+  local unit=/etc/systemd/system/berth-container-health did=()
+  local script="$BERTH_REMOTE_DIR/monitoring/node-exporter/berth-container-health.sh"
+  if put_file "$unit.service" 0644 root:root <<EOF
+[Unit]
+Description=Berth: Docker's container health verdicts for node-exporter (ContainerUnhealthy)
+After=docker.service
+Wants=docker.service
+
+[Service]
+Type=oneshot
+Environment=TEXTFILE_DIR=/var/lib/node_exporter/textfile_collector
+ExecStart=/bin/sh $script
+EOF
+  then did+=("${unit##*/}.service"); fi
+  if put_file "$unit.timer" 0644 root:root <<EOF
+[Unit]
+Description=Berth: container health verdicts every minute
+
+[Timer]
+OnBootSec=30s
+OnUnitActiveSec=1min
+AccuracySec=5s
+
+[Install]
+WantedBy=timers.target
+EOF
+  then did+=("${unit##*/}.timer"); fi
+  [ "${#did[@]}" = 0 ] || run systemctl daemon-reload
+  if [ "${#did[@]}" = 0 ] && systemctl is-enabled --quiet berth-container-health.timer 2>/dev/null \
+    && systemctl is-active --quiet berth-container-health.timer 2>/dev/null; then
+    unchanged "container health" "timer runs every minute"
+    return
+  fi
+  run systemctl enable --now berth-container-health.timer
+  did+=("timer enabled (every minute)")
+  changed "container health" "$(join "${did[@]}")"
+}
+
 main() {
   while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -545,6 +587,7 @@ main() {
   step_network
   step_monitoring_targets
   step_monitoring
+  step_container_health
   if [ "$CHANGED" = 0 ]; then
     printf '== nothing to change: %d steps already as wanted\n' "$UNCHANGED"
   elif [ "$DRY_RUN" = 1 ]; then

@@ -1,9 +1,8 @@
 #!/bin/sh
 # Docker's HEALTHCHECK verdict for every running container that has one, as node-exporter
-# textfile metrics (cAdvisor does not export it). Run every minute on the VM, as a user that may
-# run `docker ps`, e.g. /etc/cron.d/berth-container-health:
-#   * * * * * root sh /opt/berth/monitoring/node-exporter/berth-container-health.sh
-# (init_setup.sh copies it with mode 0644, hence `sh`.)
+# textfile metrics (cAdvisor does not export it). Run every minute on the VM as root by the
+# systemd timer berth-container-health.timer that init_setup.sh installs (it copies this file
+# with mode 0644, hence `/bin/sh FILE` in the unit).
 # node-exporter reads TEXTFILE_DIR (its --collector.textfile.directory, through its /host mount).
 #   berth_container_unhealthy{name,project,service,env} 1 = unhealthy, 0 = healthy or starting
 # The file is replaced atomically. When `docker ps` fails the old file is left alone (and

@@ -17,6 +17,7 @@ import { envPaths } from './paths.js';
 import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
 import { envStatus, historyText, statusTable } from './status.js';
 import { tearDown } from './teardown.js';
+import { heartbeatLine, heartbeatState, parseHeartbeatState } from './commands/monitoring.js';
 import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
 
 export const usage = `Usage: npm run deploy -- <command> [options]
@@ -315,8 +316,15 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
         const list = [];
         for (const env of inv.env ? [inv.env] : environments)
           list.push(await envStatus(exec, cfg, env));
+        const monitoring = parseHeartbeatState(
+          (await exec.run(heartbeatState(), { timeoutMs: TIMEOUT_MS.quick })).stdout,
+        );
         // --json: promote.yml (and npm run rehearse) read the full digest an environment runs.
-        io.out(inv.json ? JSON.stringify({ environments: list }) : statusTable(list));
+        io.out(
+          inv.json
+            ? JSON.stringify({ environments: list, monitoring: monitoring ?? 'unknown' })
+            : `${statusTable(list)}\n\n${heartbeatLine(monitoring)}`,
+        );
         return 0;
       }
       case 'history':

@@ -28,7 +28,7 @@ const SETTINGS = [
 ].join('\n');
 
 const MUTATING =
-  /^(apt-get install|apt-get update|systemctl (enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
+  /^(apt-get install|apt-get update|systemctl (daemon-reload|enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
 
 describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
   let root: SetupRoot;
@@ -57,6 +57,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       'network',
       'scrape targets',
       'monitoring',
+      'container health',
     ]) {
       expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
     }
@@ -197,6 +198,28 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     );
   });
 
+  it('runs the container-health script every minute with a systemd timer, at the path it was copied to', () => {
+    const timer = root.read('/etc/systemd/system/berth-container-health.timer');
+    expect(timer).toMatch(/^OnUnitActiveSec=1min$/m);
+    expect(timer).toMatch(/^WantedBy=timers\.target$/m);
+    const calls = root.shimCalls();
+    expect(calls.indexOf('systemctl daemon-reload')).toBeGreaterThan(-1);
+    expect(calls.indexOf('systemctl enable --now berth-container-health.timer')).toBeGreaterThan(
+      calls.indexOf('systemctl daemon-reload'),
+    );
+    // What systemd would run, run here: the script exists where the unit says and writes its file.
+    const service = root.read('/etc/systemd/system/berth-container-health.service');
+    const execStart = /^ExecStart=(.*)$/m.exec(service)?.[1] ?? '';
+    const textfileDir = /^Environment=TEXTFILE_DIR=(.*)$/m.exec(service)?.[1] ?? '';
+    expect(textfileDir).toBe('/var/lib/node_exporter/textfile_collector');
+    const run = root.chroot(['sh', '-c', `TEXTFILE_DIR=${textfileDir} ${execStart}`]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(root.read(`${textfileDir}/berth_container_health.prom`)).toContain(
+      '# TYPE berth_container_unhealthy gauge',
+    );
+  });
+
   describe('a second run', () => {
     let before: Map<string, string>;
     let callsBefore: number;
@@ -211,9 +234,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(second.stderr).toBe('');
       expect(second.code).toBe(0);
       const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
-      expect(steps).toHaveLength(11);
+      expect(steps).toHaveLength(12);
       for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
-      expect(second.stdout).toMatch(/^== nothing to change: 11 steps already as wanted$/m);
+      expect(second.stdout).toMatch(/^== nothing to change: 12 steps already as wanted$/m);
     });
 
     it('touches no file and asks no tool to change anything', () => {
@@ -356,10 +379,12 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
       'would run: docker network create berth',
       'would run: install -d -m 0755 -o deploy -g deploy /opt/berth/monitoring/prometheus/targets',
       'would write /opt/berth/monitoring/.env (mode 0600, root:root)',
+      'would write /etc/systemd/system/berth-container-health.timer (mode 0644, root:root)',
+      'would run: systemctl enable --now berth-container-health.timer',
     ]) {
       expect(r.stdout).toContain(expected);
     }
-    expect(r.stdout).toMatch(/^== dry run: 11 steps would change, 0 already as wanted$/m);
+    expect(r.stdout).toMatch(/^== dry run: 12 steps would change, 0 already as wanted$/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(root.snapshot()).toEqual(before);
     expect(root.shimCalls()).toEqual([]);

@@ -2,11 +2,12 @@
 import { sh, type RemoteCommand } from './command.js';
 
 /**
- * Directories the proxy reads are mounted into a container whose nginx runs as uid 101: the mode
- * is set explicitly, so a deploy user's strict umask (077) cannot lock nginx out.
+ * The environment's directory and proxy/, modes set explicitly whatever the deploy user's umask:
+ * proxy/ is mounted into a container whose nginx runs as uid 101 (755); the directory holds the
+ * settings and stays 750, as init_setup.sh makes it (a re-run of init_setup then changes nothing).
  */
-export const makeDirs = (...dirs: string[]): RemoteCommand =>
-  sh('files.makeDirs', 'mkdir -p "$@" && chmod 755 "$@"', ...dirs);
+export const makeEnvDirs = (dir: string, proxyDir: string): RemoteCommand =>
+  sh('files.makeDirs', 'mkdir -p "$1" "$2" && chmod 750 "$1" && chmod 755 "$2"', dir, proxyDir);
 
 /**
  * Replaces a file atomically (write beside it, then rename): readers never see half a file.

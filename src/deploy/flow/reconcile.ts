@@ -9,7 +9,7 @@ import {
 } from '../commands/app.js';
 import { createProxy } from '../commands/compose.js';
 import {
-  makeDirs,
+  makeEnvDirs,
   parseTuning,
   readFile,
   readTuning,
@@ -94,7 +94,7 @@ export async function prepare(run: Run): Promise<Live | undefined> {
 /** The compose file, nginx.conf, a first app.env and .env; the shared network; the app's tuning from .env. */
 async function writeFiles(run: Run): Promise<void> {
   const { paths: p, deps } = run;
-  await run.must(makeDirs(p.dir, p.proxyDir), `cannot create ${p.dir}`);
+  await run.must(makeEnvDirs(p.dir, p.proxyDir), `cannot create ${p.dir}`);
   await run.must(writeFile(p.compose, deps.files.compose), `cannot write ${p.compose}`);
   await run.must(writeFile(p.nginxConf, deps.files.nginxConf), `cannot write ${p.nginxConf}`);
   // app.env first: on a VM from before the split, it starts as a copy of the .env the app had.

@@ -77,10 +77,10 @@ describe("file modes on the VM, whatever the deploy user's umask", () => {
   const underUmask077 = (cmd: RemoteCommand) =>
     execFileSync('sh', ['-c', `umask 077; ${toShell(cmd)}`], { input: cmd.stdin ?? '' });
   const mode = (f: string) => (statSync(f).mode & 0o777).toString(8);
-  it('proxy/ and the files nginx (uid 101) reads are 755 / 644; .env stays 600', () => {
+  it('proxy/ and the files nginx (uid 101) reads are 755 / 644; the directory 750 as init_setup.sh makes it; .env stays 600', () => {
     const dir = path.join(tmp, 'staging');
     const proxy = path.join(dir, 'proxy');
-    underUmask077(c.makeDirs(dir, proxy));
+    underUmask077(c.makeEnvDirs(dir, proxy));
     underUmask077(c.writeFile(path.join(proxy, 'nginx.conf'), 'events {}\n'));
     underUmask077(c.writeFileIfMissing(path.join(dir, '.env'), 'A=1\n'));
     execFileSync('sh', [
@@ -93,6 +93,6 @@ describe("file modes on the VM, whatever the deploy user's umask", () => {
       mode(path.join(proxy, 'nginx.conf')),
       mode(path.join(dir, '.env')),
       mode(path.join(dir, 'app.env')),
-    ]).toEqual(['755', '755', '644', '600', '600']);
+    ]).toEqual(['750', '755', '644', '600', '600']);
   });
 });

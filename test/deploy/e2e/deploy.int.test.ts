@@ -153,6 +153,8 @@ describe.skipIf(!vmReady)('deploy: one environment on the test VM', () => {
     expect(status.code, explain(status)).toBe(0);
     expect(status.output).toContain(digests.v2?.slice(7, 19));
     expect(status.output).toContain(versions.v2);
+    // The test VM runs no berth-monitoring stack: status says so, and what to do.
+    expect(status.output).toContain('monitoring: Alertmanager is not running on this VM');
 
     const history = await runCli(['history', '--env', env]);
     expect(history.code, explain(history)).toBe(0);
