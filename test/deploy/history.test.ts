@@ -6,6 +6,7 @@ import {
   parseHistory,
   parseLine,
   previousHealthy,
+  replay,
   repositoryOf,
   type HistoryEntry,
 } from '../../src/deploy/history.js';
@@ -48,17 +49,45 @@ describe('history', () => {
     expect(previousHealthy(walk, b.digest)?.digest).toBe(a.digest);
     walk.push(rolledBack(a));
     expect(previousHealthy(walk, a.digest)).toBeUndefined();
-    // A version deployed again counts from its newest deploy, and rolling back from it walks on
-    // past the older copy of itself instead of bouncing between two versions.
+    // A version deployed again counts from its newest deploy; once rolled away from, its older
+    // copy is skipped too (no bouncing back to it), until it is named or deployed again.
     const again: HistoryEntry[] = [a, b, a];
     expect(previousHealthy(again, a.digest)?.digest).toBe(b.digest);
     again.push(rolledBack(b));
-    expect(previousHealthy(again, b.digest)?.digest).toBe(a.digest);
+    expect(previousHealthy(again, b.digest)).toBeUndefined();
     again.push(rolledBack(a));
     expect(previousHealthy(again, a.digest)).toBeUndefined();
     // After a rollback, a new deploy rolls back to what served before it, not to what was left.
     const after: HistoryEntry[] = [a, b, rolledBack(a), c];
     expect(previousHealthy(after, c.digest)?.digest).toBe(a.digest);
+  });
+  it('marks the version a rollback left (its from=, else what served) and skips it until it is deployed again', () => {
+    const [a, b, c, d] = [e('aa', 'ok'), e('bb', 'ok'), e('cc', 'ok'), e('dd', 'ok')];
+    const back = (to: HistoryEntry, from?: HistoryEntry): HistoryEntry => ({
+      ...to,
+      action: 'rollback',
+      ...(from ? { from: from.digest } : {}),
+    });
+    // Named from C back to A: C is left; B was skipped over, not left.
+    const named = [a, b, c, back(a, c)];
+    expect([...replay(named).left]).toEqual([c]);
+    expect([...replay(named).away]).toEqual([c.digest]);
+    // D deployed, then a rollback: back to A, never to C (rolled away from), nor B (skipped over).
+    expect(previousHealthy([...named, d], d.digest)?.digest).toBe(a.digest);
+    // With nothing recorded as serving now (a hand-started container), C is still skipped.
+    expect(previousHealthy([...named, d], undefined)?.digest).toBe(d.digest);
+    expect(previousHealthy([...named, d], 'sha256:unknown')?.digest).toBe(d.digest);
+    expect(previousHealthy([...named], 'sha256:unknown')?.digest).toBe(a.digest);
+    // A rollback named to a version from outside the stack still leaves what served.
+    const x = e('ee', 'ok');
+    const outside = [x, a, back(x, a), b, back(a, b)];
+    expect([...replay(outside).away]).toEqual([b.digest]);
+    // Deployed again: no longer skipped.
+    expect(previousHealthy([...named, c, d], d.digest)?.digest).toBe(c.digest);
+    // It stays reachable by name.
+    expect(findVersion(named, 'cc')?.digest).toBe(c.digest);
+    // The mark survives a round trip through history.log.
+    expect(parseLine(formatEntry(back(a, c)))?.from).toBe(c.digest);
   });
   it('finds a named version by digest, digest prefix, image or tag, never a failed one', () => {
     expect(findVersion(log, log[0]?.digest ?? '')?.image).toBe('r/b:aa');
