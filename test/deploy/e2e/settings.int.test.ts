@@ -119,12 +119,14 @@ describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTIN
     BERTH_T_GEN: `gen-${gen}`,
     BERTH_T_CANARY: canary,
   });
+  // Four versions, all kept (image and settings snapshot) for the three rollbacks.
+  const keepAll = { DEPLOY_KEEP: '4' };
   const ciEnv = (values: Record<string, string>, allow = Object.keys(values)) =>
     cliEnv({
+      ...keepAll,
       DEPLOY_APP_SETTINGS: allow.join(','),
       // As GitHub hands them over: every secret of the environment, the app's and others.
       DEPLOY_SECRETS_JSON: JSON.stringify({ ...values, NOT_FOR_THE_APP: `other-${canary}` }),
-      DEPLOY_KEEP: '4',
       GITHUB_STEP_SUMMARY: summaryFile,
     });
   const liveDigest = async () => (await appContainers(env))[0]?.labels['berth.digest'];
@@ -233,7 +235,7 @@ describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTIN
     expect(new Set(digests).size).toBe(4);
     // A rollback needs no CI settings: each version's snapshot has them.
     for (const n of [3, 2, 1]) {
-      const r = await runCli(['rollback', '--env', env, '--json']);
+      const r = await runCli(['rollback', '--env', env, '--json'], cliEnv(keepAll));
       expect(r.code, explain(r)).toBe(0);
       expect(r.json?.digest).toBe(digests[n - 1]);
       expect(await liveDigest()).toBe(digests[n - 1]);
@@ -244,7 +246,7 @@ describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTIN
       expect(r.output).toMatch(/✓ settings .*last served with them/);
       expect(leaksIn(r.output)).toEqual([]);
     }
-    const fourth = await runCli(['rollback', '--env', env]);
+    const fourth = await runCli(['rollback', '--env', env], cliEnv(keepAll));
     expect(fourth.code, explain(fourth)).toBe(1);
     expect(fourth.output).toMatch(
       /there is no earlier healthy version .*rolled away from are skipped/,
@@ -261,7 +263,10 @@ describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTIN
     expect(leaksIn(history.output)).toEqual([]);
 
     // Still reachable by name, and again with its own settings.
-    const named = await runCli(['rollback', '--env', env, digests[3] ?? '', '--json']);
+    const named = await runCli(
+      ['rollback', '--env', env, digests[3] ?? '', '--json'],
+      cliEnv(keepAll),
+    );
     expect(named.code, explain(named)).toBe(0);
     expect(await liveDigest()).toBe(digests[3]);
     expect((await liveProcessEnv()).BERTH_T_GEN).toBe('gen-4');
