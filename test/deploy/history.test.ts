@@ -10,6 +10,7 @@ import {
   repositoryOf,
   type HistoryEntry,
 } from '../../src/deploy/history.js';
+import { historyTable } from '../../src/deploy/status.js';
 
 describe('history', () => {
   const e = (
@@ -103,5 +104,21 @@ describe('history', () => {
     expect(repositoryOf('127.0.0.1:5000/berth-e2e:v1')).toBe('127.0.0.1:5000/berth-e2e');
     expect(repositoryOf('127.0.0.1:5000/berth-e2e@sha256:ab')).toBe('127.0.0.1:5000/berth-e2e');
     expect(repositoryOf('ghcr.io/acme/berth')).toBe('ghcr.io/acme/berth');
+  });
+});
+
+describe('history view', () => {
+  it('marks the versions a rollback left, in the table and the JSON rows', () => {
+    const line = (action: string, d: string, from = '') =>
+      `time=2026-01-01T00:00:0${d.length}Z action=${action} env=staging image=r/b:${d} digest=sha256:${d.padEnd(64, '0')} result=ok who=t${from ? ` from=sha256:${from.padEnd(64, '0')}` : ''}`;
+    const entries = parseHistory(
+      [line('deploy', 'aa'), line('deploy', 'bb'), line('rollback', 'aa', 'bb')].join('\n'),
+    );
+    const { left } = replay(entries);
+    const rows = entries.map((e) => ({ ...e, rolledAway: left.has(e) }));
+    expect(rows.map((r) => r.rolledAway)).toEqual([false, true, false]);
+    const table = historyTable('staging', rows).split('\n');
+    expect(table[2]).toMatch(/deploy\s+ok, rolled away\s+sha256:bb0000000000/);
+    expect(table[3]).toMatch(/rollback\s+ok\s+sha256:aa0000000000/);
   });
 });
