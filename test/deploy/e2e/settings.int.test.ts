@@ -19,6 +19,7 @@ import {
   imageRepo,
   images,
   remoteDir,
+  resetEnv,
   runCli,
   takeVm,
   vmReady,
@@ -37,13 +38,14 @@ async function liveProcessEnv(): Promise<Record<string, string>> {
   ) as Record<string, string>;
 }
 
-describe.skipIf(!vmReady)("deploy: the app's settings (app.env)", () => {
-  let releaseVm = (): void => {};
-  beforeAll(async () => {
-    releaseVm = await takeVm(env);
-  }, 900_000);
-  afterAll(() => releaseVm());
+// One hold on the test VM for the whole file: the queue for it is long on a shared machine.
+let releaseVm = (): void => {};
+beforeAll(async () => {
+  if (vmReady) releaseVm = await takeVm(env);
+}, 900_000);
+afterAll(() => releaseVm());
 
+describe.skipIf(!vmReady)("deploy: the app's settings (app.env)", () => {
   it("gives the app every value of app.env byte for byte ($, $$, quotes, #, \\, spaces, =), and none of .env's", async () => {
     const r = await deploy(env, images.v1);
     expect(r.code, explain(r)).toBe(0);
@@ -108,7 +110,6 @@ function sampleCommandLines(): { stop: () => Promise<string> } {
 const leaksIn = (text: string): string[] => leakable.filter((v) => text.includes(v));
 
 describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTINGS)", () => {
-  let releaseVm = (): void => {};
   const summaryFile = path.join(mkdtempSync(path.join(tmpdir(), 'berth-summary-')), 'summary.md');
   const variants: Record<'v3' | 'v4', string> = {
     v3: `${imageRepo}:settings-v3`,
@@ -133,7 +134,7 @@ describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTIN
   const digests: string[] = [];
 
   beforeAll(async () => {
-    releaseVm = await takeVm(env);
+    await resetEnv(env);
     // Two more healthy versions: the real image with one more label each (a digest of its own).
     for (const [n, ref] of Object.entries(variants)) {
       const dir = mkdtempSync(path.join(tmpdir(), 'berth-variant-'));
@@ -148,7 +149,6 @@ describe.skipIf(!vmReady)("deploy: the app's settings from CI (DEPLOY_APP_SETTIN
     // The operator's app.env: one key kept by hand, one CI will take over.
     writeVmFile(env, 'app.env', 'LOG_LEVEL=info\nHAND_KEPT=by hand\nBERTH_T_DOLLAR=stale\n');
   }, 900_000);
-  afterAll(() => releaseVm());
 
   it('writes every allow-listed secret byte for byte into app.env (0600) and process.env, keeps hand-kept keys, and leaks no value', async () => {
     const ps = sampleCommandLines();
