@@ -15,7 +15,7 @@ import { consoleOutput, failureLine, Reporter, type Output, type Result } from '
 import { notifySlack } from './notify.js';
 import { envPaths } from './paths.js';
 import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
-import { envStatus, historyText, statusTable } from './status.js';
+import { envStatus, historyRows, historyTable, statusTable } from './status.js';
 import { tearDown } from './teardown.js';
 import { heartbeatLine, heartbeatState, parseHeartbeatState } from './commands/monitoring.js';
 import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
@@ -26,7 +26,7 @@ Commands:
   deploy   --env ENV --image REF   ship REF (repo:tag or repo@sha256:...) to ENV with a health-gated switch
   rollback --env ENV [VERSION]     go back to the previous healthy digest, or to VERSION (digest or tag)
   status   [--env ENV]             what runs in each environment: health, version, digest, since when
-  history  --env ENV               every deploy and rollback of ENV
+  history  --env ENV               every deploy and rollback of ENV ("rolled away": skipped by rollback)
   unlock   --env ENV               break a stale deploy lock (prints who held it)
   down     --env ENV               take ENV off the VM: out of monitoring, containers and proxy
                                    removed; its directory and images stay (deploy brings it back)
@@ -39,14 +39,16 @@ Commands:
 
 Options:
   --env ENV    ${environments.join(' | ')}
-  --json       print a final JSON line: the result (deploy, rollback) or {"environments":[...]} (status)
+  --json       print a final JSON line: the result (deploy, rollback), {"environments":[...]}
+               (status) or {"env","entries":[...]} (history; rolledAway marks versions left by a rollback)
   -h, --help   this text
 
 Settings come from the environment or .env: VM_HOST, VM_USER, VM_SSH_PORT, VM_SSH_KEY or
 VM_SSH_KEY_FILE, VM_KNOWN_HOSTS or VM_KNOWN_HOSTS_FILE, BERTH_REMOTE_DIR, DEPLOY_HEALTH_PATH,
 DEPLOY_HEALTH_TIMEOUT_S, DEPLOY_HEALTH_INTERVAL_S, DEPLOY_HEALTH_SUCCESSES, DEPLOY_KEEP,
 DEPLOY_LOCK_WAIT_S, PROXY_IMAGE, DEPLOY_RELEASE_COMMAND, DEPLOY_RELEASE_TIMEOUT_S,
-DEPLOY_SLACK_WEBHOOK_URL. See the README's deploy section.`;
+DEPLOY_SLACK_WEBHOOK_URL, DEPLOY_APP_SETTINGS with DEPLOY_SECRETS_JSON (deploy only: the app's
+settings from CI). See docs/deploy.md.`;
 
 class UsageError extends Error {}
 
@@ -212,7 +214,9 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
 
   let cfg: DeployConfig;
   try {
-    cfg = loadConfig(o.env, `${os.userInfo().username}@${os.hostname()}`);
+    cfg = loadConfig(o.env, `${os.userInfo().username}@${os.hostname()}`, {
+      appSettings: inv.command === 'deploy',
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       io.err(
@@ -327,9 +331,13 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
         );
         return 0;
       }
-      case 'history':
-        io.out(await historyText(exec, cfg, inv.env!));
+      case 'history': {
+        const rows = await historyRows(exec, cfg, inv.env!);
+        io.out(
+          inv.json ? JSON.stringify({ env: inv.env, entries: rows }) : historyTable(inv.env!, rows),
+        );
         return 0;
+      }
       case 'down':
         await tearDown(exec, cfg, inv.env!, reporter);
         io.out(
@@ -402,7 +410,10 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
       return finish(1);
     }
     Object.assign(result, {
-      reason: redact((err as Error).message ?? String(err), [cfg.privateKey]),
+      reason: redact((err as Error).message ?? String(err), [
+        cfg.privateKey,
+        ...Object.values(cfg.appSettings ?? {}),
+      ]),
       advice:
         'See the steps above; the version that served before still serves unless a step says otherwise',
     });

@@ -28,6 +28,11 @@ export interface DeployConfig {
   releaseTimeoutS?: number;
   /** Slack incoming webhook. A secret: never printed, never sent anywhere but to Slack. */
   slackWebhookUrl?: string;
+  /**
+   * The app's settings from CI (DEPLOY_APP_SETTINGS names them, DEPLOY_SECRETS_JSON holds the
+   * values), in allow-list order; written into app.env by every deploy. Values never printed.
+   */
+  appSettings?: Record<string, string>;
 }
 
 export class ConfigError extends Error {
@@ -79,6 +84,8 @@ const schema = z.object({
   DEPLOY_RELEASE_COMMAND: z.string().optional(),
   DEPLOY_RELEASE_TIMEOUT_S: seconds(300, 1),
   DEPLOY_SLACK_WEBHOOK_URL: z.string().optional(),
+  DEPLOY_APP_SETTINGS: z.string().optional(),
+  DEPLOY_SECRETS_JSON: z.string().optional(),
   GITHUB_ACTOR: z.string().optional(),
 });
 
@@ -150,6 +157,77 @@ function webhookUrl(text: string): string {
   return url.toString();
 }
 
+/** Set by the deploy itself on every app container (docker's --env wins over --env-file). */
+const SET_BY_DEPLOY = ['PORT', 'HOST'];
+/** docker reads an env file line by line with a 64 KiB buffer: leave room for the name. */
+const MAX_SETTING_BYTES = 60_000;
+/** Half of a UTF-16 pair: not text UTF-8 can carry (docker refuses invalid UTF-8 in an env file). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** `A,B C` -> ['A', 'B', 'C']: names of GitHub secrets, once each, in order. */
+export function parseAllowList(text: string): string[] {
+  const name = 'DEPLOY_APP_SETTINGS';
+  const names = [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+  for (const n of names) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(n))
+      throw new ConfigError(`${name}: "${n}" is not a variable name (letters, digits, _)`);
+    if (SET_BY_DEPLOY.includes(n))
+      throw new ConfigError(`${name}: ${n} is set by the deploy itself (the app listens on 8000)`);
+    if (/^(VM_|DEPLOY_|GITHUB_)/i.test(n))
+      throw new ConfigError(`${name}: ${n} is the deploy's own setting, never the app's`);
+  }
+  return names;
+}
+
+/**
+ * Keeps only the allow-listed secrets of DEPLOY_SECRETS_JSON (GitHub's `toJSON(secrets)`), each a
+ * value a raw env file can hold. Messages name the variable, never the value (or any of the JSON).
+ */
+export function pickAppSettings(
+  allowList: string,
+  secretsJson: string | undefined,
+): Record<string, string> {
+  const names = parseAllowList(allowList);
+  if (names.length === 0) return {};
+  if (secretsJson === undefined)
+    throw new ConfigError(
+      `DEPLOY_APP_SETTINGS names ${names.join(', ')} but DEPLOY_SECRETS_JSON is not set (in a workflow: DEPLOY_SECRETS_JSON: \${{ toJSON(secrets) }})`,
+    );
+  let secrets: unknown;
+  try {
+    secrets = JSON.parse(secretsJson);
+  } catch {
+    // JSON.parse's own message quotes the text: never shown.
+    throw new ConfigError(
+      'DEPLOY_SECRETS_JSON is not valid JSON (value not shown: it holds secrets)',
+    );
+  }
+  if (typeof secrets !== 'object' || secrets === null || Array.isArray(secrets))
+    throw new ConfigError('DEPLOY_SECRETS_JSON is not a JSON object of secrets (value not shown)');
+  const all = secrets as Record<string, unknown>;
+  const picked: Record<string, string> = {};
+  for (const n of names) {
+    // GitHub keeps secret names in upper case; an allow-list may not.
+    const key = n in all ? n : Object.keys(all).find((k) => k.toUpperCase() === n.toUpperCase());
+    const value = key === undefined ? undefined : all[key];
+    if (value === undefined)
+      throw new ConfigError(
+        `${n} is in DEPLOY_APP_SETTINGS but there is no secret ${n}: add it to the GitHub environment's secrets, or take it off the allow-list`,
+      );
+    if (typeof value !== 'string') throw new ConfigError(`secret ${n} is not a string`);
+    if (/[\r\n\0]/.test(value))
+      throw new ConfigError(
+        `secret ${n} holds a line break or NUL, which app.env (one KEY=VALUE per line, no quoting) cannot hold; value not shown`,
+      );
+    if (LONE_SURROGATE.test(value) || Buffer.byteLength(value) > MAX_SETTING_BYTES)
+      throw new ConfigError(
+        `secret ${n} is not valid UTF-8 text of at most ${MAX_SETTING_BYTES} bytes; value not shown`,
+      );
+    picked[n] = value;
+  }
+  return picked;
+}
+
 /** Empty strings count as unset, as in most .env files. */
 function withoutBlanks(
   env: Record<string, string | undefined>,
@@ -160,6 +238,8 @@ function withoutBlanks(
 export function loadConfig(
   env: Record<string, string | undefined>,
   localWho: string,
+  /** Only a deploy carries the app's settings: other commands never read the secrets. */
+  opts: { appSettings?: boolean } = {},
 ): DeployConfig {
   const parsed = schema.safeParse(withoutBlanks(env));
   if (!parsed.success) {
@@ -187,7 +267,12 @@ export function loadConfig(
     'VM_KNOWN_HOSTS_FILE',
     "the VM's host key line(s), e.g. from `ssh-keyscan -p PORT HOST`",
   );
+  const appSettings =
+    opts.appSettings && c.DEPLOY_APP_SETTINGS
+      ? pickAppSettings(c.DEPLOY_APP_SETTINGS, c.DEPLOY_SECRETS_JSON)
+      : undefined;
   return {
+    ...(appSettings && Object.keys(appSettings).length > 0 ? { appSettings } : {}),
     ...(c.DEPLOY_RELEASE_COMMAND
       ? { releaseCommand: parseReleaseCommand(c.DEPLOY_RELEASE_COMMAND) }
       : {}),

@@ -13,6 +13,8 @@ export interface HistoryEntry {
   digest: string;
   result: Outcome;
   who: string;
+  /** A rollback's: the digest that served before it, i.e. the version rolled away from. */
+  from?: string;
   reason?: string;
 }
 
@@ -24,6 +26,7 @@ const fieldOrder: (keyof HistoryEntry)[] = [
   'digest',
   'result',
   'who',
+  'from',
   'reason',
 ];
 
@@ -54,6 +57,7 @@ export function parseLine(line: string): HistoryEntry | undefined {
     digest: fields.digest,
     result: fields.result === 'ok' ? 'ok' : 'failed',
     who: fields.who ?? '',
+    ...(fields.from ? { from: fields.from } : {}),
     reason: fields.reason,
   };
 }
@@ -72,28 +76,58 @@ export function healthyDigests(entries: HistoryEntry[]): string[] {
   return seen;
 }
 
+export interface Replay {
+  /** What served, oldest first: the top is what serves now. */
+  served: HistoryEntry[];
+  /** The entries a rollback left: what served when someone (or the deploy itself) rolled back. */
+  left: Set<HistoryEntry>;
+  /** Digests rolled away from and not deployed (or named) since: plain `rollback` skips them. */
+  away: Set<string>;
+}
+
 /**
- * What `rollback` goes back to. The history replays as a stack of what served: a deploy pushes its
- * version, a rollback pops back down to the version it went to (or pushes it, when it was named
- * from further away). The answer is the entry under the top, so rollbacks walk back (deploy A,
- * deploy B, rollback to A, rollback again: what served before A), never forth to the version just
- * rolled away from. With nothing recorded as serving `current`, the newest healthy other version.
+ * The history replayed as a stack of what served. A deploy pushes its version. A rollback takes
+ * off the version it left (its `from`, else the top), marks that version rolled away, then pops
+ * back down to the version it went to, or pushes it when it was named from further away.
+ */
+export function replay(entries: HistoryEntry[]): Replay {
+  const served: HistoryEntry[] = [];
+  const left = new Set<HistoryEntry>();
+  const away = new Set<string>();
+  const lastAt = (digest: string) => served.map((s) => s.digest).lastIndexOf(digest);
+  for (const e of entries) {
+    if (e.result !== 'ok') continue;
+    if (e.action === 'rollback') {
+      const from = e.from ?? served.at(-1)?.digest;
+      if (from && from !== e.digest) {
+        const at = lastAt(from);
+        if (at >= 0) left.add(served.splice(at, 1)[0] as HistoryEntry);
+        away.add(from);
+      }
+      const to = lastAt(e.digest);
+      if (to >= 0) served.length = to + 1;
+      else served.push(e);
+    } else if (served.at(-1)?.digest !== e.digest) served.push(e);
+    away.delete(e.digest);
+  }
+  return { served, left, away };
+}
+
+/**
+ * What `rollback` goes back to: the entry under the top of the stack, so rollbacks walk back
+ * (deploy A, deploy B, rollback to A, rollback again: what served before A), never to a version
+ * rolled away from (it stays reachable by name). With nothing recorded as serving `current`, the
+ * newest healthy other version that was not rolled away from.
  */
 export function previousHealthy(
   entries: HistoryEntry[],
   current: string | undefined,
 ): HistoryEntry | undefined {
-  const served: HistoryEntry[] = [];
-  for (const e of entries) {
-    if (e.result !== 'ok') continue;
-    const at = e.action === 'rollback' ? served.map((s) => s.digest).lastIndexOf(e.digest) : -1;
-    if (at >= 0) served.length = at + 1;
-    else if (served.at(-1)?.digest !== e.digest) served.push(e);
-  }
-  if (current !== undefined && served.at(-1)?.digest === current) {
-    return [...served].reverse().find((e) => e.digest !== current);
-  }
-  return [...entries].reverse().find((e) => e.result === 'ok' && e.digest !== current);
+  const { served, away } = replay(entries);
+  const usable = (e: HistoryEntry) => e.digest !== current && !away.has(e.digest);
+  if (current !== undefined && served.at(-1)?.digest === current)
+    return [...served].reverse().find(usable);
+  return [...entries].reverse().find((e) => e.result === 'ok' && usable(e));
 }
 
 /**

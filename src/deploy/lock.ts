@@ -11,13 +11,15 @@ import { sleep, timestamp } from './time.js';
 export interface Holder {
   who: string;
   action: string;
+  /** What the action is about: the image deployed, the version rolled back to. */
+  what?: string;
   since: string;
   pid: number;
   token: string;
 }
 
 export const holderLine = (h: Holder): string =>
-  `who=${h.who} action=${h.action} since=${h.since} pid=${h.pid} token=${h.token}`;
+  `who=${h.who} action=${h.action}${h.what ? ` what=${h.what.replace(/\s+/g, '_')}` : ''} since=${h.since} pid=${h.pid} token=${h.token}`;
 
 export function parseHolder(line: string): Partial<Holder> {
   const f: Record<string, string> = {};
@@ -25,6 +27,7 @@ export function parseHolder(line: string): Partial<Holder> {
   return {
     who: f.who,
     action: f.action,
+    what: f.what,
     since: f.since,
     pid: f.pid ? Number(f.pid) : undefined,
     token: f.token,
@@ -39,7 +42,8 @@ export function describeHolder(line: string, now = new Date()): string {
     since && !Number.isNaN(since.getTime())
       ? `, ${Math.max(0, Math.round((now.getTime() - since.getTime()) / 1000))} s ago`
       : '';
-  return `${h.who} (${h.action ?? 'deploy'} since ${h.since ?? '?'}${ago})`;
+  const doing = `${h.action ?? 'deploy'}${h.what ? ` of ${h.what}` : ''}`;
+  return `${h.who} (${doing} since ${h.since ?? '?'}${ago})`;
 }
 
 export class LockHeldError extends Error {
@@ -62,10 +66,12 @@ export async function acquire(
   waitS: number,
   signal?: AbortSignal,
   onWait?: (holder: string) => void,
+  what?: string,
 ): Promise<HeldLock> {
   const line = holderLine({
     who,
     action,
+    what,
     since: timestamp(),
     pid: process.pid,
     token: randomBytes(8).toString('hex'),

@@ -1,4 +1,5 @@
 // Where an environment keeps its files on the VM: one directory per environment.
+import { hex12 } from './digest.js';
 import type { EnvName } from './environments.js';
 
 export interface EnvPaths {
@@ -8,6 +9,10 @@ export interface EnvPaths {
   env: string;
   /** the app's settings, passed raw (`docker create --env-file`, compose `format: raw`) */
   appEnv: string;
+  /** 0700: a snapshot of app.env per deployed version (`<digest12>.env`), and the staged file */
+  settingsDir: string;
+  /** the settings the next container is created from; becomes app.env once it serves */
+  stagedSettings: string;
   proxyDir: string;
   nginxConf: string;
   upstream: string;
@@ -23,6 +28,8 @@ export function envPaths(remoteDir: string, env: EnvName): EnvPaths {
     compose: `${dir}/docker-compose.yml`,
     env: `${dir}/.env`,
     appEnv: `${dir}/app.env`,
+    settingsDir: `${dir}/settings`,
+    stagedSettings: `${dir}/settings/staged`,
     proxyDir: `${dir}/proxy`,
     nginxConf: `${dir}/proxy/nginx.conf`,
     upstream: `${dir}/proxy/upstream.conf`,
@@ -31,3 +38,7 @@ export function envPaths(remoteDir: string, env: EnvName): EnvPaths {
     state: `${dir}/current`,
   };
 }
+
+/** The app.env a version was last started with (kept as long as its image, see retention.ts). */
+export const settingsSnapshot = (p: EnvPaths, digest: string): string =>
+  `${p.settingsDir}/${hex12(digest)}.env`;

@@ -3,7 +3,8 @@
 // A version is an image and the containers made from it: they go together, containers first, so
 // the engine never refuses to remove an image a stopped container still uses (which would leave
 // the image behind with no name this tool knows). Another environment's tags never enter the
-// plan, and neither does `:stable` or what serves now.
+// plan, and neither does `:stable` or what serves now. A version's settings snapshot goes with
+// its image.
 import { hex12 } from './digest.js';
 
 export interface EnvImage {
@@ -37,6 +38,8 @@ export interface RetentionPlan {
   untag: string[];
   /** Registry names (e.g. repo:v1) to remove after the tags, so the image itself goes. */
   removeNames: string[];
+  /** The versions (digest12 tags) whose settings snapshot stays: exactly those whose image stays. */
+  keepSettings: string[];
 }
 
 const running = (state: string) => /^(running|restarting|paused)$/i.test(state);
@@ -80,5 +83,6 @@ export function planRetention(i: RetentionInput): RetentionPlan {
     removeContainers,
     untag: dropped.map((img) => img.tag),
     removeNames: [...new Set(removeNames)],
+    keepSettings: deployTags.filter((img) => !droppedTags.has(img.tag)).map((img) => img.tag),
   };
 }

@@ -131,7 +131,8 @@ export async function connect(
   const algorithms = hostKeyAlgorithms(entries, cfg.host, cfg.port);
   let verdict: HostKeyVerdict | undefined;
   const ssh = new NodeSSH();
-  const secrets = [cfg.privateKey];
+  // The app's settings too: a failing app may print them in the log lines shown.
+  const secrets = [cfg.privateKey, ...Object.values(cfg.appSettings ?? {})];
   try {
     await ssh.connect({
       host: cfg.host,

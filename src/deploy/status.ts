@@ -6,7 +6,7 @@ import type { DeployConfig } from './config.js';
 import { shortDigest } from './digest.js';
 import type { EnvName } from './environments.js';
 import { parseContainerState } from './health.js';
-import { parseHistory } from './history.js';
+import { parseHistory, replay, type HistoryEntry } from './history.js';
 import { TIMEOUT_MS } from './limits.js';
 import { envPaths } from './paths.js';
 import type { Executor } from './ssh.js';
@@ -84,11 +84,14 @@ export function statusTable(list: EnvStatus[]): string {
   ]);
 }
 
-export async function historyText(
+/** A history line, and whether a later rollback left the version it served (plain rollback skips it). */
+export type HistoryRow = HistoryEntry & { rolledAway: boolean };
+
+export async function historyRows(
   exec: Executor,
   cfg: DeployConfig,
   env: EnvName,
-): Promise<string> {
+): Promise<HistoryRow[]> {
   const entries = parseHistory(
     (
       await exec.run(readFile(envPaths(cfg.remoteDir, env).history), {
@@ -96,13 +99,18 @@ export async function historyText(
       })
     ).stdout,
   );
-  if (entries.length === 0) return `no deploys recorded for ${env} yet`;
+  const { left } = replay(entries);
+  return entries.map((e) => ({ ...e, rolledAway: left.has(e) }));
+}
+
+export function historyTable(env: EnvName, rows: HistoryRow[]): string {
+  if (rows.length === 0) return `no deploys recorded for ${env} yet`;
   return table([
     ['TIME', 'ACTION', 'RESULT', 'DIGEST', 'IMAGE', 'WHO', 'REASON'],
-    ...entries.map((e) => [
+    ...rows.map((e) => [
       e.time,
       e.action,
-      e.result,
+      e.rolledAway ? `${e.result}, rolled away` : e.result,
       shortDigest(e.digest),
       e.image,
       e.who,

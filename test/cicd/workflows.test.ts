@@ -380,7 +380,7 @@ describe('secrets', () => {
   it('no script prints a variable that holds a secret', () => {
     for (const [file, id, s] of allSteps().filter(([, , s]) => s.run)) {
       const secretVars = Object.entries(s.env ?? {})
-        .filter(([, v]) => String(v).includes('secrets.'))
+        .filter(([, v]) => /\bsecrets\b/.test(String(v)))
         .map(([k]) => k);
       for (const name of secretVars) {
         for (const line of (s.run ?? '')
@@ -395,9 +395,9 @@ describe('secrets', () => {
   it('secrets are passed only as step env or action inputs, never job- or workflow-wide', () => {
     for (const file of files) {
       const w = wf(file);
-      expect(JSON.stringify((w as { env?: unknown }).env ?? {})).not.toContain('secrets.');
+      expect(JSON.stringify((w as { env?: unknown }).env ?? {})).not.toMatch(/\bsecrets\b/);
       for (const job of Object.values(w.jobs))
-        expect(JSON.stringify(job.env ?? {})).not.toContain('secrets.');
+        expect(JSON.stringify(job.env ?? {})).not.toMatch(/\bsecrets\b/);
     }
   });
 
@@ -422,6 +422,40 @@ describe('secrets', () => {
     ]);
     for (const name of [...used, ...vars])
       expect(section, `docs/cicd.md documents ${name}`).toContain(`\`${name}\``);
+  });
+});
+
+describe("the app's settings from CI (APP_SETTINGS)", () => {
+  const deploySteps = () =>
+    allSteps().filter(([, , s]) => /npm run deploy -- deploy /.test(s.run ?? ''));
+
+  it('every deploy step (deploy.yml, promote.yml) gets the allow-list and all secrets only when it is set', () => {
+    expect(deploySteps().map(([f, id]) => `${f}:${id}`)).toEqual([
+      'deploy.yml:deploy',
+      'promote.yml:promote',
+    ]);
+    for (const [file, , s] of deploySteps()) {
+      expect(s.env?.DEPLOY_APP_SETTINGS, file).toBe('${{ vars.APP_SETTINGS }}');
+      expect(s.env?.DEPLOY_SECRETS_JSON, file).toBe(
+        "${{ vars.APP_SETTINGS && toJSON(secrets) || '' }}",
+      );
+    }
+  });
+
+  it('no other step sees all secrets: not the build (the image), not the rollback (it uses snapshots)', () => {
+    const all = allSteps().filter(([, , s]) => /toJSON\(secrets\)/.test(JSON.stringify(s)));
+    expect(all.map(([f, id]) => `${f}:${id}`)).toEqual([
+      'deploy.yml:deploy',
+      'promote.yml:promote',
+    ]);
+    const rollback = wf('rollback.yml').jobs.rollback?.steps?.find((s) => s.name === 'rollback');
+    expect(rollback?.env?.DEPLOY_APP_SETTINGS).toBeUndefined();
+    expect(JSON.stringify(wf('deploy.yml').jobs.build)).not.toMatch(/APP_SETTINGS|toJSON/);
+  });
+
+  it('the allow-list variable and where the values live are documented in docs/cicd.md', () => {
+    const doc = readFileSync(path.join(repoRoot, 'docs', 'cicd.md'), 'utf8');
+    expect(doc).toMatch(/\| `APP_SETTINGS` \| variable \| repository or environment \|/);
   });
 });
 

@@ -16,4 +16,17 @@ describe('lock holder', () => {
     );
     expect(describeHolder('someone (no holder file yet)\n')).toBe('someone (no holder file yet)');
   });
+  it('says what the holder is doing: the image deployed or the version rolled back to', () => {
+    const line = holderLine({
+      who: 'ci@github-actions',
+      action: 'rollback',
+      what: 'reg.example/berth:v 1',
+      since: '2026-01-01T10:00:00Z',
+      pid: 7,
+      token: 't',
+    });
+    expect(describeHolder(line, new Date('2026-01-01T10:00:05Z'))).toBe(
+      'ci@github-actions (rollback of reg.example/berth:v_1 since 2026-01-01T10:00:00Z, 5 s ago)',
+    );
+  });
 });

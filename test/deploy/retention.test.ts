@@ -16,6 +16,8 @@ describe('retention', () => {
       containers: [],
     });
     expect(plan.untag).toEqual([hex(2)]);
+    // A version's settings snapshot stays exactly as long as its image.
+    expect(plan.keepSettings.sort()).toEqual([hex(1), hex(3), hex(4)]);
   });
   it('prunes tags it has no history for first', () => {
     const plan = planRetention({

@@ -38,7 +38,7 @@ export const recordingFailed = (
 ): Failure =>
   new Failure(
     `${serving.source} now serves ${run.env} (${serving.name}); recording failed: ${why}`,
-    `The :stable tag and history may be stale: check \`npm run deploy -- status --env ${run.env}\`, then deploy again`,
+    `The :stable tag, app.env and history may be stale: check \`npm run deploy -- status --env ${run.env}\`, then deploy again`,
     serving.digest ? { digest: serving.digest } : {},
   );
 

@@ -40,7 +40,7 @@ export async function start(run: Run, target: Target): Promise<string> {
       image: target.id,
       source: target.source,
       digest: target.digest,
-      envFile: run.paths.appEnv,
+      envFile: run.paths.stagedSettings,
       tuning: run.tuning,
     }),
     'docker could not create the new container',

@@ -15,6 +15,7 @@ import { cleanUp } from './cleanup.js';
 import { checkHealth, logsOf, retire, start } from './container.js';
 import { prune } from './prune.js';
 import { release } from './release.js';
+import { stageForDeploy, stageForRollback } from './settings.js';
 import { prepare } from './reconcile.js';
 import { historyLine, record } from './record.js';
 import { Run, type FlowDeps, type FlowResult, type Live, type Target } from './run.js';
@@ -35,6 +36,11 @@ export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
       () => pull(run, image),
       (t) => hex12(t.digest),
     );
+    await run.report.step(
+      'settings',
+      () => stageForDeploy(run),
+      (s) => s,
+    );
     return activate(run, target, live, 'deploy');
   });
 }
@@ -51,6 +57,11 @@ export function rollback(deps: FlowDeps, version: string | undefined): Promise<F
       'find version',
       () => findTarget(run, version, live),
       (t) => `${t.source} ${hex12(t.digest)}`,
+    );
+    await run.report.step(
+      'settings',
+      () => stageForRollback(run, target),
+      (s) => s,
     );
     return activate(run, target, live, 'rollback');
   });
@@ -136,6 +147,11 @@ async function fallBackToStable(
       { logs, digest: failed.digest },
     );
   }
+  await report.step(
+    'settings for :stable',
+    () => stageForRollback(run, target),
+    (s) => s,
+  );
   const name = await report.step(
     'start :stable',
     () => start(run, target),
@@ -236,8 +252,16 @@ async function locked(
   const { cfg, env, report } = run;
   try {
     run.lock = await report.step('lock', () =>
-      acquire(run.exec, run.paths.lock, cfg.who, action, cfg.lockWaitS, run.deps.signal, (holder) =>
-        report.info(`waiting up to ${cfg.lockWaitS} s for the ${env} lock, held by ${holder}`),
+      acquire(
+        run.exec,
+        run.paths.lock,
+        cfg.who,
+        action,
+        cfg.lockWaitS,
+        run.deps.signal,
+        (holder) =>
+          report.info(`waiting up to ${cfg.lockWaitS} s for the ${env} lock, held by ${holder}`),
+        image,
       ),
     );
   } catch (err) {

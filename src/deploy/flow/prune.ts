@@ -6,6 +6,7 @@ import { DIGEST_PATTERN } from '../digest.js';
 import { envRepository, environments } from '../environments.js';
 import { parseContainerState } from '../health.js';
 import { healthyDigests, parseHistory } from '../history.js';
+import { pruneSettings } from '../commands/settings.js';
 import { planRetention, type EnvImage, type RetentionInput } from '../retention.js';
 import type { Run } from './run.js';
 
@@ -33,7 +34,15 @@ export async function prune(run: Run, live: string): Promise<string> {
     if (left.length > 0 && (await run.run(removeImages(left))).code === 0) removedImages++;
     else if ((await run.run(imageTags(id))).code !== 0) removedImages++;
   }
-  return `kept ${run.cfg.keep}: removed ${removedImages} image(s), ${plan.removeContainers.length} stopped container(s)`;
+  const snapshots = (
+    await run.must(
+      pruneSettings(run.paths.settingsDir, plan.keepSettings),
+      'cannot remove old settings snapshots',
+    )
+  ).stdout
+    .split('\n')
+    .filter(Boolean).length;
+  return `kept ${run.cfg.keep}: removed ${removedImages} image(s), ${plan.removeContainers.length} stopped container(s), ${snapshots} settings snapshot(s)`;
 }
 
 const idOf = (images: EnvImage[], tag: string): string =>

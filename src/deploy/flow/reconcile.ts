@@ -38,8 +38,9 @@ export function defaultDotEnv(env: EnvName): string {
 export function defaultAppEnv(env: EnvName): string {
   return [
     `# The app's settings in Berth's ${env} environment on this VM. Created by the first deploy;`,
-    '# yours to edit, never overwritten. KEY=VALUE, the value byte for byte: no quotes, no $',
-    '# expansion, no comment after a value.',
+    '# yours to edit: a deploy rewrites only the keys CI sends (DEPLOY_APP_SETTINGS), a rollback',
+    '# puts back the file its version ran with. KEY=VALUE, the value byte for byte: no quotes, no',
+    '# $ expansion, no comment after a value. Edits take effect at the next deploy.',
     'LOG_LEVEL=info',
     '',
   ].join('\n');

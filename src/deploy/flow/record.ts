@@ -1,11 +1,13 @@
-// What a run leaves on the VM for the next one: the :stable tag, this environment's tag for the
-// version, the `current` state file and a history line.
+// What a run leaves on the VM for the next one: its settings as app.env and as the version's
+// snapshot, the :stable tag, this environment's tag for the version, the `current` state file
+// and a history line.
 import { appendLine, writeFile } from '../commands/files.js';
 import { envTag, tag } from '../commands/images.js';
 import { stableRef } from '../environments.js';
 import { formatEntry, type Action, type Outcome } from '../history.js';
 import { timestamp } from '../time.js';
 import type { Run, Target } from './run.js';
+import { keep } from './settings.js';
 
 export const historyLine = (
   run: Run,
@@ -14,6 +16,7 @@ export const historyLine = (
   digest: string,
   result: Outcome,
   reason?: string,
+  from?: string,
 ): string =>
   formatEntry({
     time: timestamp(),
@@ -23,6 +26,7 @@ export const historyLine = (
     digest,
     result,
     who: run.cfg.who,
+    from: from === digest ? undefined : from,
     reason,
   });
 
@@ -34,6 +38,8 @@ export async function record(
   action: Action,
   reason?: string,
 ): Promise<void> {
+  // First: app.env should say what serves as soon as possible.
+  await keep(run, target);
   await run.must(tag(target.id, stableRef(run.env)), 'cannot tag :stable');
   await run.must(
     tag(target.id, envTag(run.env, target.digest)),
@@ -44,7 +50,16 @@ export async function record(
   await run.must(
     appendLine(
       run.paths.history,
-      historyLine(run, action, target.source, target.digest, 'ok', reason),
+      historyLine(
+        run,
+        action,
+        target.source,
+        target.digest,
+        'ok',
+        reason,
+        // A rollback names what it left: that version is marked and skipped by the next one.
+        action === 'rollback' ? run.live?.state?.digest : undefined,
+      ),
     ),
     'cannot append to the history',
   );

@@ -28,7 +28,7 @@ export async function release(run: Run, appName: string, target: Target): Promis
         env: run.env,
         name,
         image: target.id,
-        envFile: run.paths.appEnv,
+        envFile: run.paths.stagedSettings,
         network: cfg.network,
         argv,
         timeoutS,

@@ -68,7 +68,7 @@ export async function findTarget(
     throw new Failure(
       version
         ? `${version} is not a healthy version in ${run.env}'s history`
-        : `there is no earlier healthy version in ${run.env}'s history`,
+        : `there is no earlier healthy version in ${run.env}'s history (versions rolled away from are skipped)`,
       `Nothing changed. See \`npm run deploy -- history --env ${run.env}\` for the versions that can be named`,
     );
   }

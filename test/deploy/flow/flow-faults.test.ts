@@ -14,7 +14,8 @@ import type { DeployConfig } from '../../../src/deploy/config.js';
 import { Failure } from '../../../src/deploy/flow/advice.js';
 import { deploy, rollback } from '../../../src/deploy/flow/deploy.js';
 import { EXIT } from '../../../src/deploy/limits.js';
-import { envPaths } from '../../../src/deploy/paths.js';
+import { envPaths, settingsSnapshot } from '../../../src/deploy/paths.js';
+import { CI_MARKER } from '../../../src/deploy/commands/settings.js';
 import { parseHistory } from '../../../src/deploy/history.js';
 import { failureLine, Reporter } from '../../../src/deploy/report.js';
 import { SshError, type Executor, type RunResult } from '../../../src/deploy/ssh.js';
@@ -26,6 +27,10 @@ const fail = (code = 1, stderr = 'no such thing'): RunResult => ({ code, stdout:
 const OLD_DIGEST = `sha256:${'a'.repeat(64)}`;
 const NEW_DIGEST = `sha256:${'b'.repeat(64)}`;
 const NEW_REF = 'reg.example/berth:v2';
+/** The operator's app.env before the run: a hand-kept key and an old value of a CI key. */
+const APP_ENV_BEFORE = 'HAND=kept\nAPI_KEY=old\n';
+const CI_SETTINGS = { API_KEY: 'from-ci' };
+const APP_ENV_AFTER = `HAND=kept\n${CI_MARKER}\nAPI_KEY=from-ci\n`;
 
 interface Box {
   running: boolean;
@@ -69,6 +74,7 @@ class FakeVm {
       source: 'reg.example/berth:v1',
       ip: '10.0.0.2',
     });
+    this.files.set(P.appEnv, APP_ENV_BEFORE);
     this.files.set(P.upstream, upstreamConf('old', 'before'));
     this.loaded = upstreamConf('old', 'before');
     this.files.set(
@@ -117,6 +123,42 @@ class FakeVm {
       ok()
     ),
     'files.readTuning': () => ok(),
+    // The settings files, modelled on what the real scripts do (test/deploy/commands/settings.test.ts runs those).
+    'settings.stage': (a, stdin) => {
+      const [appEnv = '', staged = '', marker = '', keys = ''] = a.slice(4);
+      const owned = new RegExp(keys.replace('[[:space:]]', '\\s') || '(?!)');
+      const kept = (this.files.get(appEnv) ?? '')
+        .split('\n')
+        .filter((l) => l && (!keys || (l !== marker && !owned.test(l))));
+      this.files.set(staged, kept.map((l) => `${l}\n`).join('') + stdin);
+      return ok();
+    },
+    'settings.stageSnapshot': (a) => {
+      const [snap = '', appEnv = '', staged = ''] = a.slice(4);
+      const from = this.files.has(snap) ? snap : appEnv;
+      this.files.set(staged, this.files.get(from) ?? '');
+      return ok(from === snap ? 'snapshot\n' : 'current\n');
+    },
+    'settings.keep': (a) => {
+      const [staged = '', snap = '', appEnv = ''] = a.slice(4);
+      const content = this.files.get(staged);
+      if (content === undefined) return fail(1, 'no staged settings');
+      this.files.set(snap, content);
+      this.files.set(appEnv, content);
+      this.files.delete(staged);
+      return ok();
+    },
+    'settings.prune': (a) => {
+      const [dir = '', ...keep] = a.slice(4);
+      for (const f of [...this.files.keys()])
+        if (
+          f.startsWith(`${dir}/`) &&
+          f.endsWith('.env') &&
+          !keep.some((t) => f === `${dir}/${t}.env`)
+        )
+          this.files.delete(f);
+      return ok();
+    },
     'lock.take': (a) => {
       if (this.lockHeld())
         return {
@@ -323,6 +365,7 @@ const cfg = {
   lockWaitS: 0,
   network: 'berth',
   who: 'tester',
+  appSettings: CI_SETTINGS,
 } satisfies DeployConfig;
 
 async function deployWith(
@@ -386,6 +429,9 @@ function assertTruthful(r: Awaited<ReturnType<typeof deployWith>>, label: string
   if (vm.lockHeld()) expect(`${final}\n${r.lines.join('\n')}`, ctx).toMatch(/unlock/);
   // upstream.conf names what nginx routes to: the next deploy can trust it, and it is never emptied.
   expect(parseUpstream(vm.files.get(P.upstream) ?? ''), ctx).toBe(serving);
+  // app.env changes only with what serves: a refused run leaves the operator's file as it was.
+  if (!newServes) expect(vm.files.get(P.appEnv), ctx).toBe(APP_ENV_BEFORE);
+  if (ok) expect(vm.files.get(P.appEnv), ctx).toBe(APP_ENV_AFTER);
   // A serving version is never recorded as failed.
   const failedNew = parseHistory(vm.files.get(P.history) ?? '').filter(
     (e) => e.result === 'failed' && (e.image === NEW_REF || e.digest === '-'),
@@ -623,7 +669,7 @@ describe('the release command (DEPLOY_RELEASE_COMMAND) against a fake VM', () =>
     expect(n.indexOf('release.run')).toBeLessThan(n.indexOf('proxy.switch'));
     const argv = r.vm.log.find((c) => c.name === 'release.run')?.argv ?? [];
     expect(argv.slice(-3)).toEqual(['new-id', 'node', 'dist/service/db/migrate.js']);
-    for (const flag of ['--read-only', '--cap-drop', 'no-new-privileges=true', P.appEnv])
+    for (const flag of ['--read-only', '--cap-drop', 'no-new-privileges=true', P.stagedSettings])
       expect(argv).toContain(flag);
     expect(r.lines.join('\n')).toMatch(/✓ release command .*exited 0/);
   });
@@ -724,4 +770,97 @@ describe('the release command (DEPLOY_RELEASE_COMMAND) against a fake VM', () =>
         }
     },
   );
+});
+
+describe("the app's settings (DEPLOY_APP_SETTINGS) against a fake VM", () => {
+  const flowDeps = (vm: FakeVm, lines: string[]) => ({
+    cfg,
+    env: ENV,
+    exec: executor(vm, undefined, { n: 0 }),
+    reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
+    report: new Reporter({ out: (l) => lines.push(l), err: (l) => lines.push(l) }),
+    signal: new AbortController().signal,
+    files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
+  });
+  const envFileOf = (vm: FakeVm, name: string) => {
+    const argv = vm.log.filter((c) => c.name === 'app.create').at(-1)?.argv ?? [];
+    expect(argv).toContain(`--name`);
+    expect(argv[argv.indexOf('--name') + 1]).toBe(name);
+    return argv[argv.indexOf('--env-file') + 1];
+  };
+
+  it('a deploy starts the new container from the staged file, then it becomes app.env and the snapshot', async () => {
+    const r = await deployWith(undefined);
+    expect(r.ok, r.final).toBe(true);
+    expect(envFileOf(r.vm, newBox(r.vm) ?? '')).toBe(P.stagedSettings);
+    expect(r.vm.files.get(P.appEnv)).toBe(APP_ENV_AFTER);
+    expect(r.vm.files.get(settingsSnapshot(P, NEW_DIGEST))).toBe(APP_ENV_AFTER);
+    expect(r.vm.files.has(P.stagedSettings)).toBe(false);
+    expect(r.lines.join('\n')).toMatch(/✓ settings .*API_KEY from CI; the rest of app.env kept/);
+    // The value went on stdin only: never in an argument, never in a line printed.
+    expect(r.vm.log.filter((c) => c.argv.join(' ').includes('from-ci'))).toEqual([]);
+    expect(r.vm.log.filter((c) => c.stdin?.includes('from-ci')).map((c) => c.name)).toEqual([
+      'settings.stage',
+    ]);
+    expect(r.lines.join('\n')).not.toContain('from-ci');
+  });
+
+  it('a rollback starts the old version with the settings it served with, and marks what it left', async () => {
+    const vm = new FakeVm();
+    vm.files.set(settingsSnapshot(P, OLD_DIGEST), 'OLD=settings\n');
+    // Retention keeps the old version (image and snapshot) as berth-<env>:<digest>.
+    vm.images.set(
+      envTag(ENV, OLD_DIGEST),
+      vm.images.get('old-id') ?? { id: 'old-id', digests: [] },
+    );
+    const lines: string[] = [];
+    await deploy(flowDeps(vm, lines), NEW_REF);
+    await rollback(flowDeps(vm, lines), undefined);
+    const serving = vm.routedTo() ?? '';
+    expect(vm.containers.get(serving)?.digest).toBe(OLD_DIGEST);
+    expect(envFileOf(vm, serving)).toBe(P.stagedSettings);
+    expect(vm.files.get(P.appEnv)).toBe('OLD=settings\n');
+    expect(vm.files.get(settingsSnapshot(P, NEW_DIGEST))).toBe(APP_ENV_AFTER);
+    expect(lines.join('\n')).toMatch(/✓ settings .*as aaaaaaaaaaaa last served with them/);
+    expect(parseHistory(vm.files.get(P.history) ?? '').at(-1)).toMatchObject({
+      action: 'rollback',
+      digest: OLD_DIGEST,
+      from: NEW_DIGEST,
+    });
+  });
+
+  it('a rollback to a version with no snapshot says it uses the current app.env', async () => {
+    const vm = new FakeVm();
+    const lines: string[] = [];
+    await deploy(flowDeps(vm, lines), NEW_REF);
+    vm.images.set(
+      envTag(ENV, OLD_DIGEST),
+      vm.images.get('old-id') ?? { id: 'old-id', digests: [] },
+    );
+    await rollback(flowDeps(vm, lines), undefined);
+    expect(lines.join('\n')).toMatch(
+      /warning: no settings snapshot for aaaaaaaaaaaa \(deployed before Berth kept them\): it starts with the current app.env/,
+    );
+    expect(vm.files.get(P.appEnv)).toBe(APP_ENV_AFTER);
+    // From now on it has one: the settings it served with this time.
+    expect(vm.files.get(settingsSnapshot(P, OLD_DIGEST))).toBe(APP_ENV_AFTER);
+  });
+
+  it('prune keeps the snapshots of the versions whose image stays, and only those', async () => {
+    const r = await deployWith(undefined, {
+      setup: (vm) => {
+        vm.files.set(`${P.settingsDir}/0123456789ab.env`, 'GONE=1\n');
+        vm.files.set(settingsSnapshot(P, OLD_DIGEST), 'OLD=1\n');
+        vm.images.set(
+          envTag(ENV, OLD_DIGEST),
+          vm.images.get('old-id') ?? { id: 'old-id', digests: [] },
+        );
+      },
+    });
+    expect(r.ok, r.final).toBe(true);
+    const prune = r.vm.log.find((c) => c.name === 'settings.prune');
+    expect(prune?.argv.slice(4).sort()).toEqual([P.settingsDir, 'aaaaaaaaaaaa', 'bbbbbbbbbbbb']);
+    expect(r.vm.files.has(`${P.settingsDir}/0123456789ab.env`)).toBe(false);
+    expect(r.vm.files.has(settingsSnapshot(P, OLD_DIGEST))).toBe(true);
+  });
 });
