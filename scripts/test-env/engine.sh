@@ -63,6 +63,10 @@ install_host_packages() {
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   [ -x /usr/bin/python3 ] || missing+=(python3)  # the runtime wrapper's interpreter
   [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)  # copied into the base image
+  # The deploy e2e tests compile a static HTTP server into a FROM scratch image (an app image
+  # with no node and no shell): gcc, and libc6-dev for the static libc.
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
   apt_install "${missing[@]}"
   # The package's own registry would hold :5000 after a reboot of a systemd machine.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then

@@ -1,7 +1,6 @@
 // The environment's nginx proxy: what upstream.conf says, and the programs of remote/proxy.sh
 // that switch it, ask it where it routes, and reload it.
 import { projectName, type EnvName } from '../environments.js';
-import { program } from '../remote/programs.js';
 import { addressFormat, APP_LISTEN_PORT } from './app.js';
 import { docker, shellProgram, type RemoteCommand } from './command.js';
 
@@ -48,7 +47,7 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
   // prettier-ignore
   return shellProgram('proxy.switch', 'proxy.sh', 'switch',
     projectName(s.env), s.upstreamFile, s.app, addressFormat(s.env), s.path, s.token, String(s.tries),
-    program('http-probe.sh'), String(PROXY_LISTEN_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
+    String(PROXY_LISTEN_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
 }
 
 /**
@@ -59,7 +58,7 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
 export const routedAddress = (env: EnvName, path: string, requestId: string): RemoteCommand =>
   // prettier-ignore
   shellProgram('proxy.routedAddress', 'proxy.sh', 'routed-address',
-    projectName(env), path, requestId, program('http-probe.sh'), String(PROXY_LISTEN_PORT));
+    projectName(env), path, requestId, String(PROXY_LISTEN_PORT));
 
 /** `nginx -t`, then a graceful reload; exit EXIT.proxy.notRunning when the proxy is not running. */
 export const reloadProxy = (env: EnvName): RemoteCommand =>

@@ -12,16 +12,16 @@ findproxy() {
   docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy | head -n 1
 }
 
-# routed ID: sends one request through the proxy, from inside it, tagged with X-Request-Id ID
-# (remote/http-probe.sh, its text in $probe) and prints the upstream address the proxy's access log
-# says served it. That log line is the proxy's own word on where traffic goes, per container, which
-# no /health body can say when old and new run the same version.
+# routed ID: sends one request through the proxy, from inside it (its wget: busybox's in
+# nginx:alpine), tagged with X-Request-Id ID, and prints the upstream address the proxy's access
+# log says served it. That log line is the proxy's own word on where traffic goes, per container,
+# which no /health body can say when old and new run the same version.
 routed() {
-  printf '%s' "$probe" | docker exec -i "$proxy" sh -s get "http://127.0.0.1:$proxy_port$path" "$1" >/dev/null 2>&1
+  docker exec "$proxy" timeout 5 wget -q -O /dev/null --header "X-Request-Id: $1" "http://127.0.0.1:$proxy_port$path" >/dev/null 2>&1
   docker logs --since 15s "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
-# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROBE PROXY_PORT APP_PORT CONF NGINX...
+# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROXY_PORT APP_PORT CONF NGINX...
 # The whole switch in one program, so a lost SSH connection cannot split it (it ignores
 # SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
 # `nginx -t`, graceful reload, then ask through the proxy until 3 requests in a row are served by
@@ -30,10 +30,10 @@ routed() {
 # place (exit 3): the deploy starts the proxy on it and then asks `routed` itself.
 switch_to() {
   trap '' HUP PIPE
-  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 probe=$8 proxy_port=$9
+  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 proxy_port=$8 app_port=$9
   shift 9
-  app_port=$1 conf=$2
-  shift 2
+  conf=$1
+  shift
   printf '%s' "$conf" > "$file.next" && chmod 644 "$file.next" || exit 1
   if [ -s "$file" ]; then cp -p "$file" "$file.prev" || exit 1; else rm -f "$file.prev"; fi
   mv -f "$file.next" "$file" || exit 1
@@ -64,10 +64,10 @@ restore() {
   if [ -s "$file.prev" ]; then mv -f "$file.prev" "$file" && docker exec "$proxy" "$@" -s reload >/dev/null 2>&1; fi
 }
 
-# routed-address PROJECT PATH ID PROBE PROXY_PORT: the upstream address that served a request sent
-# now (empty when the proxy logged none).
+# routed-address PROJECT PATH ID PROXY_PORT: the upstream address that served a request sent now
+# (empty when the proxy logged none).
 routed_address() {
-  project=$1 path=$2 id=$3 probe=$4 proxy_port=$5
+  project=$1 path=$2 id=$3 proxy_port=$4
   proxy=$(findproxy)
   [ -n "$proxy" ] || exit 3
   routed "$id"

@@ -135,7 +135,7 @@ class FakeVm {
       return ok();
     },
     // sh -s ACTION ARGS...: the arguments start at argv[3].
-    'proxy.switch': (a) => this.switchProxy(a[4] ?? '', a[5] ?? '', a[13] ?? ''),
+    'proxy.switch': (a) => this.switchProxy(a[4] ?? '', a[5] ?? '', a[12] ?? ''),
     'proxy.routedAddress': () => {
       if (!this.proxyRunning) return fail(EXIT.proxy.notRunning, '');
       const to = this.routedTo();

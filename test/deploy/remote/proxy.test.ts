@@ -16,7 +16,7 @@ import { EXIT } from '../../../src/deploy/limits.js';
 // docker stand-in. State in $STUB: proxy-up (running), proxy-created (exists, not running), ip-<name>,
 // loaded (what nginx routes by), proxy.log, reload-takes (reload re-reads upstream.conf),
 // bad-config (nginx -t fails). A probe (`exec -i` into the proxy or a one-off `run -i`) leaves its
-// arguments in probe-args and its stdin in probe-stdin.
+// arguments in probe-args and its stdin in probe-stdin; a request through the proxy, routed-args.
 const DOCKER = `#!/bin/sh
 S="$STUB"
 case "$1" in
@@ -34,17 +34,18 @@ case "$1" in
       case "$*" in
         *" -t") [ -e "$S/bad-config" ] && { echo 'nginx: [emerg] host not found in upstream'; exit 1; }; exit 0 ;;
         *"-s reload") [ -e "$S/reload-takes" ] && cp "$S/upstream.conf" "$S/loaded"; exit 0 ;;
+        *" wget "*)
+          # A request through the proxy, from inside it: logged with the upstream nginx used.
+          echo "$*" > "$S/routed-args"
+          id=$(printf '%s\\n' "$*" | sed -n 's/.*X-Request-Id: \\([^ ]*\\).*/\\1/p')
+          name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
+          printf '{"request_id":"%s","status":200,"upstream":"%s:8000"}\\n' "$id" "$(cat "$S/ip-$name")" >> "$S/proxy.log"
+          exit 0 ;;
       esac
     fi
     # exec -i proxy1 sh -s ACTION ARGS: the HTTP probe, on stdin, inside the proxy.
     [ "$1 $2 $3 $4" = "-i proxy1 sh -s" ] || { echo "docker stub: unexpected exec $*" >&2; exit 99; }
     echo "$*" > "$S/probe-args"; cat > "$S/probe-stdin"
-    if [ "$5" = get ]; then
-      # Through the proxy: it logs the upstream it used for this request id.
-      name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
-      printf '{"request_id":"%s","status":200,"upstream":"%s:8000"}\\n' "$7" "$(cat "$S/ip-$name")" >> "$S/proxy.log"
-      echo '200 {}'; exit 0
-    fi
     echo 'unhealthy: last answer HTTP 500'; exit 1 ;;
 esac
 echo "docker stub: unexpected $*" >&2; exit 99
@@ -97,12 +98,10 @@ describe('the switch script in a real shell', () => {
     const r = runSwitch();
     expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
     expect(r.stdout).toContain('switched to 10.0.0.3:8000');
-    // Asked from inside the proxy, to its own port, with the HTTP probe on the exec's stdin.
-    const probed = readFileSync(path.join(stub, 'probe-args'), 'utf8');
-    expect(probed).toMatch(
-      /^-i proxy1 sh -s get http:\/\/127\.0\.0\.1:8080\/health berth-switch-t1-\d\n$/,
+    // Asked from inside the proxy, to its own port, the request tagged for the log.
+    expect(readFileSync(path.join(stub, 'routed-args'), 'utf8')).toMatch(
+      /^proxy1 timeout 5 wget -q -O \/dev\/null --header X-Request-Id: berth-switch-t1-\d http:\/\/127\.0\.0\.1:8080\/health\n$/,
     );
-    expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
     expect(existsSync(`${file()}.prev`)).toBe(false);
   });
