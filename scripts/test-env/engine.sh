@@ -10,7 +10,7 @@
 #                                             Docker's own repository, which VMs use, ships newer)
 #   a local registry (distribution 2.8)       127.0.0.1:5000 (Docker trusts plain HTTP on loopback)
 #   docker.io/library/node:24-bookworm-slim   stand-in: debootstrap minbase + the official Node 24
-#   localhost/berth-test/nginx:latest         proxy stand-in (Debian's nginx)
+#   localhost/berth-test/nginx:latest         proxy stand-in (Debian's nginx, busybox wget, no node)
 #
 # Usage: engine.sh up|down|restart|status|purge
 #   up       install what is missing, start what is not running, build missing images (idempotent;
@@ -63,6 +63,10 @@ install_host_packages() {
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
   [ -x /usr/bin/python3 ] || missing+=(python3)  # the runtime wrapper's interpreter
   [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)  # copied into the base image
+  # The deploy e2e tests compile a static HTTP server into a FROM scratch image (an app image
+  # with no node and no shell): gcc, and libc6-dev for the static libc.
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
   apt_install "${missing[@]}"
   # The package's own registry would hold :5000 after a reboot of a systemd machine.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
@@ -314,25 +318,36 @@ ensure_base_image() {
     "$tarball" "$BASE_IMAGE" >/dev/null
 }
 
-# nginx from Debian on the base image, shaped like the official nginx image: user nginx (uid 101),
-# config in /etc/nginx, logs to the container's stdout/stderr, SIGQUIT for a graceful stop.
-ensure_proxy_image() {
-  image_exists "$PROXY_IMAGE" && return 0
-  local dir="$STATE/build/nginx"
-  mkdir -p "$dir"
-  cat >"$dir/Dockerfile" <<EOF
+# nginx from Debian on the base image, shaped like the official nginx:alpine image the VMs run:
+# user nginx (uid 101), config in /etc/nginx, logs to the container's stdout/stderr, SIGQUIT for a
+# graceful stop, busybox's `wget` and a `sh` (the deploy probes the app from this image) and no
+# node, so no test can lean on a runtime the real proxy image lacks. The recipe's hash is a label:
+# `up` rebuilds the image whenever the recipe changes, also on a machine that has an older one.
+proxy_recipe() {
+  cat <<EOF
 FROM $BASE_IMAGE
 RUN apt-get update -qq \\
- && apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \\
+ && apt-get install -y -qq --no-install-recommends nginx-light busybox >/dev/null \\
  && rm -rf /var/lib/apt/lists/* \\
+ && ln -s /bin/busybox /usr/local/bin/wget \\
+ && rm -rf /usr/local/bin/node /usr/local/bin/npm /usr/local/bin/npx /usr/local/lib/node_modules \\
  && useradd --system --uid 101 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nginx \\
  && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log
 EXPOSE 80
 STOPSIGNAL SIGQUIT
 CMD ["nginx", "-g", "daemon off;"]
 EOF
-  log "building $PROXY_IMAGE (Debian's nginx)"
-  docker build --pull=false -q -t "$PROXY_IMAGE" "$dir" >"$LOG_DIR/nginx-build.log" 2>&1 \
+}
+
+ensure_proxy_image() {
+  local recipe hash dir="$STATE/build/nginx"
+  recipe=$(proxy_recipe)
+  hash=$(printf '%s' "$recipe" | sha256sum | cut -c1-16)
+  [ "$(docker image inspect --format '{{index .Config.Labels "berth.recipe"}}' "$PROXY_IMAGE" 2>/dev/null)" = "$hash" ] && return 0
+  mkdir -p "$dir"
+  printf '%s\n' "$recipe" >"$dir/Dockerfile"
+  log "building $PROXY_IMAGE (Debian's nginx, busybox wget, no node)"
+  docker build --pull=false -q --label "berth.recipe=$hash" -t "$PROXY_IMAGE" "$dir" >"$LOG_DIR/nginx-build.log" 2>&1 \
     || die "building $PROXY_IMAGE failed, see $LOG_DIR/nginx-build.log"
 }
 

@@ -31,8 +31,8 @@ export interface HealthVerdict {
 }
 
 /**
- * `exec` is the in-container poll's result (exit 0 healthy, 1 not in time, anything else: the
- * exec itself failed, e.g. because the container stopped); `state` is inspect afterwards.
+ * `exec` is the probe's result (remote/http-probe.sh `health`, from the proxy's side: exit 0
+ * healthy, 1 not in time, anything else: the probe itself could not run); `state` is inspect afterwards.
  */
 export function judgeHealth(
   exec: { code: number; stdout: string; stderr: string },
@@ -40,7 +40,7 @@ export function judgeHealth(
   o: { path: string; timeoutS: number; successes: number },
 ): HealthVerdict {
   const said = exec.stdout.trim().split('\n').at(-1) ?? '';
-  if (exec.code === 0) return { healthy: true, reason: said };
+  if (exec.code === 0 && said.startsWith('healthy: ')) return { healthy: true, reason: said };
   if (!state)
     return { healthy: false, reason: 'the new container disappeared during the health check' };
   if (state.status !== 'running' || state.restarts > 0) {
@@ -55,17 +55,21 @@ export function judgeHealth(
       reason: `the new container exited with code ${state.exitCode} during the health check (state ${state.status})`,
     };
   }
-  if (exec.code === 1) {
+  if (exec.code === 1 && said.startsWith('unhealthy: ')) {
     const last = said.replace(/^unhealthy: /, '');
     return {
       healthy: false,
       reason: `the new container did not pass the health check: GET ${o.path} was not 2xx ${o.successes} time(s) in a row within ${o.timeoutS} s (${last})`,
     };
   }
-  if (exec.code === 127 || /executable file not found|no such file/i.test(exec.stderr))
-    return { healthy: false, reason: 'the image has no `node` to run the health check with' };
+  const why = exec.stderr.trim().split('\n').at(-1) ?? '';
+  if (exec.code === 127 || /no wget|executable file not found/i.test(exec.stderr))
+    return {
+      healthy: false,
+      reason: `the proxy image cannot run the health probe (it needs sh and wget, as nginx:*-alpine has: check PROXY_IMAGE): ${why}`,
+    };
   return {
     healthy: false,
-    reason: `the health check could not run in the new container (exit ${exec.code}: ${exec.stderr.trim().split('\n').at(-1) ?? ''})`,
+    reason: `the health probe could not run (exit ${exec.code}: ${why})`,
   };
 }

@@ -24,7 +24,7 @@ export const TIMEOUT_MS = {
   compose: 300_000,
   /** The switch script: nginx -t (at most 20 s), reload, then up to SWITCH_TRIES probes. */
   switch: 180_000,
-  /** Added to the health check's own timeout: the exec itself and the inspect after it. */
+  /** Added to the health check's own timeout: starting the probe (an exec, or a one-off container) and the inspect after it. */
   healthGrace: 60_000,
   /** Added to DEPLOY_RELEASE_TIMEOUT_S: the VM's own `timeout` ends the command first. */
   releaseGrace: 60_000,

@@ -1,5 +1,6 @@
 // `status` and `history`: read-only views of what runs on the VM, per environment.
-import { inspectContainer, probeOnce } from './commands/app.js';
+import { inspectContainer } from './commands/app.js';
+import { probeOnce } from './commands/probe.js';
 import { readFile } from './commands/files.js';
 import { parseUpstream } from './commands/proxy.js';
 import type { DeployConfig } from './config.js';
@@ -42,7 +43,7 @@ export async function envStatus(
     since: state.startedAt.replace(/\.\d+/, ''),
   };
   if (state.status !== 'running') return { ...base, health: 'stopped' };
-  const probe = await exec.run(probeOnce(name, cfg.healthPath), quick);
+  const probe = await exec.run(probeOnce(env, name, cfg.healthPath), quick);
   const [code, ...body] = probe.stdout.trim().split(' ');
   let version: string | undefined;
   try {

@@ -1,4 +1,4 @@
-// Health verdicts from the in-container poll and docker inspect.
+// Health verdicts from the probe run on the proxy's side (remote/http-probe.sh) and docker inspect.
 import { describe, expect, it } from 'vitest';
 import { judgeHealth, parseContainerState } from '../../src/deploy/health.js';
 
@@ -51,6 +51,25 @@ describe('health verdicts', () => {
     ).toMatch(/exited with code 3/);
     expect(judgeHealth({ code: 125, stdout: '', stderr: '' }, undefined, o).reason).toMatch(
       /disappeared/,
+    );
+  });
+  it('tells a probe that could not run from an unhealthy app, naming what to fix', () => {
+    expect(
+      judgeHealth(
+        { code: 127, stdout: '', stderr: 'http-probe: no wget in the proxy image\n' },
+        running,
+        o,
+      ).reason,
+    ).toMatch(/proxy image cannot run the health probe .*PROXY_IMAGE.*no wget in the proxy image$/);
+    // docker's own exit 1 (e.g. the proxy stopped under the exec) is not an answer of the app.
+    const r = judgeHealth(
+      { code: 1, stdout: '', stderr: 'Error response from daemon: container abc is not running\n' },
+      running,
+      o,
+    );
+    expect(r.healthy).toBe(false);
+    expect(r.reason).toBe(
+      'the health probe could not run (exit 1: Error response from daemon: container abc is not running)',
     );
   });
 });

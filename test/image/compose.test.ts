@@ -51,14 +51,16 @@ describe('docker-compose.yml', () => {
     expect(service.pids_limit).toBeGreaterThan(0);
   });
 
-  it('gives the app no host port, its own raw settings file, a fixed port 8000 and a node healthcheck', () => {
+  it("gives the app no host port, its own raw settings file, a fixed port 8000 and the image's own healthcheck", () => {
     expect(app.ports).toBeUndefined();
     expect(app.expose).toEqual(['8000']);
     // app.env, not .env: compose's interpolation file never reaches the app, and `raw` keeps
     // every value byte for byte, as `docker create --env-file` does in a deploy.
     expect(app.env_file).toEqual([{ path: 'app.env', format: 'raw', required: false }]);
     expect(app.environment).toMatchObject({ PORT: '8000' });
-    expect(app.healthcheck).toMatchObject({ test: ['CMD', 'node', 'dist/service/healthcheck.js'] });
+    // None stated here: an image without node (or any shell) would be marked unhealthy by it.
+    // Berth's image brings its own (the Dockerfile's HEALTHCHECK, tested below).
+    expect(app.healthcheck).toBeUndefined();
   });
 
   it('puts the app on the shared network under its per-environment alias', () => {

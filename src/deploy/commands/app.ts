@@ -2,7 +2,6 @@
 // switch. They publish no port: the proxy reaches them on the project network.
 import { appAlias, projectName, type EnvName } from '../environments.js';
 import { STOP_GRACE_S } from '../limits.js';
-import { program } from '../remote/programs.js';
 import { docker, sh, type RemoteCommand } from './command.js';
 import type { Tuning } from './files.js';
 
@@ -51,12 +50,8 @@ export function createApp(spec: AppSpec): RemoteCommand {
     '--label', `${LABEL_DIGEST}=${spec.digest}`,
     '--label', `${LABEL_IMAGE}=${spec.source}`,
     '--restart', 'unless-stopped',
-    '--health-cmd', 'node dist/service/healthcheck.js',
-    '--health-interval', '10s',
-    '--health-timeout', '5s',
-    '--health-retries', '3',
-    '--health-start-period', '15s',
-    '--health-start-interval', '1s',
+    // No --health-*: the image's own HEALTHCHECK, if it has one (Berth's does). Forcing one here
+    // would need a program inside every image; the deploy's own gate probes from outside.
     '--stop-timeout', String(STOP_GRACE_S),
     '--read-only',
     '--tmpfs', '/tmp:size=64m',
@@ -120,41 +115,3 @@ export const addressFormat = (env: EnvName): string =>
 
 export const containerAddress = (name: string, env: EnvName): RemoteCommand =>
   docker('app.address', 'container', 'inspect', '--format', addressFormat(env), name);
-
-export interface HealthOptions {
-  path: string;
-  timeoutMs: number;
-  intervalMs: number;
-  successes: number;
-}
-
-/** remote/health-probe.mjs in the container, by its own node, on its own loopback. */
-export const healthCheck = (name: string, o: HealthOptions): RemoteCommand => ({
-  ...docker(
-    'app.healthCheck',
-    'exec',
-    '-i',
-    name,
-    'node',
-    '-',
-    `http://127.0.0.1:${APP_LISTEN_PORT}${o.path}`,
-    String(Math.round(o.timeoutMs)),
-    String(Math.round(o.intervalMs)),
-    String(o.successes),
-  ),
-  stdin: program('health-probe.mjs'),
-});
-
-/** One GET (remote/probe-once.mjs), printing `STATUS BODY`: for `status`. */
-export const probeOnce = (name: string, path: string): RemoteCommand => ({
-  ...docker(
-    'app.probeOnce',
-    'exec',
-    '-i',
-    name,
-    'node',
-    '-',
-    `http://127.0.0.1:${APP_LISTEN_PORT}${path}`,
-  ),
-  stdin: program('probe-once.mjs'),
-});

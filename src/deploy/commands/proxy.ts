@@ -1,7 +1,6 @@
 // The environment's nginx proxy: what upstream.conf says, and the programs of remote/proxy.sh
 // that switch it, ask it where it routes, and reload it.
 import { projectName, type EnvName } from '../environments.js';
-import { program } from '../remote/programs.js';
 import { addressFormat, APP_LISTEN_PORT } from './app.js';
 import { docker, shellProgram, type RemoteCommand } from './command.js';
 
@@ -35,7 +34,7 @@ export interface SwitchSpec {
   upstreamFile: string;
   /** The new upstream.conf. */
   conf: string;
-  /** The container that must get the traffic (the probe runs in it). */
+  /** The container that must get the traffic. */
   app: string;
   path: string;
   /** Makes the probe's request ids unique to this run. */
@@ -48,31 +47,18 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
   // prettier-ignore
   return shellProgram('proxy.switch', 'proxy.sh', 'switch',
     projectName(s.env), s.upstreamFile, s.app, addressFormat(s.env), s.path, s.token, String(s.tries),
-    program('route-probe.mjs'), String(PROXY_LISTEN_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
+    String(PROXY_LISTEN_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
 }
 
 /**
- * Asks through the running proxy which upstream address serves (probe sent from container `app`).
- * Prints that address (empty when the proxy logged none); exit EXIT.proxy.notRunning when no proxy runs.
+ * Asks the running proxy which upstream address serves a request sent through it now (from inside
+ * it). Prints that address (empty when the proxy logged none); exit EXIT.proxy.notRunning when no
+ * proxy runs.
  */
-export const routedAddress = (
-  env: EnvName,
-  app: string,
-  path: string,
-  requestId: string,
-): RemoteCommand =>
-  shellProgram(
-    'proxy.routedAddress',
-    'proxy.sh',
-    'routed-address',
-    projectName(env),
-    app,
-    addressFormat(env),
-    path,
-    requestId,
-    program('route-probe.mjs'),
-    String(PROXY_LISTEN_PORT),
-  );
+export const routedAddress = (env: EnvName, path: string, requestId: string): RemoteCommand =>
+  // prettier-ignore
+  shellProgram('proxy.routedAddress', 'proxy.sh', 'routed-address',
+    projectName(env), path, requestId, String(PROXY_LISTEN_PORT));
 
 /** `nginx -t`, then a graceful reload; exit EXIT.proxy.notRunning when the proxy is not running. */
 export const reloadProxy = (env: EnvName): RemoteCommand =>

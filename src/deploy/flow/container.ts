@@ -1,14 +1,14 @@
 // The new container's life on the VM: created and started next to the live one, health-checked
-// from inside, its logs read when it is refused, the old one stopped after the switch.
+// over HTTP from the proxy's side, its logs read when it is refused, the old one stopped after the switch.
 import { randomBytes } from 'node:crypto';
 import {
   containerLogs,
   createApp,
-  healthCheck,
   inspectContainer,
   startContainer,
   stopContainer,
 } from '../commands/app.js';
+import { healthCheck } from '../commands/probe.js';
 import { projectName, type EnvName } from '../environments.js';
 import { judgeHealth, parseContainerState, type ContainerState } from '../health.js';
 import { LOG_LINES, TIMEOUT_MS } from '../limits.js';
@@ -54,17 +54,17 @@ export async function checkHealth(run: Run, name: string): Promise<string> {
   const { cfg } = run;
   const o = {
     path: cfg.healthPath,
-    timeoutMs: cfg.healthTimeoutS * 1000,
-    intervalMs: cfg.healthIntervalS * 1000,
+    timeoutS: cfg.healthTimeoutS,
+    intervalS: cfg.healthIntervalS,
     successes: cfg.healthSuccesses,
   };
   run.checkInterrupt();
-  const res = await run.run(healthCheck(name, o), o.timeoutMs + TIMEOUT_MS.healthGrace, true);
-  const verdict = judgeHealth(res, await inspect(run, name), {
-    path: o.path,
-    timeoutS: cfg.healthTimeoutS,
-    successes: o.successes,
-  });
+  const res = await run.run(
+    healthCheck(run.env, name, o),
+    o.timeoutS * 1000 + TIMEOUT_MS.healthGrace,
+    true,
+  );
+  const verdict = judgeHealth(res, await inspect(run, name), o);
   if (!verdict.healthy) throw new Failure(verdict.reason, '');
   return verdict.reason.replace(/^healthy: /, '');
 }

@@ -1,12 +1,7 @@
 // Before anything changes: the environment's files in place, and what the VM really holds. An
 // earlier run may have been cut off and left containers behind, or an upstream.conf that names a
 // container nginx never switched to: what the proxy routes to decides which one is live.
-import {
-  healthCheck,
-  listAppContainers,
-  removeContainers,
-  ensureNetwork,
-} from '../commands/app.js';
+import { listAppContainers, removeContainers, ensureNetwork } from '../commands/app.js';
 import { createProxy } from '../commands/compose.js';
 import {
   makeEnvDirs,
@@ -17,6 +12,7 @@ import {
   writeFile,
   writeFileIfMissing,
 } from '../commands/files.js';
+import { healthCheck } from '../commands/probe.js';
 import { parseUpstream, proxyRunning, upstreamConf } from '../commands/proxy.js';
 import { environmentInfo, type EnvName } from '../environments.js';
 import { ROUTE_CHECK_TRIES, TIMEOUT_MS } from '../limits.js';
@@ -46,10 +42,18 @@ export function defaultAppEnv(env: EnvName): string {
   ].join('\n');
 }
 
-/** Files up, network there, what serves now, leftovers of an interrupted deploy gone, a proxy container. */
+/** Files up, network there, a proxy container, what serves now, leftovers of an interrupted deploy gone. */
 export async function prepare(run: Run): Promise<Live | undefined> {
   run.checkInterrupt();
   await writeFiles(run);
+  // The proxy's container first: the health probes run in it, or in a one-off of its image.
+  const proxy = await run.must(proxyRunning(run.env), 'cannot look for the proxy');
+  if (!proxy.stdout.trim())
+    await run.must(
+      createProxy(run.env, run.paths.dir, run.composeVars),
+      'docker compose could not create the proxy',
+      TIMEOUT_MS.compose,
+    );
   let live = await liveContainer(run);
   let leftovers = await leftoverContainers(run, live);
   if (leftovers.length > 0) {
@@ -81,13 +85,6 @@ export async function prepare(run: Run): Promise<Live | undefined> {
       `removed ${leftovers.length} container(s) left by an interrupted deploy: ${leftovers.join(', ')}`,
     );
   }
-  const proxy = await run.must(proxyRunning(run.env), 'cannot look for the proxy');
-  if (!proxy.stdout.trim())
-    await run.must(
-      createProxy(run.env, run.paths.dir, run.composeVars),
-      'docker compose could not create the proxy',
-      TIMEOUT_MS.compose,
-    );
   run.live = live;
   return live;
 }
@@ -135,7 +132,12 @@ async function liveContainer(run: Run): Promise<Live | undefined> {
   const state = await inspect(run, name);
   if (state?.status !== 'running') return { name, state, healthy: false };
   const probe = await run.run(
-    healthCheck(name, { path: run.cfg.healthPath, timeoutMs: 3000, intervalMs: 500, successes: 1 }),
+    healthCheck(run.env, name, {
+      path: run.cfg.healthPath,
+      timeoutS: 3,
+      intervalS: 0.5,
+      successes: 1,
+    }),
     TIMEOUT_MS.quick,
   );
   return { name, state, healthy: probe.code === 0 };

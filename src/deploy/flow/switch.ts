@@ -68,18 +68,13 @@ async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
   };
 }
 
-/** Does the proxy route requests to `name`? Asked through the proxy, from inside `name`. */
+/** Does the proxy route requests to `name`? Asked through the proxy, from inside it. */
 export async function serves(run: Run, name: string, tries = SWITCH_TRIES): Promise<boolean> {
   const want = (await run.run(containerAddress(name, run.env))).stdout.trim();
   if (!want) return false;
   for (let i = 0; i < tries; i++) {
     const res = await run.run(
-      routedAddress(
-        run.env,
-        name,
-        run.cfg.healthPath,
-        `berth-check-${randomBytes(4).toString('hex')}`,
-      ),
+      routedAddress(run.env, run.cfg.healthPath, `berth-check-${randomBytes(4).toString('hex')}`),
       TIMEOUT_MS.quick,
     );
     if (res.code === EXIT.proxy.notRunning) return false;

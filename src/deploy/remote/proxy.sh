@@ -2,7 +2,8 @@
 # What the deploy does to an environment's nginx proxy on the VM, in one program sent on stdin:
 #   sh -s ACTION ARGS...   (built by src/deploy/commands/proxy.ts)
 # The exit codes are EXIT.proxy in src/deploy/limits.ts: 0 ok, 3 no proxy running, 4 the new
-# config fails `nginx -t`, 5 the reload failed, 6 the proxy did not send traffic where asked.
+# config fails `nginx -t`, 5 the reload failed, 6 the proxy did not send traffic where asked;
+# `probe` exits with the probe's own status (remote/http-probe.sh).
 # Everything runs from `main "$@"` on the last line: a program cut off in transit never runs
 # half, and nothing it starts can read the rest of it from stdin.
 
@@ -11,17 +12,16 @@ findproxy() {
   docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy | head -n 1
 }
 
-# routed ID: sends one request through the proxy (from container $app, which has node) tagged
-# with X-Request-Id ID and prints the upstream address the proxy's access log says served it.
-# That log line is the proxy's own word on where traffic goes, per container, which no /health
-# body can say when old and new run the same version.
+# routed ID: sends one request through the proxy, from inside it (its wget: busybox's in
+# nginx:alpine), tagged with X-Request-Id ID, and prints the upstream address the proxy's access
+# log says served it. That log line is the proxy's own word on where traffic goes, per container,
+# which no /health body can say when old and new run the same version.
 routed() {
-  paddr=$(docker container inspect --format "$fmt" "$proxy") || return 1
-  docker exec "$app" node -e "$probe" "http://$paddr:$proxy_port$path" "$1" >/dev/null 2>&1
+  docker exec "$proxy" timeout 5 wget -q -O /dev/null --header "X-Request-Id: $1" "http://127.0.0.1:$proxy_port$path" >/dev/null 2>&1
   docker logs --since 15s "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
-# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROBE PROXY_PORT APP_PORT CONF NGINX...
+# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROXY_PORT APP_PORT CONF NGINX...
 # The whole switch in one program, so a lost SSH connection cannot split it (it ignores
 # SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
 # `nginx -t`, graceful reload, then ask through the proxy until 3 requests in a row are served by
@@ -30,10 +30,10 @@ routed() {
 # place (exit 3): the deploy starts the proxy on it and then asks `routed` itself.
 switch_to() {
   trap '' HUP PIPE
-  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 probe=$8 proxy_port=$9
+  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 proxy_port=$8 app_port=$9
   shift 9
-  app_port=$1 conf=$2
-  shift 2
+  conf=$1
+  shift
   printf '%s' "$conf" > "$file.next" && chmod 644 "$file.next" || exit 1
   if [ -s "$file" ]; then cp -p "$file" "$file.prev" || exit 1; else rm -f "$file.prev"; fi
   mv -f "$file.next" "$file" || exit 1
@@ -64,13 +64,35 @@ restore() {
   if [ -s "$file.prev" ]; then mv -f "$file.prev" "$file" && docker exec "$proxy" "$@" -s reload >/dev/null 2>&1; fi
 }
 
-# routed-address PROJECT APP FORMAT PATH ID PROBE PROXY_PORT: the upstream address that served a
-# request sent now (empty when the proxy logged none).
+# routed-address PROJECT PATH ID PROXY_PORT: the upstream address that served a request sent now
+# (empty when the proxy logged none).
 routed_address() {
-  project=$1 app=$2 fmt=$3 path=$4 id=$5 probe=$6 proxy_port=$7
+  project=$1 path=$2 id=$3 proxy_port=$4
   proxy=$(findproxy)
   [ -n "$proxy" ] || exit 3
   routed "$id"
+}
+
+# probe PROJECT NETWORK PROBE ARGS...: remote/http-probe.sh (its text in PROBE) with ARGS, from
+# where the app answers by name: in the running proxy (docker exec, as the proxy's own user), or,
+# when none runs (a first deploy creates the proxy but starts it only at the switch), in a one-off
+# container of the proxy's image on the project network: read-only, nobody, no capabilities,
+# removed afterwards. The app's image is never asked to run anything. Exits with the probe's own
+# status; 3 when the project has no proxy container at all.
+probe_app() {
+  project=$1 network=$2 probe=$3
+  shift 3
+  proxy=$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy --filter status=running | head -n 1)
+  if [ -n "$proxy" ]; then
+    printf '%s' "$probe" | docker exec -i "$proxy" sh -s "$@"
+    exit
+  fi
+  created=$(docker ps -aq --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=proxy | head -n 1)
+  [ -n "$created" ] || { echo "no proxy container in $project to probe the app from (a deploy creates it)" >&2; exit 3; }
+  image=$(docker container inspect --format '{{.Image}}' "$created") || exit 3
+  printf '%s' "$probe" | docker run -i --rm --network "$network" --read-only --user 65534:65534 \
+    --cap-drop ALL --security-opt no-new-privileges=true --pids-limit 32 --memory 32m --log-driver none \
+    --entrypoint sh "$image" -s "$@"
 }
 
 # reload PROJECT NGINX...: test the config, then a graceful reload. The config test resolves
@@ -89,6 +111,7 @@ main() {
   case "$action" in
     switch) switch_to "$@" ;;
     routed-address) routed_address "$@" ;;
+    probe) probe_app "$@" ;;
     reload) reload "$@" ;;
     *) echo "proxy.sh: unknown action '$action'" >&2; exit 2 ;;
   esac

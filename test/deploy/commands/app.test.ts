@@ -4,7 +4,6 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import * as c from '../../../src/deploy/commands/app.js';
-import { program } from '../../../src/deploy/remote/programs.js';
 import { repoRoot } from '../../helpers/real-tools.js';
 
 describe('the app container', () => {
@@ -58,16 +57,9 @@ describe('the app container', () => {
     expect(val('--restart')).toEqual([app.restart]);
     expect(val('--stop-timeout')).toEqual([String(app.stop_grace_period).replace(/s$/, '')]);
     expect(val('--expose')).toEqual(app.expose);
-    const health = app.healthcheck as {
-      test: string[];
-      interval: string;
-      timeout: string;
-      retries: number;
-      start_period: string;
-    };
-    expect(val('--health-cmd')).toEqual([health.test.slice(1).join(' ')]);
-    expect(val('--health-interval')).toEqual([health.interval]);
-    expect(val('--health-retries')).toEqual([String(health.retries)]);
+    // Neither sets a health check: the image's own HEALTHCHECK applies, whatever its runtime.
+    expect(app.healthcheck).toBeUndefined();
+    expect(plain.filter((a) => a.startsWith('--health') || a === '--no-healthcheck')).toEqual([]);
     expect(val('--env')).toEqual(
       Object.entries(app.environment as Record<string, string>).map(([k, v]) => `${k}=${v}`),
     );
@@ -92,29 +84,5 @@ describe('the app container', () => {
 
   it('names its image id, not a tag, so a re-pushed tag cannot change what runs', () => {
     expect(argv).not.toContain('reg/berth:v1');
-  });
-});
-
-describe('health check', () => {
-  it('polls the container itself on its own port with the configured path and counts, the probe on stdin', () => {
-    const cmd = c.healthCheck('n', {
-      path: '/health',
-      timeoutMs: 20000,
-      intervalMs: 500,
-      successes: 3,
-    });
-    expect(cmd.argv).toEqual([
-      'docker',
-      'exec',
-      '-i',
-      'n',
-      'node',
-      '-',
-      'http://127.0.0.1:8000/health',
-      '20000',
-      '500',
-      '3',
-    ]);
-    expect(cmd.stdin).toBe(program('health-probe.mjs'));
   });
 });

@@ -37,7 +37,7 @@ describe('the proxy', () => {
     ]);
     expect(cmd.stdin).toBe(program('proxy.sh'));
   });
-  it('switches with proxy.sh, the route probe and the new upstream as arguments', () => {
+  it('switches with proxy.sh (on stdin) and the new upstream as an argument', () => {
     const cmd = c.switchProxy({
       env: 'staging',
       upstreamFile: '/u.conf',
@@ -48,8 +48,20 @@ describe('the proxy', () => {
       tries: 3,
     });
     expect(cmd.argv.slice(0, 4)).toEqual(['sh', '-s', 'switch', 'berth-staging']);
-    expect(cmd.argv).toContain(program('route-probe.mjs'));
     expect(cmd.argv).toContain('server a:8000;\n');
+    expect(cmd.stdin).toBe(program('proxy.sh'));
+  });
+  it('asks the running proxy where it routes (no app container involved)', () => {
+    const cmd = c.routedAddress('staging', '/health', 'berth-check-1');
+    expect(cmd.argv).toEqual([
+      'sh',
+      '-s',
+      'routed-address',
+      'berth-staging',
+      '/health',
+      'berth-check-1',
+      '8080',
+    ]);
     expect(cmd.stdin).toBe(program('proxy.sh'));
   });
 });

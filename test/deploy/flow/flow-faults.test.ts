@@ -181,7 +181,7 @@ class FakeVm {
       return ok();
     },
     // sh -s ACTION ARGS...: the arguments start at argv[3].
-    'proxy.switch': (a) => this.switchProxy(a[4] ?? '', a[5] ?? '', a[13] ?? ''),
+    'proxy.switch': (a) => this.switchProxy(a[4] ?? '', a[5] ?? '', a[12] ?? ''),
     'proxy.routedAddress': () => {
       if (!this.proxyRunning) return fail(EXIT.proxy.notRunning, '');
       const to = this.routedTo();
@@ -242,8 +242,9 @@ class FakeVm {
       const box = this.containers.get(a.at(-1) ?? '');
       return box ? ok(`${box.ip}\n`) : fail();
     },
-    'app.healthCheck': (a) => {
-      const target = this.containers.get(a[3] ?? '');
+    // sh -s probe PROJECT NETWORK PROBE health URL ...: the container is the URL's host.
+    'probe.health': (a) => {
+      const target = this.containers.get(new URL(a[7] ?? 'http://x').hostname);
       if (this.newUnhealthy && target?.digest === NEW_DIGEST)
         return { code: 1, stdout: 'unhealthy: last answer HTTP 500\n', stderr: '' };
       return target?.running
@@ -665,7 +666,7 @@ describe('the release command (DEPLOY_RELEASE_COMMAND) against a fake VM', () =>
     expect(r.ok, r.final).toBe(true);
     const n = names(r);
     expect(n.filter((x) => x === 'release.run')).toHaveLength(1);
-    expect(n.indexOf('release.run')).toBeGreaterThan(n.indexOf('app.healthCheck'));
+    expect(n.indexOf('release.run')).toBeGreaterThan(n.indexOf('probe.health'));
     expect(n.indexOf('release.run')).toBeLessThan(n.indexOf('proxy.switch'));
     const argv = r.vm.log.find((c) => c.name === 'release.run')?.argv ?? [];
     expect(argv.slice(-3)).toEqual(['new-id', 'node', 'dist/service/db/migrate.js']);

@@ -9,29 +9,44 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toShell, type RemoteCommand } from '../../../src/deploy/commands/command.js';
 import * as c from '../../../src/deploy/commands/proxy.js';
+import { healthCheck } from '../../../src/deploy/commands/probe.js';
+import { program } from '../../../src/deploy/remote/programs.js';
 import { EXIT } from '../../../src/deploy/limits.js';
 
-// docker stand-in. State in $STUB: proxy-up, ip-<name>, loaded (what nginx routes by), proxy.log,
-// reload-takes (reload re-reads upstream.conf), bad-config (nginx -t fails).
+// docker stand-in. State in $STUB: proxy-up (running), proxy-created (exists, not running), ip-<name>,
+// loaded (what nginx routes by), proxy.log, reload-takes (reload re-reads upstream.conf),
+// bad-config (nginx -t fails). A probe (`exec -i` into the proxy or a one-off `run -i`) leaves its
+// arguments in probe-args and its stdin in probe-stdin; a request through the proxy, routed-args.
 const DOCKER = `#!/bin/sh
 S="$STUB"
 case "$1" in
-  ps) [ -e "$S/proxy-up" ] && echo proxy1; exit 0 ;;
-  container) shift 4; cat "$S/ip-$1" 2>/dev/null || exit 1; exit 0 ;;
+  ps)
+    case "$*" in *" -aq "*) [ -e "$S/proxy-created" ] && echo proxy1 ;; esac
+    [ -e "$S/proxy-up" ] && echo proxy1; exit 0 ;;
+  container)
+    [ "$4" = '{{.Image}}' ] && { echo sha256:proxyimage; exit 0; }
+    shift 4; cat "$S/ip-$1" 2>/dev/null || exit 1; exit 0 ;;
   logs) cat "$S/proxy.log" 2>/dev/null; exit 0 ;;
+  run) echo "$*" > "$S/probe-args"; cat > "$S/probe-stdin"; echo 'healthy: from a one-off'; exit 0 ;;
   exec)
     shift
     if [ "$1" = proxy1 ]; then
       case "$*" in
         *" -t") [ -e "$S/bad-config" ] && { echo 'nginx: [emerg] host not found in upstream'; exit 1; }; exit 0 ;;
         *"-s reload") [ -e "$S/reload-takes" ] && cp "$S/upstream.conf" "$S/loaded"; exit 0 ;;
+        *" wget "*)
+          # A request through the proxy, from inside it: logged with the upstream nginx used.
+          echo "$*" > "$S/routed-args"
+          id=$(printf '%s\\n' "$*" | sed -n 's/.*X-Request-Id: \\([^ ]*\\).*/\\1/p')
+          name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
+          printf '{"request_id":"%s","status":200,"upstream":"%s:8000"}\\n' "$id" "$(cat "$S/ip-$name")" >> "$S/proxy.log"
+          exit 0 ;;
       esac
     fi
-    # node -e PROBE URL ID, from an app container: the proxy logs the upstream it used.
-    id=$(eval "printf '%s' \\"\\\${$#}\\"")
-    name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
-    printf '{"request_id":"%s","status":200,"upstream":"%s:8000"}\\n' "$id" "$(cat "$S/ip-$name")" >> "$S/proxy.log"
-    echo 200; exit 0 ;;
+    # exec -i proxy1 sh -s ACTION ARGS: the HTTP probe, on stdin, inside the proxy.
+    [ "$1 $2 $3 $4" = "-i proxy1 sh -s" ] || { echo "docker stub: unexpected exec $*" >&2; exit 99; }
+    echo "$*" > "$S/probe-args"; cat > "$S/probe-stdin"
+    echo 'unhealthy: last answer HTTP 500'; exit 1 ;;
 esac
 echo "docker stub: unexpected $*" >&2; exit 99
 `;
@@ -83,6 +98,10 @@ describe('the switch script in a real shell', () => {
     const r = runSwitch();
     expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
     expect(r.stdout).toContain('switched to 10.0.0.3:8000');
+    // Asked from inside the proxy, to its own port, the request tagged for the log.
+    expect(readFileSync(path.join(stub, 'routed-args'), 'utf8')).toMatch(
+      /^proxy1 timeout 5 wget -q -O \/dev\/null --header X-Request-Id: berth-switch-t1-\d http:\/\/127\.0\.0\.1:8080\/health\n$/,
+    );
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
     expect(existsSync(`${file()}.prev`)).toBe(false);
   });
@@ -134,5 +153,55 @@ describe('the reload in a real shell', () => {
   it('exits 3 when no proxy runs', () => {
     rmSync(path.join(stub, 'proxy-up'));
     expect(runOnStub(c.reloadProxy('staging')).status).toBe(EXIT.proxy.notRunning);
+  });
+});
+
+describe('the probe of an app container in a real shell', () => {
+  const health = () =>
+    runOnStub(
+      healthCheck('staging', 'berth-staging-app-new', {
+        path: '/health',
+        timeoutS: 5,
+        intervalS: 0.5,
+        successes: 2,
+      }),
+    );
+  const args = () => readFileSync(path.join(stub, 'probe-args'), 'utf8').trim();
+
+  it('runs in the running proxy, passing its answer and exit code through', () => {
+    const r = health();
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('unhealthy: last answer HTTP 500\n');
+    expect(args()).toBe('-i proxy1 sh -s health http://berth-staging-app-new:8000/health 5 0.5 2');
+    expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
+  });
+
+  it("before the proxy runs: a one-off, locked-down container of the proxy's image on the project network", () => {
+    rmSync(path.join(stub, 'proxy-up'));
+    writeFileSync(path.join(stub, 'proxy-created'), '');
+    const r = health();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('healthy: from a one-off\n');
+    const argv = args().split(' ');
+    expect(argv.slice(0, 3)).toEqual(['run', '-i', '--rm']);
+    expect(args()).toContain(' --network berth-staging_default ');
+    for (const flag of [
+      '--read-only',
+      '--user 65534:65534',
+      '--cap-drop ALL',
+      'no-new-privileges=true',
+    ])
+      expect(args()).toContain(flag);
+    expect(args()).toMatch(
+      / --entrypoint sh sha256:proxyimage -s health http:\/\/berth-staging-app-new:8000\/health 5 0\.5 2$/,
+    );
+    expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
+  });
+
+  it('exits 3 with one line when the environment has no proxy container at all', () => {
+    rmSync(path.join(stub, 'proxy-up'));
+    const r = health();
+    expect(r.status).toBe(EXIT.proxy.notRunning);
+    expect(r.stderr).toContain('no proxy container in berth-staging');
   });
 });
