@@ -113,7 +113,7 @@ export const certificateFile = (
   domain: string,
 ): string => `${s.storageRoot}/certificates/${issuerKey(s.acme.ca)}/${domain}/${domain}.crt`;
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 /**
  * One route per site, on the one server that listens on both ports (Caddy puts TLS on every
@@ -271,6 +271,15 @@ export const readUpstream = (name: string): AdminRequest => ({
   method: 'GET',
   path: `/id/${upstreamId(name)}/dial`,
 });
+
+/** The host a site's route matches (the deploy compares it with APP_DOMAIN). */
+export const readDomain = (name: string): AdminRequest => ({
+  method: 'GET',
+  path: `/id/${routeId(name)}/match/0/host/0`,
+});
+
+/** The whole running config (read, changed with `upsertSite`, loaded back). */
+export const readConfig = (): AdminRequest => ({ method: 'GET', path: '/config/' });
 
 /** Load a whole config (first start of a new site, or a changed domain). */
 export const loadConfig = (config: Json): AdminRequest => ({

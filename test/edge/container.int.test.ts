@@ -24,6 +24,7 @@ import { repoRoot, requirePart } from '../helpers/real-tools.js';
 import { engineEnv, exec, must } from '../image/engine.js';
 import { execFileSync } from 'node:child_process';
 import { httpGet, waitFor } from './harness.js';
+import { EDGE_STANDIN_IMAGE, ensureEdgeImage } from './standin-image.js';
 
 // Docker Engine with compose v2 (scripts/test-env/engine.sh writes DOCKER_HOST to .test-env/engine.env).
 const ready = requirePart(
@@ -47,7 +48,7 @@ const ready = requirePart(
   },
   'run `sudo bash scripts/test-env/engine.sh up` (Docker Engine 26 + compose v2 from Debian trixie)',
 );
-const IMAGE = 'localhost/berth-test/caddy:debian';
+const IMAGE = EDGE_STANDIN_IMAGE;
 
 describe.skipIf(!ready)(
   'the edge container (docker-compose.edge.yml on Docker Engine, stand-in image)',
@@ -71,16 +72,7 @@ describe.skipIf(!ready)(
     };
 
     beforeAll(async () => {
-      if ((await exec('docker', ['image', 'inspect', IMAGE])).code !== 0) {
-        await must('docker', [
-          'build',
-          '--pull=false',
-          '-q',
-          '-t',
-          IMAGE,
-          path.join(import.meta.dirname, 'standin'),
-        ]);
-      }
+      await ensureEdgeImage();
       await must('docker', ['network', 'create', network]);
       for (const [version, name] of Object.entries(apps)) {
         const server = `require('http').createServer((q,s)=>s.end(JSON.stringify({version:'${version}',host:q.headers.host}))).listen(8000)`;

@@ -75,9 +75,18 @@ export const ensureNetwork = (name: string): RemoteCommand =>
     name,
   );
 
-/** The shared `berth` network, where Prometheus finds the app as berth-<env>-app. */
+/**
+ * The shared `berth` network, where Prometheus finds the app as berth-<env>-app and the edge by
+ * its name. Joined once: before the switch when the edge needs it, else after; again is a no-op.
+ */
 export const joinSharedNetwork = (network: string, env: EnvName, name: string): RemoteCommand =>
-  docker('app.joinNetwork', 'network', 'connect', '--alias', appAlias(env), network, name);
+  sh(
+    'app.joinNetwork',
+    'out=$(docker network connect --alias "$2" "$1" "$3" 2>&1) || case "$out" in *"already exists"*) ;; *) printf "%s\\n" "$out" >&2; exit 1 ;; esac',
+    network,
+    appAlias(env),
+    name,
+  );
 
 export const startContainer = (name: string): RemoteCommand => docker('app.start', 'start', name);
 

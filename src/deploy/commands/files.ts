@@ -60,7 +60,14 @@ export const appendLine = (path: string, line: string): RemoteCommand =>
   sh('files.appendLine', 'printf "%s\\n" "$2" >> "$1"', path, line);
 
 /** Only the tuning keys the app container needs, so the rest of .env (secrets) never leaves the VM. */
-export const tuningKeys = ['APP_MEMORY_LIMIT', 'APP_CPUS', 'LOG_MAX_SIZE', 'LOG_MAX_FILE'] as const;
+export const tuningKeys = [
+  'APP_MEMORY_LIMIT',
+  'APP_CPUS',
+  'LOG_MAX_SIZE',
+  'LOG_MAX_FILE',
+  // Not for the container: the environment's host name on the HTTPS edge (flow/edge.ts).
+  'APP_DOMAIN',
+] as const;
 export const readTuning = (envFile: string): RemoteCommand =>
   sh('files.readTuning', `grep -E '^(${tuningKeys.join('|')})=' "$1" || true`, envFile);
 

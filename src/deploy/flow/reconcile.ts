@@ -17,6 +17,7 @@ import { parseUpstream, proxyRunning, upstreamConf } from '../commands/proxy.js'
 import { environmentInfo, type EnvName } from '../environments.js';
 import { ROUTE_CHECK_TRIES, TIMEOUT_MS } from '../limits.js';
 import { inspect } from './container.js';
+import { edgeFollowsLive } from './edge.js';
 import type { Live, Run } from './run.js';
 import { serves } from './switch.js';
 import { timestamp } from '../time.js';
@@ -76,6 +77,8 @@ export async function prepare(run: Run): Promise<Live | undefined> {
       live = await liveContainer(run);
     }
   }
+  // Before any leftover goes: the edge may still send the domain to one of them.
+  await edgeFollowsLive(run, live);
   if (leftovers.length > 0) {
     await run.must(
       removeContainers(leftovers),

@@ -1,14 +1,17 @@
 // The traffic switch: point the proxy at the new container and confirm, through the proxy, that
 // it answers; otherwise put back what routed before. remote/proxy.sh does the VM's part.
 import { randomBytes } from 'node:crypto';
+import { EDGE_CONTAINER } from '../../edge/caddy.js';
 import { APP_LISTEN_PORT, containerAddress } from '../commands/app.js';
 import { startProxy } from '../commands/compose.js';
 import { readFile, writeFile } from '../commands/files.js';
-import { routedAddress, switchProxy, upstreamConf } from '../commands/proxy.js';
+import { reloadProxy, routedAddress, switchProxy, upstreamConf } from '../commands/proxy.js';
 import { projectName } from '../environments.js';
 import { EXIT, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
+import { SshError } from '../ssh.js';
 import { sleep, timestamp } from '../time.js';
 import { Failure, servedBefore } from './advice.js';
+import { pointEdgeAt } from './edge.js';
 import { lastLine, type Run, type Target } from './run.js';
 
 /** Puts `name` (running `target`) behind the proxy; returns how, for the step line. */
@@ -30,8 +33,25 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
       { digest: target.digest },
     );
   }
+  let edge: string | undefined;
+  try {
+    edge = await pointEdgeAt(run, name);
+  } catch (err) {
+    if (err instanceof SshError) throw err; // cut off: the clean-up asks the proxy what serves
+    // nginx already routes to the new container: back to what it served, as a refused switch.
+    if (upstreamBefore.trim()) {
+      await run.run(writeFile(run.paths.upstream, upstreamBefore));
+      await run.run(reloadProxy(run.env));
+    }
+    run.state = { kind: 'started', name };
+    throw new Failure(
+      `the HTTPS edge did not switch to the new container (${(err as Error).message})`,
+      `${servedBefore(run.env, run.live)}; check the edge (docker logs ${EDGE_CONTAINER})`,
+      { digest: target.digest },
+    );
+  }
   run.state = { kind: 'switched', name, source: target.source, digest: target.digest };
-  return outcome.why;
+  return edge ? `${outcome.why}; ${edge}` : outcome.why;
 }
 
 interface SwitchOutcome {

@@ -1,9 +1,12 @@
 // The app container: what `docker create` gets, held to docker-compose.yml's app service.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import * as c from '../../../src/deploy/commands/app.js';
+import { toShell } from '../../../src/deploy/commands/command.js';
 import { repoRoot } from '../../helpers/real-tools.js';
 
 describe('the app container', () => {
@@ -71,15 +74,32 @@ describe('the app container', () => {
     const aliases = (
       (app.networks as Record<string, { aliases?: string[] } | null>).berth?.aliases ?? []
     ).map((a) => a.replace('${BERTH_ENV:-production}', 'production'));
-    expect(c.joinSharedNetwork('berth', 'production', spec.name).argv).toEqual([
-      'docker',
-      'network',
-      'connect',
-      '--alias',
-      aliases[0],
-      'berth',
-      spec.name,
-    ]);
+    const join = c.joinSharedNetwork('berth', 'production', spec.name);
+    expect(join.argv[2]).toContain('docker network connect --alias "$2" "$1" "$3"');
+    expect(join.argv.slice(4)).toEqual(['berth', aliases[0], spec.name]);
+  });
+
+  it('joins the shared network once: "already exists" is success, any other error is not', () => {
+    const bin = mkdtempSync(path.join(tmpdir(), 'berth-fake-docker-'));
+    const fake = path.join(bin, 'docker');
+    const join = (answer: string) => {
+      writeFileSync(fake, `#!/bin/sh\necho '${answer}' >&2\nexit 1\n`, { mode: 0o755 });
+      return spawnSync(
+        'sh',
+        [
+          '-c',
+          `PATH=${bin}:$PATH; ${toShell(c.joinSharedNetwork('berth', 'production', 'app-1'))}`,
+        ],
+        { encoding: 'utf8' },
+      );
+    };
+    expect(
+      join('Error response from daemon: endpoint with name app-1 already exists in network berth')
+        .status,
+    ).toBe(0);
+    const other = join('Error response from daemon: network berth not found');
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain('network berth not found');
   });
 
   it('names its image id, not a tag, so a re-pushed tag cannot change what runs', () => {

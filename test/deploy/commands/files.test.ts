@@ -32,7 +32,9 @@ describe('paths and files', () => {
   });
   it('reads only the tuning keys of .env, never its secrets', () => {
     const script = c.readTuning(p.env).argv[2] ?? '';
-    expect(script).toContain("grep -E '^(APP_MEMORY_LIMIT|APP_CPUS|LOG_MAX_SIZE|LOG_MAX_FILE)='");
+    expect(script).toContain(
+      "grep -E '^(APP_MEMORY_LIMIT|APP_CPUS|LOG_MAX_SIZE|LOG_MAX_FILE|APP_DOMAIN)='",
+    );
     expect(c.parseTuning('APP_MEMORY_LIMIT="256m"\nAPP_CPUS=0.5\nDATABASE_URL=x\n')).toEqual({
       APP_MEMORY_LIMIT: '256m',
       APP_CPUS: '0.5',

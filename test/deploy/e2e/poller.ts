@@ -35,10 +35,10 @@ interface Answer {
 
 class StaleConnection extends Error {}
 
-function getOnce(url: string, agent: http.Agent): Promise<Answer> {
+function getOnce(url: string, agent: http.Agent, headers: Record<string, string>): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    const req = http.get(url, { agent, timeout: 5000 }, (res) => {
+    const req = http.get(url, { agent, headers, timeout: 5000 }, (res) => {
       answered = true;
       let body = '';
       res.setEncoding('utf8');
@@ -56,10 +56,14 @@ function getOnce(url: string, agent: http.Agent): Promise<Answer> {
 }
 
 /**
- * Runs `concurrency` request loops against `url` until stopped. Each loop waits for its answer
+ * Runs `concurrency` request loops against `url` (with `headers`, e.g. a Host for the edge) until stopped. Each loop waits for its answer
  * before sending the next, so this measures availability, not throughput.
  */
-export function startPoller(url: string, concurrency = 2): Poller {
+export function startPoller(
+  url: string,
+  concurrency = 2,
+  headers: Record<string, string> = {},
+): Poller {
   let running = true;
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const freshConnection = new http.Agent({ keepAlive: false });
@@ -92,12 +96,12 @@ export function startPoller(url: string, concurrency = 2): Poller {
 
   const request = async (): Promise<Answer> => {
     try {
-      return await getOnce(url, agent);
+      return await getOnce(url, agent, headers);
     } catch (err) {
       if (!(err instanceof StaleConnection)) throw err;
       // Once, on a new connection: the other idle ones in the pool may be just as stale.
       result.retriedOnStaleConnection += 1;
-      return getOnce(url, freshConnection);
+      return getOnce(url, freshConnection, headers);
     }
   };
 

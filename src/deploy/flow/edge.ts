@@ -1,0 +1,181 @@
+// The HTTPS edge's part of a switch, for an environment with a domain (APP_DOMAIN in its .env).
+// nginx keeps the environment's own port; the edge (one Caddy per VM, docker-compose.edge.yml)
+// serves the domain. Both must name the same container before the old one stops: the switch
+// points nginx first, then the edge, and puts nginx back when the edge cannot follow.
+// Without APP_DOMAIN nothing here runs; with it but no edge running, the run says so once.
+import {
+  readDomain,
+  readConfig,
+  readUpstream,
+  switchUpstream,
+  loadConfig,
+  upsertSite,
+  edgeSettingsFromEnv,
+  EDGE_CONTAINER,
+  type Json,
+} from '../../edge/caddy.js';
+import { APP_LISTEN_PORT, joinSharedNetwork } from '../commands/app.js';
+import {
+  EDGE_LOCK,
+  EDGE_LOCK_WAIT_S,
+  edgeAdmin,
+  edgeReaches,
+  edgeRunning,
+  edgeSettingKeys,
+  lockEdge,
+  readEdgeSettings,
+  unlockEdge,
+} from '../commands/edge.js';
+import { TIMEOUT_MS } from '../limits.js';
+import { lastLine, type Live, type Run } from './run.js';
+
+export const edgeUpstream = (name: string): string => `${name}:${APP_LISTEN_PORT}`;
+
+/** The edge's settings file on the VM (init_setup.sh's edge directory). */
+export const edgeEnvFile = (remoteDir: string): string =>
+  `${remoteDir === '/' ? '' : remoteDir}/edge/.env`;
+
+const domainOf = (run: Run): string | undefined => run.tuning.APP_DOMAIN?.trim() || undefined;
+
+async function edgeUp(run: Run): Promise<boolean> {
+  const r = await run.run(edgeRunning(), TIMEOUT_MS.quick);
+  return r.code === 0 && r.stdout.trim() === 'true';
+}
+
+/** JSON answers of the admin API; undefined when it answered with an error (e.g. 404: no such @id). */
+async function ask<T>(run: Run, req: Parameters<typeof edgeAdmin>[0]): Promise<T | undefined> {
+  const r = await run.run(edgeAdmin(req), TIMEOUT_MS.quick);
+  if (r.code !== 0) return undefined;
+  try {
+    return JSON.parse(r.stdout) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function send(run: Run, req: Parameters<typeof edgeAdmin>[0], what: string): Promise<void> {
+  const r = await run.run(edgeAdmin(req), TIMEOUT_MS.command);
+  if (r.code !== 0)
+    throw new Error(`${what}: ${lastLine(r.stderr) || lastLine(r.stdout) || `exit ${r.code}`}`);
+}
+
+/** Where the edge sends the environment's host now, or undefined when it has no route for it. */
+async function currentRoute(run: Run): Promise<{ upstream: string; domain?: string } | undefined> {
+  const upstream = await ask<string>(run, readUpstream(run.env));
+  if (typeof upstream !== 'string') return undefined;
+  return { upstream, domain: await ask<string>(run, readDomain(run.env)) };
+}
+
+async function withEdgeLock<T>(run: Run, body: () => Promise<T>): Promise<T> {
+  const got = await run.run(lockEdge(), (EDGE_LOCK_WAIT_S + 10) * 1000);
+  if (got.code !== 0)
+    throw new Error(
+      got.code === 75
+        ? `another deploy held the edge's lock for ${EDGE_LOCK_WAIT_S} s (if none runs: docker exec ${EDGE_CONTAINER} rmdir ${EDGE_LOCK})`
+        : `cannot take the edge's lock: ${lastLine(got.stderr) || `exit ${got.code}`}`,
+    );
+  try {
+    return await body();
+  } finally {
+    await run.run(unlockEdge(), TIMEOUT_MS.quick).catch(() => undefined);
+  }
+}
+
+/**
+ * Points the site at `upstream` and reads it back; returns the upstream it had (undefined: no
+ * route yet). Only the one `dial` changes when the route exists with this domain; otherwise the
+ * site is added (or its domain changed) in the running config, loaded back whole.
+ */
+async function setUpstream(
+  run: Run,
+  domain: string,
+  upstream: string,
+): Promise<string | undefined> {
+  return withEdgeLock(run, async () => {
+    const before = await currentRoute(run);
+    if (before?.domain === domain) {
+      await send(run, switchUpstream(run.env, upstream), 'the edge refused the switch');
+    } else {
+      const config = await ask<Json>(run, readConfig());
+      if (!config) throw new Error('cannot read the edge’s running config');
+      const vars = Object.fromEntries(
+        (await run.run(readEdgeSettings(edgeEnvFile(run.cfg.remoteDir)), TIMEOUT_MS.quick)).stdout
+          .split('\n')
+          .map((l) => /^([A-Z_]+)=(.*)$/.exec(l.trim()))
+          .filter(
+            (m): m is RegExpExecArray =>
+              m !== null && (edgeSettingKeys as readonly string[]).includes(m[1]!),
+          )
+          .map((m) => [m[1]!, m[2]!.replace(/^(['"])(.*)\1$/, '$2')]),
+      );
+      const next = upsertSite(config, edgeSettingsFromEnv(vars, []), {
+        name: run.env,
+        domain,
+        upstream,
+      });
+      await send(run, loadConfig(next), 'the edge refused the new site');
+    }
+    const now = await ask<string>(run, readUpstream(run.env));
+    if (now !== upstream)
+      throw new Error(
+        `the edge sends ${domain} to ${now ?? 'nothing'} after the switch, not to ${upstream}`,
+      );
+    return before?.upstream;
+  });
+}
+
+/**
+ * The edge's part of switching to `name`: undefined when the environment has no domain or no
+ * edge runs (said in the run's output), else how it went. Throws when the edge does not follow;
+ * the edge is then back on what it served before.
+ */
+export async function pointEdgeAt(run: Run, name: string): Promise<string | undefined> {
+  const domain = domainOf(run);
+  if (!domain) return undefined;
+  if (!(await edgeUp(run))) {
+    run.report.warn(
+      `APP_DOMAIN=${domain}, but no edge runs on this VM (${EDGE_CONTAINER}): ${run.env} is served on its own port over plain HTTP only; init_setup.sh starts the edge`,
+    );
+    return undefined;
+  }
+  // The edge reaches apps on the shared network: the new container joins it before traffic moves.
+  await run.must(
+    joinSharedNetwork(run.cfg.network, run.env, name),
+    `cannot attach ${name} to the ${run.cfg.network} network`,
+  );
+  const reach = await run.run(
+    edgeReaches(edgeUpstream(name), run.cfg.healthPath),
+    TIMEOUT_MS.quick,
+  );
+  if (reach.code !== 0)
+    throw new Error(
+      `the edge cannot reach ${edgeUpstream(name)}${run.cfg.healthPath} on the ${run.cfg.network} network (${lastLine(reach.stderr) || `exit ${reach.code}`})`,
+    );
+  const before = await currentRoute(run);
+  try {
+    await setUpstream(run, domain, edgeUpstream(name));
+  } catch (err) {
+    if (before) await setUpstream(run, domain, before.upstream).catch(() => undefined);
+    throw err;
+  }
+  return `edge: ${domain} -> ${name}`;
+}
+
+/**
+ * Before a run changes anything: the edge must send the domain to what nginx serves (a run cut
+ * off between the two switches, a domain set since the last deploy, an edge started later).
+ */
+export async function edgeFollowsLive(run: Run, live: Live | undefined): Promise<void> {
+  const domain = domainOf(run);
+  if (!domain || !live || live.state?.status !== 'running' || !(await edgeUp(run))) return;
+  const route = await currentRoute(run);
+  if (route?.domain === domain && route.upstream === edgeUpstream(live.name)) return;
+  await run.must(
+    joinSharedNetwork(run.cfg.network, run.env, live.name),
+    `cannot attach ${live.name} to the ${run.cfg.network} network`,
+  );
+  await setUpstream(run, domain, edgeUpstream(live.name));
+  run.report.info(
+    `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,
+  );
+}
