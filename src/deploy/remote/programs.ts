@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-export type ProgramFile = 'proxy.sh' | 'health-probe.mjs' | 'probe-once.mjs' | 'route-probe.mjs';
+export type ProgramFile =
+  'proxy.sh' | 'db-backup.sh' | 'health-probe.mjs' | 'probe-once.mjs' | 'route-probe.mjs';
 
 const cache = new Map<ProgramFile, string>();
 
