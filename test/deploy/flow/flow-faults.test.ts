@@ -324,6 +324,7 @@ const cfg = {
   healthIntervalS: 0.1,
   healthSuccesses: 1,
   keep: 3,
+  backupKeep: 7,
   lockWaitS: 0,
   network: 'berth',
   who: 'tester',
