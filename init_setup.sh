@@ -5,7 +5,8 @@
 #
 # Run it from a checkout (or a copy) of the repository: it reads its settings from .env next to
 # it (see the "setup" section of .env.example) and copies .env.example, the monitoring compose
-# file and prometheus/, alertmanager/, blackbox/, node-exporter/, grafana/ from there. Every
+# file, prometheus/, alertmanager/, blackbox/, node-exporter/, grafana/ and
+# src/deploy/remote/db-backup.sh from there. Every
 # step first checks what is already true and changes only what is not, so a second run changes
 # nothing and says so.
 # --dry-run prints every command and file it would change, and changes none.
@@ -112,11 +113,13 @@ check_settings() {
   BERTH_REMOTE_DIR="${BERTH_REMOTE_DIR:-/opt/berth}"
   BERTH_ENVIRONMENTS="${BERTH_ENVIRONMENTS:-production staging testing}"
   CI_PUBLIC_KEY="${CI_PUBLIC_KEY:-}"
+  DEPLOY_BACKUP_KEEP="${DEPLOY_BACKUP_KEEP:-7}"
 
   [ -n "$CI_PUBLIC_KEY" ] || die "CI_PUBLIC_KEY is not set in $ENV_FILE: the public half of the key GitHub Actions deploys with (ssh-keygen -t ed25519 -f berth-ci; paste berth-ci.pub)"
   [[ "$CI_PUBLIC_KEY" =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com)\ [A-Za-z0-9+/]+=*(\ .*)?$ ]] \
     || die "CI_PUBLIC_KEY does not look like an OpenSSH public key line ('ssh-ed25519 AAAA... comment'); did you paste the private key?"
   [[ "$DEPLOY_USER" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "DEPLOY_USER '$DEPLOY_USER' is not a valid user name"
+  [[ "$DEPLOY_BACKUP_KEEP" =~ ^[1-9][0-9]{0,2}$ ]] || die "DEPLOY_BACKUP_KEEP must be a number of backups from 1 to 999, got '$DEPLOY_BACKUP_KEEP'"
   [[ "$BERTH_REMOTE_DIR" = /* ]] || die "BERTH_REMOTE_DIR must be an absolute path, got '$BERTH_REMOTE_DIR'"
   if [ -n "$REGISTRY_USERNAME" ] && [ -z "$REGISTRY_TOKEN" ]; then
     die "REGISTRY_USERNAME is set but REGISTRY_TOKEN is not: set both (a read-only access token) or neither (public images)"
@@ -558,6 +561,91 @@ EOF
   changed "container health" "$(join "${did[@]}")"
 }
 
+# Prints FILE with KEY=VALUE where KEY= was empty (in place) or absent (appended). The value comes
+# from the environment (VALUE), never from an argument: arguments are visible in `ps`.
+with_key() {
+  { cat "$1" 2>/dev/null || true; } | KEY="$2" awk '
+    BEGIN { k = ENVIRON["KEY"]; v = ENVIRON["VALUE"] }
+    $0 == k "=" && !done { print k "=" v; done = 1; next }
+    index($0, k "=") == 1 { done = 1 }
+    { print }
+    END { if (!done) print k "=" v }'
+}
+
+# Each environment's PostgreSQL (the `db` service, started by the deploy): a password generated
+# once into .env (DB_PASSWORD, for the db container), the app's DATABASE_URL naming the db on the
+# environment's own network in app.env, and a private backups directory. A value already there is
+# never replaced: the data volume only knows the password it was created with.
+step_databases() {
+  local did=() env dir password
+  for env in $BERTH_ENVIRONMENTS; do
+    dir="$BERTH_REMOTE_DIR/$env"
+    password="$(grep -E '^DB_PASSWORD=' "$dir/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
+    if [ -z "$password" ]; then
+      if docker volume inspect "berth-$env-db" >/dev/null 2>&1; then
+        die "$dir/.env has no DB_PASSWORD but the database volume berth-$env-db exists: put back the password it was created with (DB_PASSWORD=... in $dir/.env) and run again"
+      fi
+      password="$(openssl rand -base64 33 | tr -d '/+=\n' | cut -c1-32)"
+      VALUE="$password" with_key "$dir/.env" DB_PASSWORD | put_file "$dir/.env" 0600 "$DEPLOY_USER:$DEPLOY_USER" || true
+      did+=("$env: database password")
+    fi
+    if ! grep -qE '^DATABASE_URL=.+' "$dir/app.env" 2>/dev/null; then
+      VALUE="postgres://berth:$password@berth-$env-db:5432/berth" with_key "$dir/app.env" DATABASE_URL \
+        | put_file "$dir/app.env" 0600 "$DEPLOY_USER:$DEPLOY_USER" || true
+      did+=("$env: DATABASE_URL")
+    fi
+    if [ "$(stat -c '%a %U' "$dir/backups" 2>/dev/null)" != "700 $DEPLOY_USER" ]; then
+      run install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$dir/backups"
+      did+=("$dir/backups")
+    fi
+  done
+  if [ "${#did[@]}" = 0 ]; then unchanged databases "passwords kept"; else changed databases "$(join "${did[@]}") (never printed)"; fi
+}
+
+# A daily backup of every environment's database (db-backup.sh scheduled), keeping
+# DEPLOY_BACKUP_KEEP per environment; it also writes berth_backup_last_success_timestamp_seconds
+# for node-exporter. Root, like the container-health timer: the files go to the environment's owner.
+step_db_backups() {
+  local unit=/etc/systemd/system/berth-db-backup did=() env dirs=""
+  local script=/usr/local/lib/berth/db-backup.sh
+  for env in $BERTH_ENVIRONMENTS; do dirs+=" $BERTH_REMOTE_DIR/$env"; done
+  [ -f "$HERE/src/deploy/remote/db-backup.sh" ] || die "$HERE/src/deploy/remote/db-backup.sh not found: run init_setup.sh from a checkout of the repository"
+  if put_file "$script" 0755 root:root <"$HERE/src/deploy/remote/db-backup.sh"; then did+=("$script"); fi
+  if put_file "$unit.service" 0644 root:root <<EOF
+[Unit]
+Description=Berth: daily backup of each environment's database
+After=docker.service
+Wants=docker.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh $script scheduled /var/lib/node_exporter/textfile_collector $DEPLOY_BACKUP_KEEP$dirs
+EOF
+  then did+=("${unit##*/}.service"); fi
+  if put_file "$unit.timer" 0644 root:root <<EOF
+[Unit]
+Description=Berth: database backups once a day
+
+[Timer]
+OnCalendar=*-*-* 03:15:00
+RandomizedDelaySec=20min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+EOF
+  then did+=("${unit##*/}.timer"); fi
+  [ "${#did[@]}" = 0 ] || run systemctl daemon-reload
+  if [ "${#did[@]}" = 0 ] && systemctl is-enabled --quiet berth-db-backup.timer 2>/dev/null \
+    && systemctl is-active --quiet berth-db-backup.timer 2>/dev/null; then
+    unchanged "db backups" "daily, keeping $DEPLOY_BACKUP_KEEP"
+    return
+  fi
+  run systemctl enable --now berth-db-backup.timer
+  did+=("timer enabled (daily, keeping $DEPLOY_BACKUP_KEEP)")
+  changed "db backups" "$(join "${did[@]}")"
+}
+
 main() {
   while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -584,10 +672,12 @@ main() {
   step_firewall
   step_registry_login
   step_env_dirs
+  step_databases
   step_network
   step_monitoring_targets
   step_monitoring
   step_container_health
+  step_db_backups
   if [ "$CHANGED" = 0 ]; then
     printf '== nothing to change: %d steps already as wanted\n' "$UNCHANGED"
   elif [ "$DRY_RUN" = 1 ]; then

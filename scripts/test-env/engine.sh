@@ -11,6 +11,8 @@
 #   a local registry (distribution 2.8)       127.0.0.1:5000 (Docker trusts plain HTTP on loopback)
 #   docker.io/library/node:24-bookworm-slim   stand-in: debootstrap minbase + the official Node 24
 #   localhost/berth-test/nginx:latest         proxy stand-in (Debian's nginx, busybox wget, no node)
+#   localhost/berth-test/postgres:latest      database stand-in (Debian's postgresql, shaped like
+#                                             the official postgres image; rebuilt when its recipe changes)
 #
 # Usage: engine.sh up|down|restart|status|purge
 #   up       install what is missing, start what is not running, build missing images (idempotent;
@@ -43,6 +45,7 @@ CONTAINERD_SOCK="$RUN_DIR/containerd/containerd.sock"
 REGISTRY_PID="$RUN_DIR/registry.pid"
 BASE_IMAGE="docker.io/library/node:24-bookworm-slim"
 PROXY_IMAGE="localhost/berth-test/nginx:latest"
+DB_IMAGE="localhost/berth-test/postgres:latest"
 WRAPPER="/usr/local/bin/runcnr"
 PLUGINS="/usr/local/lib/docker/cli-plugins"
 ENV_FILE="$TEST_ENV_DIR/engine.env"
@@ -351,6 +354,70 @@ ensure_proxy_image() {
     || die "building $PROXY_IMAGE failed, see $LOG_DIR/nginx-build.log"
 }
 
+# Debian's PostgreSQL on the base image, shaped like the official postgres image where Berth relies
+# on it: POSTGRES_USER / POSTGRES_PASSWORD(_FILE) / POSTGRES_DB read on the first start of an empty
+# data dir (/var/lib/postgresql/data, a VOLUME), trust on the local socket and scram-sha-256 over
+# TCP, pg_isready/pg_dump/pg_restore/psql on PATH, SIGINT (fast shutdown) to stop. It runs as
+# `postgres` from the start (the official image starts as root and drops to it). The recipe's hash
+# is a label: `up` rebuilds the image when the recipe below changes.
+ensure_db_image() {
+  local dir="$STATE/build/postgres" recipe hash
+  mkdir -p "$dir"
+  cat >"$dir/docker-entrypoint.sh" <<'SH'
+#!/bin/sh
+# Berth test stand-in for the official postgres image's entrypoint (scripts/test-env/engine.sh).
+set -eu
+if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"; fi
+  if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+    echo 'Error: Database is uninitialized and superuser password is not specified.' >&2
+    exit 1
+  fi
+  user="${POSTGRES_USER:-postgres}"
+  db="${POSTGRES_DB:-$user}"
+  pwfile="$(mktemp)"
+  printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+  initdb -D "$PGDATA" --username="$user" --pwfile="$pwfile" --encoding=UTF8 --locale=C.UTF-8 \
+    --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  rm -f "$pwfile"
+  echo 'host all all all scram-sha-256' >>"$PGDATA/pg_hba.conf"
+  echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
+  if [ "$db" != postgres ]; then
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    psql -v ON_ERROR_STOP=1 -q --username "$user" --dbname postgres -c "CREATE DATABASE \"$db\"" >/dev/null
+    pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  fi
+  echo 'PostgreSQL init process complete; ready for start up.'
+fi
+exec "$@"
+SH
+  cat >"$dir/Dockerfile" <<EOF
+FROM $BASE_IMAGE
+RUN mkdir -p /etc/postgresql-common \\
+ && echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf \\
+ && apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \\
+ && install -d -o postgres -g postgres -m 3777 /var/run/postgresql
+COPY --chmod=0755 docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    PGDATA=/var/lib/postgresql/data LANG=C.UTF-8
+VOLUME /var/lib/postgresql/data
+USER postgres
+STOPSIGNAL SIGINT
+EXPOSE 5432
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["postgres"]
+EOF
+  recipe="$(cat "$dir/Dockerfile" "$dir/docker-entrypoint.sh")"
+  hash="$(printf '%s' "$recipe" | sha256sum | cut -c1-16)"
+  [ "$(docker image inspect -f '{{index .Config.Labels "berth.recipe"}}' "$DB_IMAGE" 2>/dev/null)" = "$hash" ] && return 0
+  log "building $DB_IMAGE (Debian's postgresql)"
+  docker build --pull=false -q --label "berth.recipe=$hash" -t "$DB_IMAGE" "$dir" >"$LOG_DIR/postgres-build.log" 2>&1 \
+    || die "building $DB_IMAGE failed, see $LOG_DIR/postgres-build.log"
+}
+
 write_env_file() {
   mkdir -p "$TEST_ENV_DIR"
   # The podman-era file would give the tests a dead DOCKER_HOST.
@@ -361,6 +428,7 @@ DOCKER_HOST=$DOCKER_HOST
 REGISTRY=$REGISTRY
 NODE_IMAGE=$BASE_IMAGE
 PROXY_IMAGE=$PROXY_IMAGE
+DB_IMAGE=$DB_IMAGE
 BERTH_TEST_STATE=$STATE
 BERTH_DOCKER_GROUP=$SOCK_GROUP
 BERTH_ENGINE_SCRIPT=$REPO_ROOT/scripts/test-env/engine.sh
@@ -379,7 +447,7 @@ print_status() {
   else
     echo "  registry   DOWN"; ok=1
   fi
-  for image in "$BASE_IMAGE" "$PROXY_IMAGE"; do
+  for image in "$BASE_IMAGE" "$PROXY_IMAGE" "$DB_IMAGE"; do
     if image_exists "$image"; then echo "  image      $image"; else echo "  image      $image MISSING"; ok=1; fi
   done
   if docker compose version >/dev/null 2>&1; then
@@ -407,6 +475,7 @@ up() {
   start_registry
   ensure_base_image
   ensure_proxy_image
+  ensure_db_image
   write_env_file
   log "up. For a shell:  export DOCKER_HOST=$DOCKER_HOST"
   print_status

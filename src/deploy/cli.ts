@@ -1,6 +1,7 @@
 // The deploy command line: parse arguments, read settings, connect, run one sub-command, and
 // turn the outcome into output and an exit code (0 ok, 1 failed, 2 usage, 130 interrupted).
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,8 @@ import { envStatus, historyRows, historyTable, statusTable } from './status.js';
 import { tearDown } from './teardown.js';
 import { heartbeatLine, heartbeatState, parseHeartbeatState } from './commands/monitoring.js';
 import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
+import { isBackupName } from './commands/db.js';
+import { backup, backups, backupTable, restore } from './db.js';
 
 export const usage = `Usage: npm run deploy -- <command> [options]
 
@@ -36,9 +39,14 @@ Commands:
   exec     --env ENV [--interactive] -- CMD [ARG...]
                                    CMD in a one-off container of the live image (app.env, its
                                    networks and hardening); its exit code; removed afterwards
+  backup   --env ENV [--list]      dump ENV's database into <env dir>/backups on the VM (keeps the
+                                   newest DEPLOY_BACKUP_KEEP); --list shows the backups there
+  restore  --env ENV FILE [--yes]  replace ENV's data with backup FILE (a name from backup --list),
+                                   under the deploy lock, after a pre-restore backup; asks first
 
 Options:
   --env ENV    ${environments.join(' | ')}
+  --yes        restore without asking (needed when stdin is not a terminal)
   --json       print a final JSON line: the result (deploy, rollback), {"environments":[...]}
                (status) or {"env","entries":[...]} (history; rolledAway marks versions left by a rollback)
   -h, --help   this text
@@ -47,8 +55,8 @@ Settings come from the environment or .env: VM_HOST, VM_USER, VM_SSH_PORT, VM_SS
 VM_SSH_KEY_FILE, VM_KNOWN_HOSTS or VM_KNOWN_HOSTS_FILE, BERTH_REMOTE_DIR, DEPLOY_HEALTH_PATH,
 DEPLOY_HEALTH_TIMEOUT_S, DEPLOY_HEALTH_INTERVAL_S, DEPLOY_HEALTH_SUCCESSES, DEPLOY_KEEP,
 DEPLOY_LOCK_WAIT_S, PROXY_IMAGE, DEPLOY_RELEASE_COMMAND, DEPLOY_RELEASE_TIMEOUT_S,
-DEPLOY_SLACK_WEBHOOK_URL, DEPLOY_APP_SETTINGS with DEPLOY_SECRETS_JSON (deploy only: the app's
-settings from CI). See docs/deploy.md.`;
+DEPLOY_SLACK_WEBHOOK_URL, DEPLOY_BACKUP_KEEP, DEPLOY_APP_SETTINGS with DEPLOY_SECRETS_JSON (deploy
+only: the app's settings from CI). See docs/deploy.md.`;
 
 class UsageError extends Error {}
 
@@ -62,6 +70,8 @@ const COMMANDS = [
   'logs',
   'exec',
   'down',
+  'backup',
+  'restore',
 ];
 
 export interface Invocation {
@@ -75,6 +85,8 @@ export interface Invocation {
     | 'logs'
     | 'exec'
     | 'down'
+    | 'backup'
+    | 'restore'
     | 'help';
   env?: EnvName;
   image?: string;
@@ -84,6 +96,11 @@ export interface Invocation {
   /** exec: the command after `--`, and whether it wants a terminal. */
   run?: string[];
   interactive?: boolean;
+  /** backup --list */
+  list?: boolean;
+  /** restore: the backup's file name, and whether it is confirmed already (--yes). */
+  backupName?: string;
+  yes?: boolean;
 }
 
 /** docker logs --since: a duration (10m, 1h30m, 90s), a date/time (RFC 3339) or a Unix time. */
@@ -112,6 +129,8 @@ export function parseInvocation(argv: string[]): Invocation {
         grep: { type: 'string' },
         proxy: { type: 'boolean' },
         interactive: { type: 'boolean' },
+        list: { type: 'boolean' },
+        yes: { type: 'boolean', short: 'y' },
       },
     });
   } catch (err) {
@@ -128,6 +147,10 @@ export function parseInvocation(argv: string[]): Invocation {
   for (const o of logsOnly)
     if (command !== 'logs' && values[o] !== undefined)
       throw new UsageError(`--${o} is only for logs`);
+  if (command !== 'backup' && values.list !== undefined)
+    throw new UsageError('--list is only for backup');
+  if (command !== 'restore' && values.yes !== undefined)
+    throw new UsageError('--yes is only for restore');
   if (command !== 'exec' && values.interactive !== undefined)
     throw new UsageError('--interactive is only for exec');
   if (command !== 'exec' && tail.length > 0)
@@ -174,6 +197,18 @@ export function parseInvocation(argv: string[]): Invocation {
       throw new UsageError(`--image "${values.image}" is not an image reference`);
     inv.image = values.image;
   } else if (values.image) throw new UsageError(`--image is only for deploy`);
+  if (command === 'backup') inv.list = values.list ?? false;
+  if (command === 'restore') {
+    const file = rest.shift();
+    if (file === undefined)
+      throw new UsageError('restore needs the backup FILE (its name, as backup --list shows it)');
+    if (!isBackupName(file))
+      throw new UsageError(
+        `"${file}" is not a backup's file name (a name from backup --list, e.g. ${inv.env}-20260101T031500.000Z.dump, no path)`,
+      );
+    inv.backupName = file;
+    inv.yes = values.yes ?? false;
+  }
   if (command === 'rollback') {
     if (rest.length > 1) throw new UsageError('rollback takes at most one VERSION');
     inv.version = rest[0];
@@ -210,6 +245,20 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
   if (inv.command === 'help') {
     io.out(usage);
     return 0;
+  }
+
+  if (inv.command === 'restore' && !inv.yes) {
+    const confirmed = await confirmRestore(inv.env!, inv.backupName!, o.stdin ?? process.stdin, io);
+    if (confirmed === 'no terminal') {
+      io.err(
+        `restore refused: it replaces ${inv.env}'s data and nobody can confirm (stdin is not a terminal); run it from a terminal, or pass --yes`,
+      );
+      return 2;
+    }
+    if (!confirmed) {
+      io.err(`restore cancelled: nothing was changed`);
+      return 1;
+    }
   }
 
   let cfg: DeployConfig;
@@ -344,6 +393,16 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
           `${inv.env} is down: no longer watched, no containers; its directory and images stay on the VM`,
         );
         return 0;
+      case 'backup':
+        io.out(
+          inv.list
+            ? backupTable(await backups(exec, cfg, inv.env!))
+            : await backup(exec, cfg, inv.env!),
+        );
+        return 0;
+      case 'restore':
+        io.out(await restore(exec, cfg, inv.env!, inv.backupName!, controller.signal));
+        return 0;
       case 'unlock': {
         const held = await breakIt(exec, envPaths(cfg.remoteDir, inv.env!).lock);
         io.out(
@@ -423,5 +482,24 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
     o.signals?.off('SIGTERM', onTerm);
     exec?.close();
     for (const e of extra) e.close();
+  }
+}
+
+/** Asks on the terminal; the answer must be the environment's name, so a reflexive `y` is not enough. */
+async function confirmRestore(
+  env: EnvName,
+  name: string,
+  stdin: NodeJS.ReadStream,
+  io: Output,
+): Promise<boolean | 'no terminal'> {
+  if (!stdin.isTTY) return 'no terminal';
+  const rl = createInterface({ input: stdin, output: process.stderr });
+  try {
+    io.err(
+      `restore replaces ALL of ${env}'s data with ${name} (a pre-restore backup is taken first).`,
+    );
+    return (await rl.question(`Type ${env} to go on: `)).trim() === env;
+  } finally {
+    rl.close();
   }
 }

@@ -17,6 +17,8 @@ export interface DeployConfig {
   healthIntervalS: number;
   healthSuccesses: number;
   keep: number;
+  /** Database backups kept per environment on the VM (DEPLOY_BACKUP_KEEP). */
+  backupKeep: number;
   lockWaitS: number;
   proxyImage?: string;
   /** The docker network shared with monitoring (docker-compose.yml reads the same BERTH_NETWORK). */
@@ -71,6 +73,7 @@ const schema = z.object({
   DEPLOY_HEALTH_INTERVAL_S: seconds(1, 0.1),
   DEPLOY_HEALTH_SUCCESSES: z.coerce.number().int().min(1).max(100).default(3),
   DEPLOY_KEEP: z.coerce.number().int().min(1).max(100).default(3),
+  DEPLOY_BACKUP_KEEP: z.coerce.number().int().min(1).max(1000).default(7),
   DEPLOY_LOCK_WAIT_S: seconds(0),
   PROXY_IMAGE: z
     .string()
@@ -291,6 +294,7 @@ export function loadConfig(
     healthIntervalS: c.DEPLOY_HEALTH_INTERVAL_S,
     healthSuccesses: c.DEPLOY_HEALTH_SUCCESSES,
     keep: c.DEPLOY_KEEP,
+    backupKeep: c.DEPLOY_BACKUP_KEEP,
     lockWaitS: c.DEPLOY_LOCK_WAIT_S,
     proxyImage: c.PROXY_IMAGE,
     network: c.BERTH_NETWORK,

@@ -11,6 +11,8 @@ export const EXIT = {
   release: { timedOut: 124, setup: 125 },
   /** commands/targets.ts checkTargetsDir: no monitoring stack, or its targets not ours to write. */
   targets: { missing: 3, notWritable: 4 },
+  /** remote/db-backup.sh. */
+  db: { noDatabase: 3, noBackup: 4 },
 } as const;
 
 /** How long the deploy waits for one remote command before it calls the VM unresponsive. */
@@ -28,6 +30,10 @@ export const TIMEOUT_MS = {
   healthGrace: 60_000,
   /** Added to DEPLOY_RELEASE_TIMEOUT_S: the VM's own `timeout` ends the command first. */
   releaseGrace: 60_000,
+  /** Starting the database: a first start initialises its data directory. */
+  dbStart: 180_000,
+  /** A database dump or restore: as long as the data needs. */
+  backup: 3_600_000,
   /** The Slack notification, sent from where the deploy runs. */
   notify: 5_000,
   /** Reconnecting to clean up after a lost connection. */

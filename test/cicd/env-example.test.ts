@@ -38,6 +38,8 @@ const AMBIENT = new Set([
   'GITHUB_WORKFLOW',
   'GITHUB_ACTIONS',
   'RUNNER_TEMP',
+  // Set by compose itself from `-p`: the db volume's and alias's name follow the project.
+  'COMPOSE_PROJECT_NAME',
 ]);
 
 // Fields of /etc/os-release, which init_setup.sh sources in a subshell: not the environment.

@@ -58,6 +58,8 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       'scrape targets',
       'monitoring',
       'container health',
+      'databases',
+      'db backups',
     ]) {
       expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
     }
@@ -220,6 +222,41 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     );
   });
 
+  it("generates each environment's database password once, into .env, and the app's DATABASE_URL by the db's network name", () => {
+    const passwords = new Set<string>();
+    for (const env of ['production', 'staging', 'testing']) {
+      const dir = `/opt/berth/${env}`;
+      const dotenv = root.read(`${dir}/.env`);
+      const found = dotenv.match(/^DB_PASSWORD=.*$/gm) ?? [];
+      expect(found).toHaveLength(1);
+      const password = found[0]?.slice('DB_PASSWORD='.length) ?? '';
+      expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+      passwords.add(password);
+      expect(root.read(`${dir}/app.env`).match(/^DATABASE_URL=.*$/gm)).toEqual([
+        `DATABASE_URL=postgres://berth:${password}@berth-${env}-db:5432/berth`,
+      ]);
+      expect(first.stdout).not.toContain(password);
+      expect(
+        root.chroot(['stat', '-c', '%a %U:%G', `${dir}/.env`, `${dir}/app.env`, `${dir}/backups`])
+          .stdout,
+      ).toBe('600 deploy:deploy\n600 deploy:deploy\n700 deploy:deploy\n');
+    }
+    expect(passwords.size).toBe(3);
+  });
+
+  it("backs the databases up daily with a systemd timer running the repository's db-backup.sh", () => {
+    const timer = root.read('/etc/systemd/system/berth-db-backup.timer');
+    expect(timer).toMatch(/^OnCalendar=\*-\*-\* 03:15:00$/m);
+    expect(timer).toMatch(/^Persistent=true$/m);
+    expect(root.read('/etc/systemd/system/berth-db-backup.service')).toMatch(
+      /^ExecStart=\/bin\/sh \/usr\/local\/lib\/berth\/db-backup\.sh scheduled \/var\/lib\/node_exporter\/textfile_collector 7 \/opt\/berth\/production \/opt\/berth\/staging \/opt\/berth\/testing$/m,
+    );
+    expect(root.read('/usr/local/lib/berth/db-backup.sh')).toBe(
+      root.read(`${CHECKOUT}/src/deploy/remote/db-backup.sh`),
+    );
+    expect(root.shimCalls()).toContain('systemctl enable --now berth-db-backup.timer');
+  });
+
   describe('a second run', () => {
     let before: Map<string, string>;
     let callsBefore: number;
@@ -234,9 +271,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(second.stderr).toBe('');
       expect(second.code).toBe(0);
       const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
-      expect(steps).toHaveLength(12);
+      expect(steps).toHaveLength(14);
       for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
-      expect(second.stdout).toMatch(/^== nothing to change: 12 steps already as wanted$/m);
+      expect(second.stdout).toMatch(/^== nothing to change: 14 steps already as wanted$/m);
     });
 
     it('touches no file and asks no tool to change anything', () => {
@@ -251,6 +288,34 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
   });
 
   describe("after an operator edits an environment's .env and app.env", () => {
+    it("keeps the database password and an operator's own DATABASE_URL (an outside database)", () => {
+      const dotenv = root.read('/opt/berth/production/.env');
+      const own = 'DATABASE_URL=postgres://app@db.internal.example:5432/orders';
+      const appEnv = root.read('/opt/berth/production/app.env').replace(/^DATABASE_URL=.*$/m, own);
+      root.write('/opt/berth/production/app.env', appEnv);
+      expect(root.initSetup().code).toBe(0);
+      expect(root.read('/opt/berth/production/.env')).toBe(dotenv);
+      expect(root.read('/opt/berth/production/app.env')).toBe(appEnv);
+    });
+
+    it('refuses to make a new password when the data volume exists but .env lost its DB_PASSWORD', () => {
+      const file = '/opt/berth/staging/.env';
+      const dotenv = root.read(file);
+      root.write(file, dotenv.replace(/^DB_PASSWORD=.*\n/m, ''));
+      root.write('/var/lib/berth-shims/volume-berth-staging-db', '');
+      try {
+        const r = root.initSetup();
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(
+          /has no DB_PASSWORD but the database volume berth-staging-db exists: put back the password/,
+        );
+        expect(root.read(file)).not.toMatch(/^DB_PASSWORD=/m);
+      } finally {
+        root.chroot(['rm', '-f', '/var/lib/berth-shims/volume-berth-staging-db']);
+        root.write(file, dotenv);
+      }
+    });
+
     it('keeps the edits (the files are created once, never overwritten)', () => {
       for (const [file, line] of [
         ['/opt/berth/staging/.env', 'APP_CPUS=0.5'],
@@ -270,8 +335,15 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       root.write('/opt/berth/testing/.env', old);
       root.chroot(['rm', '/opt/berth/testing/app.env']);
       expect(root.initSetup().code).toBe(0);
-      expect(root.read('/opt/berth/testing/app.env')).toBe(old);
-      expect(root.read('/opt/berth/testing/.env')).toBe(old);
+      // Then the database's settings are added below, as on any environment that lacks them.
+      const dotenv = root.read('/opt/berth/testing/.env');
+      expect(dotenv).toMatch(
+        /^# old single file\nAPP_PORT=8002\nSECRET=pa\$\$word 'x' #1\nDB_PASSWORD=[A-Za-z0-9]{32}\n$/,
+      );
+      const password = /^DB_PASSWORD=(.*)$/m.exec(dotenv)?.[1] ?? '';
+      expect(root.read('/opt/berth/testing/app.env')).toBe(
+        `${old}DATABASE_URL=postgres://berth:${password}@berth-testing-db:5432/berth\n`,
+      );
       expect(root.chroot(['stat', '-c', '%a %U:%G', '/opt/berth/testing/app.env']).stdout).toBe(
         '600 deploy:deploy\n',
       );
@@ -384,7 +456,7 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
     ]) {
       expect(r.stdout).toContain(expected);
     }
-    expect(r.stdout).toMatch(/^== dry run: 12 steps would change, 0 already as wanted$/m);
+    expect(r.stdout).toMatch(/^== dry run: 14 steps would change, 0 already as wanted$/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(root.snapshot()).toEqual(before);
     expect(root.shimCalls()).toEqual([]);

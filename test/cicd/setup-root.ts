@@ -176,7 +176,9 @@ export class SetupRoot {
       'blackbox',
       'node-exporter',
       'grafana',
+      'src/deploy/remote/db-backup.sh',
     ]) {
+      mkdirSync(path.dirname(path.join(dest, item)), { recursive: true });
       if (existsSync(path.join(repoRoot, item)))
         cpSync(path.join(repoRoot, item), path.join(dest, item), { recursive: true });
     }

@@ -2,6 +2,7 @@
 // step lines, the one failure line, the JSON line and the GitHub step summary.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { PassThrough } from 'node:stream';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main, parseInvocation } from '../../src/deploy/cli.js';
@@ -98,11 +99,49 @@ describe('arguments', () => {
     [['status', '--', 'ls'], /only exec takes a command/],
     [['lock', '--env', 'testing'], /lock status --env ENV/],
     [['lock', 'take', '--env', 'testing'], /lock status --env ENV/],
+    [['backup'], /backup needs --env/],
+    [['backup', '--env', 'testing', 'x.dump'], /unexpected argument "x.dump"/],
+    [['restore', '--env', 'testing'], /restore needs the backup FILE/],
+    [['restore', '--env', 'testing', '../../etc/passwd'], /is not a backup's file name/],
+    [['restore', '--env', 'testing', 'a.dump', 'b.dump'], /unexpected argument "b.dump"/],
+    [['deploy', '--env', 'testing', '--image', 'a:b', '--yes'], /--yes is only for restore/],
+    [['restore', '--env', 'testing', 'a.dump', '--list'], /--list is only for backup/],
   ])('refuses %j', async (argv, message) => {
     const io = capture();
     expect(await main(argv, { env: {}, repoRoot, io })).toBe(2);
     expect(io.errors.join('\n')).toMatch(message);
     expect(io.errors.join('\n')).toContain('Usage: npm run deploy');
+  });
+  it('reads backup and restore', () => {
+    expect(parseInvocation(['backup', '--env', 'staging', '--list'])).toMatchObject({
+      command: 'backup',
+      env: 'staging',
+      list: true,
+    });
+    expect(
+      parseInvocation(['restore', '--env', 'staging', 'staging-20260101T031500.000Z.dump', '-y']),
+    ).toMatchObject({
+      command: 'restore',
+      backupName: 'staging-20260101T031500.000Z.dump',
+      yes: true,
+    });
+  });
+  it('refuses a restore without --yes when nobody can confirm, before reading settings or connecting', async () => {
+    const io = capture();
+    const stdin = Object.assign(new PassThrough(), {
+      isTTY: false,
+    }) as unknown as NodeJS.ReadStream;
+    expect(
+      await main(['restore', '--env', 'staging', 'staging-1.dump'], {
+        env: {},
+        repoRoot,
+        io,
+        stdin,
+      }),
+    ).toBe(2);
+    expect(io.errors).toEqual([
+      "restore refused: it replaces staging's data and nobody can confirm (stdin is not a terminal); run it from a terminal, or pass --yes",
+    ]);
   });
   it('stops on bad settings before connecting, naming the variable', async () => {
     const io = capture();

@@ -32,6 +32,7 @@ describe.skipIf(!hasKeygen)('settings', () => {
       healthPath: '/health',
       healthSuccesses: 3,
       keep: 3,
+      backupKeep: 7,
       lockWaitS: 0,
       who: 'me@here',
     });

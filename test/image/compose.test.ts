@@ -13,11 +13,25 @@ const compose = parse(read('docker-compose.yml')) as {
   services: Record<string, Service>;
   networks: Record<string, unknown>;
 };
-const { app, proxy } = compose.services as { app: Service; proxy: Service };
+const { app, proxy, db } = compose.services as { app: Service; proxy: Service; db: Service };
 
 describe('docker-compose.yml', () => {
-  it('has exactly the app and the proxy', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['app', 'proxy']);
+  it('has exactly the app, the proxy and the database', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['app', 'db', 'proxy']);
+  });
+
+  it('keeps the database out of a plain `up`, unpublished, on the project network only, its data on an external volume', () => {
+    const d = db;
+    expect(d.profiles).toEqual(['db']);
+    expect(d.ports).toBeUndefined();
+    expect(Object.keys(d.networks as object)).toEqual(['default']);
+    expect(d.image).toBe('${DB_IMAGE:-postgres:17.6-bookworm}');
+    expect(d.user).toBe('postgres');
+    expect(d.volumes).toEqual(['db-data:/var/lib/postgresql/data']);
+    const volumes = (compose as unknown as { volumes: Record<string, unknown> }).volumes;
+    expect(volumes['db-data']).toEqual({ external: true, name: '${COMPOSE_PROJECT_NAME}-db' });
+    expect((d.environment as Record<string, string>).POSTGRES_PASSWORD).toBe('${DB_PASSWORD:-}');
+    expect((d.healthcheck as { test: string[] }).test.slice(0, 2)).toEqual(['CMD', 'pg_isready']);
   });
 
   it('keeps the app out of a plain `up`, so compose never recreates a deployed container', () => {

@@ -12,6 +12,7 @@ import { acquire } from '../lock.js';
 import { connectionLost, SshError } from '../ssh.js';
 import { explain, Failure, recordingFailed, servedBefore, unlockCommand } from './advice.js';
 import { cleanUp } from './cleanup.js';
+import { ensureDatabase } from './database.js';
 import { checkHealth, logsOf, retire, start } from './container.js';
 import { prune } from './prune.js';
 import { release } from './release.js';
@@ -67,7 +68,7 @@ export function rollback(deps: FlowDeps, version: string | undefined): Promise<F
   });
 }
 
-/** Start next to the live one, health-gate, run the release command (deploy only), switch, retire the old one, record, prune. */
+/** Database up, start next to the live one, health-gate, run the release command (deploy only), switch, retire the old one, record, prune. */
 async function activate(
   run: Run,
   target: Target,
@@ -75,6 +76,11 @@ async function activate(
   action: Action,
 ): Promise<FlowResult> {
   const { report } = run;
+  await report.step(
+    'database',
+    () => ensureDatabase(run),
+    (s) => s,
+  );
   const name = await report.step(
     'start new container',
     () => start(run, target),

@@ -115,10 +115,12 @@ export async function projectContainers(
     });
 }
 
-/** Running `app` containers of an environment (the proxy is not one of them). */
+/** Running `app` containers of an environment (the proxy and the database are not). */
 export async function appContainers(env: EnvName): Promise<ContainerRow[]> {
   return (await projectContainers(env)).filter(
-    (c) => c.labels['com.docker.compose.service'] !== 'proxy' && !/proxy/.test(c.name),
+    (c) =>
+      !['proxy', 'db'].includes(c.labels['com.docker.compose.service'] ?? '') &&
+      !/proxy/.test(c.name),
   );
 }
 

@@ -4,6 +4,7 @@
 // and no request may reach a wrong or dead address on the way (a 502 from a proxy whose upstream
 // went stale, or the version that was switched away from).
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { LABEL_DIGEST } from '../../../src/deploy/commands/app.js';
 import { parseHistory } from '../../../src/deploy/history.js';
@@ -25,12 +26,27 @@ import {
   served,
   takeVm,
   testEnv,
+  testPorts,
+  writeVmFile,
   versions,
   vmReady,
   type EnvName,
 } from './harness.js';
 
 const run = promisify(execFile);
+
+/** SQL in staging's db container (its id does not change across a daemon restart). */
+const stagingDb = (): Promise<string> =>
+  docker([
+    'ps',
+    '-q',
+    '--filter',
+    'label=com.docker.compose.project=berth-staging',
+    '--filter',
+    'label=com.docker.compose.service=db',
+  ]);
+const psql = async (sql: string): Promise<string> =>
+  docker(['exec', await stagingDb(), 'psql', '-U', 'berth', '-d', 'berth', '-Atc', sql]);
 const engineScript = testEnv.BERTH_ENGINE_SCRIPT ?? '';
 
 interface Sample {
@@ -86,6 +102,13 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
         '.test-env/engine.env names no BERTH_ENGINE_SCRIPT: run scripts/test-env/engine.sh up',
       );
     releaseVm = await takeVm(...envs);
+    // staging has its database, as init_setup.sh sets it up (the password assembled at run time).
+    await docker(['volume', 'rm', '-f', 'berth-staging-db']);
+    writeVmFile(
+      'staging',
+      '.env',
+      `APP_PORT=${testPorts.staging}\nAPP_BIND=127.0.0.1\nDB_IMAGE=${testEnv.DB_IMAGE ?? 'localhost/berth-test/postgres:latest'}\nDB_PASSWORD=pw${randomBytes(12).toString('hex')}\n`,
+    );
     // The monitoring stack's parts that can run here, as init_setup.sh starts them on the VM.
     monitoring = await startMonitoringStack();
   }, 900_000);
@@ -135,10 +158,15 @@ describe.skipIf(!vmReady)('a VM reboot (dockerd and containerd stop and start ag
       const r = await deploy(env, image);
       expect(r.code, explain(r)).toBe(0);
     }
+    await psql('CREATE TABLE reboot_probe (x int); INSERT INTO reboot_probe VALUES (42)');
+    const db = await stagingDb();
     const r = await runCli(['rollback', '--env', 'production', '--json']);
     expect(r.code, explain(r)).toBe(0);
     expect(await served('production')).toEqual({ status: 200, version: versions.v1 });
     await expectBackAfterReboot({ production: versions.v1, staging: versions.v1, testing: '' });
+    // The database is back by its restart policy, the same container, with its data.
+    expect(await waitForHealth(db, 'healthy', 60_000)).toBe('healthy');
+    expect(await psql('SELECT x FROM reboot_probe')).toBe('42');
   });
 
   it('shows the live app healthy by its own HEALTHCHECK, and unhealthy once it sickens after the switch', async () => {

@@ -63,6 +63,11 @@ class FakeVm {
   monitoring = true;
   /** What the environment's .env and app.env hold of the keys the targets are made from. */
   settings = 'APP_PORT=8001\n--- app.env\nBASE_PATH=/api\n';
+  /** .env has a DB_PASSWORD; the db container's state ('' = not created yet). */
+  dbConfigured = true;
+  dbState = '';
+  /** `docker compose up db` gives up: the database never became healthy. */
+  dbWontStart = false;
   private nextIp = 10;
 
   constructor() {
@@ -298,6 +303,15 @@ class FakeVm {
       for (const f of a.slice(4)) this.files.delete(f);
       return ok();
     },
+    'db.configured': () => ok(this.dbConfigured ? 'yes\n' : 'no\n'),
+    'db.state': () => ok(this.dbState ? `${this.dbState}\n` : ''),
+    'db.volume': () => ok('berth-staging-db\n'),
+    'db.start': () => {
+      if (this.dbWontStart)
+        return fail(1, 'dependency failed to start: container berth-staging-db-1 is unhealthy');
+      this.dbState = 'running';
+      return ok();
+    },
   };
 
   private image(refOrId: string) {
@@ -363,6 +377,7 @@ const cfg = {
   healthIntervalS: 0.1,
   healthSuccesses: 1,
   keep: 3,
+  backupKeep: 7,
   lockWaitS: 0,
   network: 'berth',
   who: 'tester',
@@ -859,5 +874,47 @@ describe("the app's settings (DEPLOY_APP_SETTINGS) against a fake VM", () => {
     expect(prune?.argv.slice(4).sort()).toEqual([P.settingsDir, 'aaaaaaaaaaaa', 'bbbbbbbbbbbb']);
     expect(r.vm.files.has(`${P.settingsDir}/0123456789ab.env`)).toBe(false);
     expect(r.vm.files.has(settingsSnapshot(P, OLD_DIGEST))).toBe(true);
+  });
+});
+
+describe('the database step', () => {
+  const dbCommands = (r: Awaited<ReturnType<typeof deployWith>>) =>
+    r.vm.log.map((c) => c.name).filter((n) => n.startsWith('db.'));
+
+  it('starts a database that does not run yet, before the new container starts', async () => {
+    const r = await deployWith(undefined);
+    expect(r.ok, r.final).toBe(true);
+    expect(dbCommands(r)).toEqual(['db.configured', 'db.state', 'db.volume', 'db.start']);
+    const n = r.vm.log.map((c) => c.name);
+    expect(n.indexOf('db.start')).toBeLessThan(n.indexOf('app.create'));
+    expect(r.vm.log.find((c) => c.name === 'db.start')?.argv).toEqual(
+      expect.arrayContaining(['up', '-d', '--no-recreate', '--no-deps', '--wait', 'db']),
+    );
+    expect(r.lines.join('\n')).toMatch(/✓ database .*created and started/);
+  });
+
+  it('never runs compose on a running database (so a deploy can never recreate it)', async () => {
+    const r = await deployWith(undefined, { setup: (vm) => (vm.dbState = 'running') });
+    expect(r.ok, r.final).toBe(true);
+    expect(dbCommands(r)).toEqual(['db.configured', 'db.state']);
+    expect(r.lines.join('\n')).toMatch(/✓ database .*running, untouched/);
+  });
+
+  it('no DB_PASSWORD in .env: no database, the deploy goes on', async () => {
+    const r = await deployWith(undefined, { setup: (vm) => (vm.dbConfigured = false) });
+    expect(r.ok, r.final).toBe(true);
+    expect(dbCommands(r)).toEqual(['db.configured']);
+    expect(r.lines.join('\n')).toMatch(/database .*none \(no DB_PASSWORD in \.env/);
+  });
+
+  it('a database that does not become healthy refuses the deploy before anything else changed', async () => {
+    const r = await deployWith(undefined, {
+      setup: (vm) => (vm.dbWontStart = true),
+    });
+    expect(r.ok).toBe(false);
+    expect(r.final).toMatch(/the database did not become healthy .*is unhealthy/);
+    expect(r.vm.routedTo()).toBe('old');
+    expect(newBox(r.vm)).toBeUndefined();
+    expect(r.vm.lockHeld()).toBe(false);
   });
 });
