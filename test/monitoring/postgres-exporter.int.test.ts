@@ -2,22 +2,41 @@
 // (Debian's prometheus-postgres-exporter) against a real PostgreSQL cluster: only the address
 // (`db:5432` becomes the cluster's loopback port), the names and the password file's path are
 // changed. Every pg_* metric the alerts and the dashboard read must come out of it.
-import { readFileSync, rmSync, writeFileSync, mkdtempSync, chmodSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import pg from 'pg';
+import { parse, stringify } from 'yaml';
 import { freePort } from '../helpers/net.js';
 import { requirePostgres, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 import { requireTool } from '../helpers/real-tools.js';
-import { composeFile, dashboardQueries, loadRules, metricNames } from './lib/expressions.js';
+import {
+  composeFile,
+  dashboardQueries,
+  loadRules,
+  metricNames,
+  rulesDir,
+} from './lib/expressions.js';
+import { localizeRules } from './lib/localize.js';
 import { startProcess, stopProcess, tail, waitFor, type Proc } from './lib/processes.js';
+import { startPrometheus, untilReady, writeLocalPrometheusConfig } from './lib/stack.js';
 
 const hasPostgres = requirePostgres();
-const hasExporter = requireTool(
-  'prometheus-postgres-exporter',
-  'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus-postgres-exporter)',
-);
+const monitoringHint =
+  'run `bash scripts/test-env/monitoring.sh up` (Debian: prometheus, prometheus-node-exporter, prometheus-postgres-exporter)';
+const hasExporter = requireTool('prometheus-postgres-exporter', monitoringHint);
+const hasPrometheus =
+  requireTool('prometheus', monitoringHint) &&
+  requireTool('prometheus-node-exporter', monitoringHint);
 
 type ExporterService = { environment: Record<string, string>; command?: string[] };
 const services = (
@@ -134,7 +153,11 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
   it('reports pg_up 0 while the database is stopped, and 1 again once it is back', async () => {
     cluster.stop();
     try {
+      const asked = Date.now();
       expect(await pgUp()).toBe('0');
+      // Within the shipped scrape_timeout (10 s), or Prometheus would record a failed scrape
+      // (up 0) and no pg_up at all.
+      expect(Date.now() - asked).toBeLessThan(10_000);
       // The healthcheck's page still answers: an outage is pg_up 0, never a restarting exporter.
       expect((await fetch(`http://127.0.0.1:${listen}/`)).status).toBe(200);
     } finally {
@@ -165,3 +188,207 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
     expect(log).not.toContain(cluster.password);
   });
 });
+
+// The rules of prometheus/rules/database.yml on a real Prometheus (scrape every 2 s, evaluation
+// every second, every `for:` 1 s) over the real exporter and node-exporter's textfile collector, the
+// way the VM feeds them: what the promtool tests assume about the series, checked on real ones.
+describe.skipIf(!hasPostgres || !hasExporter || !hasPrometheus)(
+  'the database alerts on real series',
+  () => {
+    let cluster: PostgresCluster;
+    let work: string;
+    const procs: Proc[] = [];
+    let promPort = 0;
+    let textfileDir = '';
+
+    beforeAll(async () => {
+      cluster = await startPostgres();
+      work = mkdtempSync(path.join(tmpdir(), 'berth-pg-alerts-'));
+      const passwordFile = path.join(work, 'password');
+      writeFileSync(passwordFile, cluster.password);
+      chmodSync(passwordFile, 0o600);
+      const exporterPort = await freePort();
+      const service = services['postgres-exporter-production'];
+      const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+      for (const [key, value] of Object.entries(service?.environment ?? {}))
+        env[key] = expand(value, {
+          POSTGRES_DB_PRODUCTION: 'berth_test',
+          POSTGRES_USER_PRODUCTION: 'berth_test',
+        })
+          .replace(/^db:5432\//, `127.0.0.1:${cluster.port}/`)
+          .replace(/^\/run\/secrets\/.*$/, passwordFile);
+      procs.push(
+        startProcess(
+          'postgres_exporter',
+          'prometheus-postgres-exporter',
+          [`--web.listen-address=127.0.0.1:${exporterPort}`],
+          { env, logFile: path.join(work, 'exporter.log') },
+        ),
+      );
+      textfileDir = path.join(work, 'textfile');
+      mkdirSync(textfileDir);
+      const nodePort = await freePort();
+      procs.push(
+        startProcess(
+          'node-exporter',
+          'prometheus-node-exporter',
+          [
+            `--web.listen-address=127.0.0.1:${nodePort}`,
+            '--collector.disable-defaults',
+            '--collector.textfile',
+            `--collector.textfile.directory=${textfileDir}`,
+          ],
+          { env: { PATH: process.env.PATH ?? '' }, logFile: path.join(work, 'node-exporter.log') },
+        ),
+      );
+      // What the database's set-up writes as prometheus/targets/postgres-production.yml.
+      const targets = path.join(work, 'postgres-production.yml');
+      writeFileSync(
+        targets,
+        stringify([{ targets: [`127.0.0.1:${exporterPort}`], labels: { env: 'production' } }]),
+      );
+      const rules = path.join(work, 'database.yml');
+      writeFileSync(
+        rules,
+        stringify(
+          localizeRules(parse(readFileSync(path.join(rulesDir, 'database.yml'), 'utf8')), '1s'),
+        ),
+      );
+      promPort = await freePort();
+      const config = path.join(work, 'prometheus.yml');
+      writeLocalPrometheusConfig(config, {
+        // With the database down the exporter answers after about 1 s (its connection attempt):
+        // a 1 s scrape timeout would lose the scrape that carries pg_up 0. Shipped: 10 s.
+        scrapeInterval: '2s',
+        evaluationInterval: '1s',
+        ruleFiles: [rules],
+        alertmanagers: [],
+        jobs: {
+          postgres: { file: targets },
+          'node-exporter': { targets: [`127.0.0.1:${nodePort}`] },
+          prometheus: null,
+          alertmanager: null,
+          cadvisor: null,
+          'berth-app': null,
+          'blackbox-exporter': null,
+          'blackbox-http': null,
+        },
+      });
+      const prometheus = startPrometheus({
+        work,
+        port: promPort,
+        configFile: config,
+        logName: 'prometheus.log',
+        env: { GRAFANA_URL: 'http://grafana.test' },
+      });
+      procs.push(prometheus);
+      await untilReady(prometheus, `http://127.0.0.1:${promPort}/-/ready`);
+    });
+    afterAll(async () => {
+      for (const p of procs.reverse()) await stopProcess(p);
+      cluster?.destroy();
+      if (work) rmSync(work, { recursive: true, force: true });
+    });
+
+    type Alert = { labels: Record<string, string>; annotations: Record<string, string> };
+    const firing = async (name: string): Promise<Alert[]> => {
+      const res = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/alerts`)).json()) as {
+        data: { alerts: (Alert & { state: string })[] };
+      };
+      return res.data.alerts.filter((a) => a.labels.alertname === name && a.state === 'firing');
+    };
+    const untilFiring = (name: string, timeoutMs = 30_000) =>
+      waitFor(
+        `${name} firing`,
+        async () => {
+          const alerts = await firing(name);
+          return alerts.length > 0 ? alerts : undefined;
+        },
+        timeoutMs,
+        100,
+      );
+    const untilQuiet = (name: string) =>
+      waitFor(
+        `${name} resolved`,
+        async () => ((await firing(name)).length === 0 ? true : undefined),
+        30_000,
+        100,
+      );
+    const writeBackupMetric = (value: number) => {
+      const file = path.join(textfileDir, 'berth_backup.prom');
+      writeFileSync(
+        `${file}.tmp`,
+        `# TYPE berth_backup_last_success_timestamp_seconds gauge\nberth_backup_last_success_timestamp_seconds{env="production"} ${value}\n`,
+      );
+      renameSync(`${file}.tmp`, file);
+    };
+
+    it('a database without any backup recorded: BerthBackupMissing, for its env only', async () => {
+      const [alert] = await untilFiring('BerthBackupMissing');
+      expect(alert?.labels).toMatchObject({ env: 'production', severity: 'warning' });
+      expect(await firing('BerthDatabaseDown')).toEqual([]);
+      expect(await firing('BerthBackupTooOld')).toEqual([]);
+    });
+
+    it('a backup 27 h old: BerthBackupTooOld instead; a fresh one: quiet', async () => {
+      writeBackupMetric(Math.floor(Date.now() / 1000) - 27 * 3600);
+      const [alert] = await untilFiring('BerthBackupTooOld');
+      expect(alert?.labels).toMatchObject({ env: 'production', severity: 'warning' });
+      expect(alert?.annotations.value).toMatch(/^1d 3h 0m \d+s old$/);
+      await untilQuiet('BerthBackupMissing');
+      writeBackupMetric(Math.floor(Date.now() / 1000) - 3600);
+      await untilQuiet('BerthBackupTooOld');
+    });
+
+    it('connections above 80 % of max_connections: BerthDatabaseConnectionsHigh, resolved when they close', async () => {
+      // max_connections is 60 in the test cluster: 50 more connections pass 80 %.
+      const clients = Array.from(
+        { length: 50 },
+        () => new pg.Client({ connectionString: cluster.url }),
+      );
+      try {
+        await Promise.all(clients.map((c) => c.connect()));
+        const [alert] = await untilFiring('BerthDatabaseConnectionsHigh');
+        expect(alert?.labels).toMatchObject({ env: 'production', severity: 'warning' });
+        expect(alert?.annotations.summary).toMatch(
+          /^Berth production database uses (8|9)\d(\.\d+)?% of its connections$/,
+        );
+      } finally {
+        await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      }
+      await untilQuiet('BerthDatabaseConnectionsHigh');
+    });
+
+    it('the database stopped: BerthDatabaseDown with the exporter still up; resolved once it is back', async () => {
+      const stopped = Date.now();
+      cluster.stop();
+      try {
+        const [alert] = await untilFiring('BerthDatabaseDown').catch(async (error: unknown) => {
+          const q = async (expr: string) =>
+            JSON.stringify(
+              await (
+                await fetch(
+                  `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`,
+                )
+              ).json(),
+            );
+          throw new Error(
+            `${String(error)}\nup: ${await q('up')}\npg_up: ${await q('pg_up')}\n${tail(procs[0] as Proc)}`,
+          );
+        });
+        console.log(
+          `BerthDatabaseDown firing ${((Date.now() - stopped) / 1000).toFixed(1)} s after the database stopped (scrape 2 s, evaluation 1 s, for: 1 s)`,
+        );
+        expect(alert?.labels).toMatchObject({
+          env: 'production',
+          severity: 'critical',
+          job: 'postgres',
+        });
+        expect(alert?.annotations.value).toBe('pg_up = 0');
+      } finally {
+        cluster.start();
+      }
+      await untilQuiet('BerthDatabaseDown');
+    });
+  },
+);
