@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The monitoring binaries the tests run as plain processes: Prometheus (+ promtool),
-# Alertmanager (+ amtool), node-exporter and blackbox_exporter from Debian. The tests start and stop their own
-# processes on free loopback ports in temp dirs, so `up` only installs; Debian's packaged daemons
-# are kept stopped so they do not hold the default ports or scrape anything.
+# Alertmanager (+ amtool), node-exporter, blackbox_exporter and postgres_exporter from Debian.
+# The tests start and stop their own processes on free loopback ports in temp dirs, so `up` only
+# installs; Debian's packaged daemons are kept stopped so they do not hold the default ports or scrape anything.
 set -euo pipefail
 LOG_TAG=monitoring.sh
 # shellcheck source=scripts/test-env/lib.sh
@@ -14,11 +14,13 @@ up() {
   command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
   command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
   command -v prometheus-blackbox-exporter >/dev/null 2>&1 || missing+=(prometheus-blackbox-exporter)
+  command -v prometheus-postgres-exporter >/dev/null 2>&1 || missing+=(prometheus-postgres-exporter)
   apt_install "${missing[@]}"
   promtool --version 2>&1 | head -n1
   prometheus-alertmanager --version 2>&1 | head -n1
   prometheus-node-exporter --version 2>&1 | head -n1
   prometheus-blackbox-exporter --version 2>&1 | head -n1
+  prometheus-postgres-exporter --version 2>&1 | head -n1
 }
 
 case "${1:-up}" in

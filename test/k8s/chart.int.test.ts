@@ -175,6 +175,7 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
           'secret.existingSecret=berth-secrets',
           'imagePullSecrets[0]=regcred',
           'config.extraEnv.FEATURE_X=on',
+          'database.existingSecret=berth-db',
           `monitoring.prometheusRule.ruleFiles={${readdirSync(RULES_DIR)
             .filter((f) => f.endsWith('.yml'))
             .join(',')}}`,
@@ -193,6 +194,7 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
           'Ingress',
           'ServiceMonitor',
           'PrometheusRule',
+          'Job',
         ]),
       );
       expect((await Promise.all(objects.map(schemaErrors))).flat()).toEqual([]);
@@ -208,9 +210,11 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
             'ingress.tls.enabled=true',
             'secret.existingSecret=s',
             'imagePullSecrets[0]=r',
+            'database.existingSecret=db',
           ],
         }),
       ];
+      expect(everything.map((o) => o.kind)).toContain('Job');
       expect(unknownFieldErrors(everything)).toEqual([]);
     });
 
@@ -282,6 +286,9 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
       ['analysis.maxErrorRatio=5', '/analysis/maxErrorRatio'],
       ['config.extraEnv.DB_PASSWORD=hunter2', "invalid propertyName 'DB_PASSWORD'"],
       ['config.extraEnv.API_KEY=abc', "invalid propertyName 'API_KEY'"],
+      ['config.extraEnv.DATABASE_URL=postgres://u:p@h/d', "invalid propertyName 'DATABASE_URL'"],
+      ['database.existingSecret=Not_A_Name', '/database/existingSecret'],
+      ['database.migrations.backoffLimit=-1', '/database/migrations/backoffLimit'],
     ])('helm template --set %s fails naming %s', (set, field) => {
       const result = helm(['template', 'berth', chartDir, '--set', set]);
       expect(result.ok).toBe(false);
@@ -492,6 +499,133 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
     );
   });
 
+  describe('database: DATABASE_URL from a Secret, migrations as a pre-install/pre-upgrade hook Job', () => {
+    type Job = {
+      metadata: { name: string; annotations: Record<string, string> };
+      spec: {
+        backoffLimit: number;
+        activeDeadlineSeconds: number;
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: PodSpec & { restartPolicy: string; serviceAccountName?: string };
+        };
+      };
+    };
+    type EnvVar = {
+      name: string;
+      value?: string;
+      valueFrom?: { secretKeyRef: { name: string; key: string } };
+    };
+    const databaseEnv = {
+      name: 'DATABASE_URL',
+      valueFrom: { secretKeyRef: { name: 'berth-db', key: 'DATABASE_URL' } },
+    };
+
+    it('without database.existingSecret: no Job and no DATABASE_URL (no database is bundled)', () => {
+      for (const { name, objects } of matrix) {
+        expect(only(objects, 'Job'), name).toEqual([]);
+        expect((container(objects) as { env?: EnvVar[] }).env, name).toBeUndefined();
+        expect(
+          objects.map((o) => o.kind),
+          name,
+        ).not.toContain('StatefulSet');
+      }
+    });
+
+    it.each(
+      ENVIRONMENTS.flatMap((e) => Object.keys(STRATEGIES).map((st) => [e.file, st] as const)),
+    )(
+      '%s x %s: the Job runs the release command with the digest, the settings and the secret of the pods',
+      (file, strategy) => {
+        const objects = render({
+          valuesFiles: [file],
+          set: [
+            ...STRATEGIES[strategy as keyof typeof STRATEGIES],
+            `image.digest=${DIGEST}`,
+            'database.existingSecret=berth-db',
+            'secret.existingSecret=berth-secrets',
+          ],
+        });
+        const job = one(objects, 'Job') as unknown as Job;
+        expect(job.metadata.name).toBe('berth-migrate');
+        expect(job.metadata.annotations).toEqual({
+          'helm.sh/hook': 'pre-install,pre-upgrade',
+          'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+        });
+        expect(job.spec.backoffLimit).toBe(1);
+        expect(job.spec.activeDeadlineSeconds).toBe(300);
+        const pod = job.spec.template.spec;
+        expect(pod.restartPolicy).toBe('Never');
+        // The release's ServiceAccount does not exist yet on install: the default one, no token.
+        expect(pod.serviceAccountName).toBeUndefined();
+        expect(pod.automountServiceAccountToken).toBe(false);
+        const app = podTemplate(objects).spec;
+        expect(pod.securityContext).toEqual(app.securityContext);
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+        const c = pod.containers[0]! as Container & { command: string[]; env: EnvVar[] };
+        const appContainer = container(objects) as Container & { env: EnvVar[] };
+        expect(c.image).toBe(`docker.io/acme/berth@${DIGEST}`);
+        expect(c.image).toBe(appContainer.image);
+        expect(c.command).toEqual(['node', 'dist/service/db/migrate.js']);
+        expect(c.securityContext).toEqual(appContainer.securityContext);
+        expect(c.resources).toEqual(appContainer.resources);
+        expect(pod.volumes.find((v) => v.name === 'tmp')?.emptyDir).toBeDefined();
+        // The same settings as the pods, inlined: the ConfigMap is not there yet on install.
+        const settings = Object.fromEntries(
+          c.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
+        );
+        expect(settings).toEqual(one(objects, 'ConfigMap').data);
+        expect(c.env.filter((e) => e.valueFrom !== undefined)).toEqual([databaseEnv]);
+        expect(appContainer.env).toEqual([databaseEnv]);
+        expect(c.envFrom).toEqual([{ secretRef: { name: 'berth-secrets' } }]);
+        // Never an endpoint of the Services, never counted by the PodDisruptionBudget.
+        for (const o of objects.filter(
+          (x) => x.kind === 'Service' || x.kind === 'PodDisruptionBudget',
+        )) {
+          const selector =
+            o.kind === 'Service'
+              ? (o.spec as { selector: Record<string, string> }).selector
+              : (o.spec as { selector: { matchLabels: Record<string, string> } }).selector
+                  .matchLabels;
+          expect(
+            matches(selector, job.spec.template.metadata.labels),
+            `${o.kind}/${o.metadata.name}`,
+          ).toBe(false);
+        }
+        expect(objects.map((o) => o.kind)).not.toContain('Secret');
+      },
+    );
+
+    it('takes another key, another command and limits; migrations off keeps DATABASE_URL', () => {
+      const objects = render({
+        set: [
+          'database.existingSecret=pg',
+          'database.secretKey=uri',
+          'database.migrations.command={node,dist/other.js}',
+          'database.migrations.backoffLimit=0',
+          'database.migrations.activeDeadlineSeconds=60',
+        ],
+      });
+      const job = one(objects, 'Job') as unknown as Job;
+      const c = job.spec.template.spec.containers[0] as unknown as {
+        command: string[];
+        env: EnvVar[];
+      };
+      expect(c.command).toEqual(['node', 'dist/other.js']);
+      expect(job.spec.backoffLimit).toBe(0);
+      expect(job.spec.activeDeadlineSeconds).toBe(60);
+      const ref = { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'pg', key: 'uri' } } };
+      expect(c.env).toContainEqual(ref);
+      const off = render({
+        set: ['database.existingSecret=pg', 'database.migrations.enabled=false'],
+      });
+      expect(only(off, 'Job')).toEqual([]);
+      expect((container(off) as { env?: EnvVar[] }).env).toEqual([
+        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'pg', key: 'DATABASE_URL' } } },
+      ]);
+    });
+  });
+
   describe('image pinning', () => {
     it('uses the digest when one is given, even with a tag', () => {
       expect(container(render({ set: [`image.digest=${DIGEST}`] })).image).toBe(
@@ -632,12 +766,13 @@ describe.skipIf(!hasHelm)('Helm chart charts/berth', () => {
         project.spec.namespaceResourceWhitelist.map((r) => `${r.group}/${r.kind}`),
       );
       const rendered = new Set(
-        [...matrix.flatMap((v) => v.objects), ...render({ set: ['ingress.enabled=true'] })].map(
-          (o) => {
-            const group = o.apiVersion.includes('/') ? o.apiVersion.split('/')[0]! : '';
-            return `${group}/${o.kind}`;
-          },
-        ),
+        [
+          ...matrix.flatMap((v) => v.objects),
+          ...render({ set: ['ingress.enabled=true', 'database.existingSecret=db'] }),
+        ].map((o) => {
+          const group = o.apiVersion.includes('/') ? o.apiVersion.split('/')[0]! : '';
+          return `${group}/${o.kind}`;
+        }),
       );
       for (const kind of rendered) expect(allowed, `project allows ${kind}`).toContain(kind);
       expect(project.spec.clusterResourceWhitelist).toEqual([{ group: '', kind: 'Namespace' }]);

@@ -26,6 +26,8 @@ type Service = {
   command?: string[];
   environment?: Record<string, string>;
   networks?: string[];
+  secrets?: string[];
+  profiles?: string[];
   read_only?: boolean;
   privileged?: boolean;
   extra_hosts?: string[];
@@ -52,8 +54,13 @@ describe('docker-compose.monitoring.yml', () => {
     grafana: ['${GRAFANA_BIND:-0.0.0.0}', 8950, 3000],
   };
 
-  it('runs the six services, each with a pinned image that .env can replace', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(Object.keys(ports).sort());
+  const envs = ['production', 'staging', 'testing'];
+  const exporters = envs.map((env) => `postgres-exporter-${env}`);
+
+  it('runs the six services and one postgres_exporter per environment, each with a pinned image that .env can replace', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(
+      [...Object.keys(ports), ...exporters].sort(),
+    );
     for (const [name, s] of Object.entries(compose.services)) {
       const m = /^\$\{([A-Z_]+_IMAGE):-([^}]+)\}$/.exec(s.image);
       expect(m, `${name} image ${s.image}`).not.toBeNull();
@@ -66,6 +73,33 @@ describe('docker-compose.monitoring.yml', () => {
     for (const [name, [bind, host, container]] of Object.entries(ports)) {
       expect(svc(name).ports, name).toEqual([`${bind}:${host}:${container}`]);
     }
+  });
+
+  it("gives each environment's postgres_exporter only its own network and password file, behind a profile, with no host port", () => {
+    for (const env of envs) {
+      const s = svc(`postgres-exporter-${env}`);
+      expect(s.image).toBe(
+        '${POSTGRES_EXPORTER_IMAGE:-quay.io/prometheuscommunity/postgres-exporter:v0.17.1}',
+      );
+      expect(s.profiles).toEqual([`postgres-${env}`]);
+      expect(s.ports).toBeUndefined();
+      expect(s.read_only).toBe(true);
+      expect(s.networks).toEqual(['default', `db-${env}`]);
+      expect(compose.networks[`db-${env}`]).toEqual({
+        external: true,
+        name: `berth-${env}_default`,
+      });
+      expect(s.environment).toEqual({
+        DATA_SOURCE_URI: `db:5432/\${POSTGRES_DB_${env.toUpperCase()}:-berth}?sslmode=disable`,
+        DATA_SOURCE_USER: `\${POSTGRES_USER_${env.toUpperCase()}:-berth}`,
+        DATA_SOURCE_PASS_FILE: `/run/secrets/postgres_password_${env}`,
+      });
+      expect(s.secrets).toEqual([`postgres_password_${env}`]);
+      expect(compose.secrets[`postgres_password_${env}`]?.file).toBe(
+        `\${POSTGRES_PASSWORD_FILE_${env.toUpperCase()}:-./secrets/postgres-${env}.password}`,
+      );
+    }
+    expect(readFileSync(composeFile, 'utf8')).not.toMatch(/postgres(ql)?:\/\/[^\s]*:[^\s]*@/);
   });
 
   it('restarts, health-checks and rotates logs for every service', () => {
@@ -158,7 +192,8 @@ describe('prometheus rules', () => {
   const dashboardUids = new Set(loadDashboards().map((d) => d.uid));
   // ContainerKilled fires when nothing runs: its value is always "0 containers". The Watchdog
   // always fires, with no value and no target of its own.
-  const constantValue = new Set(['ContainerKilled', 'Watchdog']);
+  // BerthBackupMissing fires on an absent metric: there is no value to show.
+  const constantValue = new Set(['BerthBackupMissing', 'ContainerKilled', 'Watchdog']);
   // Rules from before runbook annotations; every newer rule must say what to check.
   const withoutRunbook = new Set([
     'BerthHighErrorRatio',
@@ -178,7 +213,11 @@ describe('prometheus rules', () => {
     expect([...new Set(alerts.map((a) => a.alert))].sort()).toEqual([
       'AlertmanagerConfigReloadFailed',
       'AlertmanagerNotificationsFailing',
+      'BerthBackupMissing',
+      'BerthBackupTooOld',
       'BerthCertificateExpiring',
+      'BerthDatabaseConnectionsHigh',
+      'BerthDatabaseDown',
       'BerthHighErrorRatio',
       'BerthHighLatencyP95',
       'BerthProbeBadStatus',
@@ -280,6 +319,18 @@ describe('prometheus targets', () => {
       readFileSync(path.join(repoRoot, 'blackbox', 'blackbox.yml'), 'utf8'),
     ) as { modules: Record<string, unknown> };
     expect(Object.keys(blackbox.modules)).toContain('http_2xx');
+  });
+
+  it("reads each environment's database exporter from its own file, postgres-<env>.yml, and ships none", () => {
+    const prometheusYml = parse(
+      readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8'),
+    ) as { scrape_configs: { job_name: string; file_sd_configs?: { files: string[] }[] }[] };
+    const job = prometheusYml.scrape_configs.find((j) => j.job_name === 'postgres');
+    expect(job?.file_sd_configs).toEqual([{ files: ['/etc/prometheus/targets/postgres-*.yml'] }]);
+    // A shipped file would page PrometheusTargetMissing on every VM whose database is not set up.
+    expect(
+      readdirSync(path.join(prometheusDir, 'targets')).filter((f) => f.startsWith('postgres-')),
+    ).toEqual([]);
   });
 
   it('Prometheus sees the directory the deploy writes: <remote dir>/monitoring/prometheus/targets', () => {
@@ -467,6 +518,28 @@ describe('grafana', () => {
     expect(exprs).toContainEqual(expect.stringContaining('app_info'));
     expect(service?.annotations.list.find((a) => a.name === 'Deploys')?.expr).toContain('app_info');
     expect(service?.templating.list.map((v) => v.name)).toEqual(['env']);
+  });
+
+  it('Service has a Database row: up, connections against the limit, transactions/s, backup age', () => {
+    const service = dashboards.find((d) => d.uid === 'berth-service');
+    const panels = service?.panels ?? [];
+    const row = panels.findIndex((p) => p.type === 'row' && p.title === 'Database');
+    expect(row).toBeGreaterThan(-1);
+    const below = panels.slice(row + 1);
+    const exprs = dashboardQueries(
+      service ? [{ ...service, panels: below, annotations: { list: [] } }] : [],
+    ).map((q) => q.expr);
+    for (const expr of exprs) expect(expr).toContain('env=~"$env"');
+    expect([...new Set(exprs.flatMap((e) => metricNames(e)))].sort()).toEqual([
+      'berth_backup_last_success_timestamp_seconds',
+      'pg_settings_max_connections',
+      'pg_stat_database_numbackends',
+      'pg_stat_database_xact_commit',
+      'pg_stat_database_xact_rollback',
+      'pg_up',
+    ]);
+    for (const p of below)
+      expect(p.gridPos.y, p.title).toBeGreaterThan(panels[row]?.gridPos.y ?? 0);
   });
 });
 

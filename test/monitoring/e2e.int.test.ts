@@ -189,6 +189,8 @@ describe.skipIf(!ok)(
           // Probes and the heartbeat have their own end-to-end test (pipeline.int.test.ts).
           'blackbox-exporter': null,
           'blackbox-http': null,
+          // The database's exporter has its own test (postgres-exporter.int.test.ts).
+          postgres: null,
         },
       });
       const webhookFile = path.join(work, 'slack_webhook_url');

@@ -35,6 +35,7 @@ const local = {
     'berth-app': { file: '/tmp/x/targets.yml' },
     'blackbox-exporter': { targets: ['127.0.0.1:19115'] },
     'blackbox-http': { file: '/tmp/x/probe.yml', probeVia: '127.0.0.1:19115' },
+    postgres: { file: '/tmp/x/postgres.yml' },
   },
 };
 
@@ -69,6 +70,7 @@ describe('localizePrometheusConfig', () => {
       'blackbox-exporter',
       'blackbox-http',
       'node-exporter',
+      'postgres',
       'prometheus',
     ]);
     expect(before.has('cadvisor')).toBe(true);

@@ -225,9 +225,11 @@ describe.skipIf(!ok)(
           'node-exporter': { targets: [`127.0.0.1:${ports.nodeExporter}`] },
           'blackbox-exporter': { targets: [`127.0.0.1:${ports.blackbox}`] },
           'blackbox-http': { file: probeFile, probeVia: `127.0.0.1:${ports.blackbox}` },
-          // The app and cAdvisor are e2e.int.test.ts's subject.
+          // The app and cAdvisor are e2e.int.test.ts's subject, the database
+          // postgres-exporter.int.test.ts's.
           cadvisor: null,
           'berth-app': null,
+          postgres: null,
         },
       });
       const alertmanagerYml = path.join(work, 'alertmanager.yml');

@@ -208,6 +208,26 @@ describe.skipIf(!hasCompose)('docker compose config', () => {
     expect(r.code).not.toBe(0);
     expect(r.out).toContain('set GRAFANA_ADMIN_PASSWORD in .env');
   });
+
+  it("starts an environment's postgres_exporter only when .env lists its profile", () => {
+    const services = (envFileText: string) => {
+      const envFile = path.join(work, 'profiles.env');
+      writeFileSync(envFile, `GRAFANA_ADMIN_PASSWORD=a-test-password\n${envFileText}`);
+      const r = run(
+        'docker',
+        ['compose', '--env-file', envFile, '-f', composeFile, 'config', '--services'],
+        { env: baseEnv },
+      );
+      expect(r.code, r.out).toBe(0);
+      return r.out.split('\n').filter((l) => l.startsWith('postgres-exporter'));
+    };
+    // No database yet: no exporter, so no external network berth-<env>_default is needed.
+    expect(services('')).toEqual([]);
+    expect(services('COMPOSE_PROFILES=postgres-production,postgres-testing\n').sort()).toEqual([
+      'postgres-exporter-production',
+      'postgres-exporter-testing',
+    ]);
+  });
 });
 
 describe('alertmanager/entrypoint.sh', () => {

@@ -81,3 +81,33 @@ max(berth:http_error_rate:ratio5m{env="{{ $env }}"} and on (env) berth:http_requ
 {{- $env := .Values.environment -}}
 max(berth:http_request_duration_seconds:p95_5m{env="{{ $env }}"} and on (env) berth:http_requests:rate5m{env="{{ $env }}"} > {{ .Values.analysis.minRequestRate }}) or vector(0)
 {{- end }}
+
+{{/*
+The non-secret settings: the ConfigMap's data, and the migration Job's env (a pre-install hook
+runs before the ConfigMap exists, so it cannot refer to it).
+*/}}
+{{- define "berth.configData" -}}
+PORT: {{ .Values.containerPort | quote }}
+HOST: "0.0.0.0"
+LOG_LEVEL: {{ .Values.config.logLevel | quote }}
+BASE_PATH: {{ .Values.config.basePath | quote }}
+SHUTDOWN_TIMEOUT_MS: {{ .Values.config.shutdownTimeoutMs | quote }}
+{{- with .Values.config.appVersion }}
+# Otherwise the image's own APP_VERSION, baked in at build time, stays in force.
+APP_VERSION: {{ . | quote }}
+{{- end }}
+{{- range $name, $value := .Values.config.extraEnv }}
+{{ $name }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* DATABASE_URL from the operator's Secret, for the pods and the migration Job alike. */}}
+{{- define "berth.databaseEnv" -}}
+{{- with .Values.database.existingSecret -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.database.secretKey }}
+{{- end }}
+{{- end }}

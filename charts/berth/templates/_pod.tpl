@@ -42,6 +42,10 @@ spec:
         - secretRef:
             name: {{ . }}
         {{- end }}
+      {{- with include "berth.databaseEnv" . }}
+      env:
+        {{- . | nindent 8 }}
+      {{- end }}
       startupProbe:
         httpGet:
           path: {{ include "berth.path" (dict "root" . "path" "/health") }}
