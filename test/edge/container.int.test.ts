@@ -7,7 +7,7 @@
 // No ACME here (the CA cannot be reached from the container on loopback): the site is served
 // over plain HTTP, which is what the edge does for a host without a certificate.
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +20,11 @@ import {
   type EdgeSettings,
 } from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
-import { repoRoot, requirePart } from '../helpers/real-tools.js';
+import { requirePart } from '../helpers/real-tools.js';
 import { engineEnv, exec, must } from '../image/engine.js';
 import { execFileSync } from 'node:child_process';
 import { httpGet, waitFor } from './harness.js';
-import { EDGE_STANDIN_IMAGE, ensureEdgeImage } from './standin-image.js';
+import { EDGE_STANDIN_IMAGE, ensureEdgeImage, layOutEdge } from './edge-compose.js';
 
 // Docker Engine with compose v2 (scripts/test-env/engine.sh writes DOCKER_HOST to .test-env/engine.env).
 const ready = requirePart(
@@ -60,12 +60,8 @@ describe.skipIf(!ready)(
     const apps = { v1: `berth-edgetest-v1-${id}`, v2: `berth-edgetest-v2-${id}` };
     const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-compose-'));
     let httpPort = 0;
-    const compose = (...args: string[]) =>
-      must(
-        'docker',
-        ['compose', '-p', project, '-f', 'docker-compose.edge.yml', '-f', 'override.yml', ...args],
-        { cwd: dir },
-      );
+    let composeArgs: string[] = [];
+    const compose = (...args: string[]) => must('docker', [...composeArgs, ...args]);
     const inEdge = async (req: Parameters<typeof edgeCommand>[0]) => {
       const [cmd, ...args] = edgeCommand(req, container).argv;
       return must(cmd!, args);
@@ -96,31 +92,7 @@ describe.skipIf(!ready)(
       }
       httpPort = await freePort();
       const httpsPort = await freePort();
-      mkdirSync(path.join(dir, 'edge'));
-      copyFileSync(
-        path.join(repoRoot, 'docker-compose.edge.yml'),
-        path.join(dir, 'docker-compose.edge.yml'),
-      );
-      copyFileSync(
-        path.join(repoRoot, 'edge', 'bootstrap.json'),
-        path.join(dir, 'edge', 'bootstrap.json'),
-      );
-      writeFileSync(
-        path.join(dir, 'override.yml'),
-        [
-          'services:',
-          '  edge:',
-          `    container_name: ${container}`,
-          '    ports: !override',
-          `      - "127.0.0.1:${httpPort}:80"`,
-          `      - "127.0.0.1:${httpsPort}:443"`,
-          'volumes:',
-          `  edge-data: {name: ${project}-data}`,
-          `  edge-config: {name: ${project}-config}`,
-          '',
-        ].join('\n'),
-      );
-      writeFileSync(path.join(dir, '.env'), `EDGE_IMAGE=${IMAGE}\nBERTH_NETWORK=${network}\n`);
+      composeArgs = layOutEdge(dir, { project, network, httpPort, httpsPort, container });
       await compose('up', '-d');
       await waitFor(
         'the edge answers on its HTTP port',
@@ -130,22 +102,8 @@ describe.skipIf(!ready)(
     }, 600_000);
 
     afterAll(async () => {
-      await exec(
-        'docker',
-        [
-          'compose',
-          '-p',
-          project,
-          '-f',
-          'docker-compose.edge.yml',
-          '-f',
-          'override.yml',
-          'down',
-          '-v',
-          '--remove-orphans',
-        ],
-        { cwd: dir },
-      );
+      if (composeArgs.length)
+        await exec('docker', [...composeArgs, 'down', '-v', '--remove-orphans']);
       await exec('docker', ['rm', '-f', apps.v1, apps.v2]);
       await exec('docker', ['network', 'rm', network]);
       rmSync(dir, { recursive: true, force: true });

@@ -3,23 +3,14 @@
 // shared network, exactly as init_setup.sh runs it. No ACME here (a CA on this machine's loopback
 // cannot be reached from a container), so the site is served over plain HTTP, which is what the
 // edge does for a host without a certificate yet; issuance and HTTPS are test/edge/*.int.test.ts.
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  writeFileSync,
-  chownSync,
-  readFileSync,
-} from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { edgeCommand, switchUpstream } from '../../../src/edge/caddy.js';
 import { freePort } from '../../helpers/net.js';
-import { repoRoot } from '../../helpers/real-tools.js';
 import { httpGet, waitFor } from '../../edge/harness.js';
-import { ensureEdgeImage } from '../../edge/standin-image.js';
+import { ensureEdgeImage, layOutEdge } from '../../edge/edge-compose.js';
 import {
   appContainers,
   deploy,
@@ -31,6 +22,7 @@ import {
   takeVm,
   testEnv,
   testPorts,
+  uidOf,
   versions,
   vmReady,
   writeVmFile,
@@ -46,8 +38,8 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-e2e-edge-'));
   const project = 'berth-edge-e2e';
   let port = 0;
-  const compose = (...args: string[]) =>
-    docker(['compose', '-p', project, '--project-directory', dir, '-f', path.join(dir, 'docker-compose.edge.yml'), '-f', path.join(dir, 'override.yml'), ...args]); // prettier-ignore
+  let composeArgs: string[] = [];
+  const compose = (...args: string[]) => docker([...composeArgs, ...args]);
   const viaEdge = async (host = domain) => {
     const a = await httpGet(port, host, '/health');
     let version: string | undefined;
@@ -62,32 +54,10 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
 
   beforeAll(async () => {
     releaseVm = await takeVm(env);
-    const image = await ensureEdgeImage();
+    await ensureEdgeImage();
     port = await freePort();
-    mkdirSync(path.join(dir, 'edge'));
-    copyFileSync(
-      path.join(repoRoot, 'docker-compose.edge.yml'),
-      path.join(dir, 'docker-compose.edge.yml'),
-    );
-    copyFileSync(
-      path.join(repoRoot, 'edge', 'bootstrap.json'),
-      path.join(dir, 'edge', 'bootstrap.json'),
-    );
-    // Loopback ports only; its own volumes, so no other run's certificates or config are touched.
-    writeFileSync(
-      path.join(dir, 'override.yml'),
-      [
-        'services:',
-        '  edge:',
-        '    ports: !override',
-        `      - "127.0.0.1:${port}:80"`,
-        'volumes:',
-        `  edge-data: {name: ${project}-data}`,
-        `  edge-config: {name: ${project}-config}`,
-        '',
-      ].join('\n'),
-    );
-    writeFileSync(path.join(dir, '.env'), `EDGE_IMAGE=${image}\nBERTH_NETWORK=berth\n`);
+    // As init_setup.sh runs it (container berth-edge, shared network berth), on loopback only.
+    composeArgs = layOutEdge(dir, { project, network: 'berth', httpPort: port });
     await docker(['rm', '-f', 'berth-edge']).catch(() => '');
     await compose('up', '-d');
     await waitFor(
@@ -102,8 +72,8 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
       path.join(edgeDir, '.env'),
       'ACME_CA=https://127.0.0.1:9/dir\nEDGE_HSTS_MAX_AGE=0\n',
     );
-    const [uid, gid] = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${vmUser}:`))?.split(':').slice(2, 4).map(Number) ?? [0, 0]; // prettier-ignore
-    chownSync(edgeDir, uid!, gid!);
+    const { uid, gid } = uidOf(vmUser);
+    chownSync(edgeDir, uid, gid);
     writeVmFile(
       env,
       '.env',

@@ -244,7 +244,7 @@ export async function ensureImages(): Promise<typeof images> {
 export const remoteDir = testEnv.BERTH_REMOTE_DIR ?? '/var/lib/berth-test/vm/opt-berth';
 const vmUser = testEnv.VM_USER ?? 'berth';
 
-function uidOf(user: string): { uid: number; gid: number } {
+export function uidOf(user: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .find((l) => l.startsWith(`${user}:`));
