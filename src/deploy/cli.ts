@@ -16,7 +16,7 @@ import { consoleOutput, failureLine, Reporter, type Output, type Result } from '
 import { notifySlack } from './notify.js';
 import { envPaths } from './paths.js';
 import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
-import { envStatus, historyRows, historyTable, statusTable } from './status.js';
+import { envStatus, historyRows, historyTable, plainHttpLine, statusTable } from './status.js';
 import { tearDown } from './teardown.js';
 import { heartbeatLine, heartbeatState, parseHeartbeatState } from './commands/monitoring.js';
 import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
@@ -376,7 +376,9 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
         io.out(
           inv.json
             ? JSON.stringify({ environments: list, monitoring: monitoring ?? 'unknown' })
-            : `${statusTable(list)}\n\n${heartbeatLine(monitoring)}`,
+            : [statusTable(list), '', plainHttpLine(list), heartbeatLine(monitoring)]
+                .filter((l) => l !== undefined)
+                .join('\n'),
         );
         return 0;
       }

@@ -5,7 +5,8 @@ import { readFile } from './commands/files.js';
 import { parseUpstream } from './commands/proxy.js';
 import type { DeployConfig } from './config.js';
 import { shortDigest } from './digest.js';
-import type { EnvName } from './environments.js';
+import { environmentInfo, type EnvName } from './environments.js';
+import { parseSettings, readSettings } from './commands/targets.js';
 import { parseContainerState } from './health.js';
 import { parseHistory, replay, type HistoryEntry } from './history.js';
 import { TIMEOUT_MS } from './limits.js';
@@ -14,6 +15,8 @@ import type { Executor } from './ssh.js';
 
 export interface EnvStatus {
   env: EnvName;
+  /** Where users reach it: https://APP_DOMAIN, or the VM's port over plain HTTP. */
+  url?: string;
   container?: string;
   health: 'healthy' | 'unhealthy' | 'stopped' | 'missing' | 'not deployed';
   version?: string;
@@ -28,15 +31,20 @@ export async function envStatus(
   env: EnvName,
 ): Promise<EnvStatus> {
   const quick = { timeoutMs: TIMEOUT_MS.quick };
-  const name = parseUpstream(
-    (await exec.run(readFile(envPaths(cfg.remoteDir, env).upstream), quick)).stdout,
-  );
+  const paths = envPaths(cfg.remoteDir, env);
+  const name = parseUpstream((await exec.run(readFile(paths.upstream), quick)).stdout);
   if (!name) return { env, health: 'not deployed' };
+  const url = publicUrl(
+    (await exec.run(readSettings(paths.env, paths.appEnv), quick)).stdout,
+    cfg.host,
+    env,
+  );
   const inspected = await exec.run(inspectContainer(name), quick);
   const state = inspected.code === 0 ? parseContainerState(inspected.stdout) : undefined;
-  if (!state) return { env, container: name, health: 'missing' };
+  if (!state) return { env, url, container: name, health: 'missing' };
   const base = {
     env,
+    url,
     container: name,
     digest: state.digest,
     image: state.image,
@@ -70,12 +78,32 @@ export function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** https://APP_DOMAIN, or http://HOST:APP_PORT; undefined when the settings do not parse. */
+export function publicUrl(settings: string, host: string, env: EnvName): string | undefined {
+  try {
+    const s = parseSettings(settings, environmentInfo[env].port);
+    return s.domain
+      ? `https://${s.domain}${s.basePath}`
+      : `http://${host.includes(':') ? `[${host}]` : host}:${s.port}${s.basePath}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Under the table when some environment is served over plain HTTP: what that exposes. */
+export function plainHttpLine(list: EnvStatus[]): string | undefined {
+  const plain = list.filter((s) => s.url?.startsWith('http:')).map((s) => s.env);
+  if (plain.length === 0) return undefined;
+  return `plain HTTP (no APP_DOMAIN): ${plain.join(', ')}: anyone on the path can read and change requests and answers; give each a domain for HTTPS (docs/edge.md, "Without domains")`;
+}
+
 export function statusTable(list: EnvStatus[]): string {
   return table([
-    ['ENV', 'HEALTH', 'VERSION', 'DIGEST', 'SINCE', 'IMAGE', 'CONTAINER'],
+    ['ENV', 'HEALTH', 'URL', 'VERSION', 'DIGEST', 'SINCE', 'IMAGE', 'CONTAINER'],
     ...list.map((s) => [
       s.env,
       s.health,
+      s.url ?? '-',
       s.version ?? '-',
       shortDigest(s.digest),
       s.since ?? '-',

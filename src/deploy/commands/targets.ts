@@ -30,7 +30,8 @@ export interface EnvSettings {
 /** The keys read from each file; everything else in them (secrets) never leaves the VM. */
 export const SETTINGS_KEYS = {
   dotEnv: ['APP_PORT', 'APP_BIND', 'APP_DOMAIN'],
-  appEnv: ['BASE_PATH', 'APP_DOMAIN'],
+  // APP_DOMAIN only from .env, where the edge switch (flow/edge.ts) reads it too.
+  appEnv: ['BASE_PATH'],
 } as const;
 const SEPARATOR = '--- app.env';
 
@@ -81,7 +82,7 @@ export function parseSettings(text: string, defaultPort: number): EnvSettings {
   const bind = dot.APP_BIND || '0.0.0.0';
   if (!ADDRESS.test(bind))
     throw new SettingsError(`APP_BIND in .env is not an IP address (got "${bind}")`);
-  const domain = (dot.APP_DOMAIN || app.APP_DOMAIN || '').trim();
+  const domain = (dot.APP_DOMAIN ?? '').trim();
   if (domain && !DOMAIN.test(domain))
     throw new SettingsError(`APP_DOMAIN is not a host name (got "${domain}")`);
   return { basePath, port, bind, ...(domain ? { domain } : {}) };

@@ -90,8 +90,9 @@ describe('settings from the VM', () => {
     });
   });
 
-  it('takes APP_DOMAIN from app.env when .env has none', () => {
-    expect(t.parseSettings('--- app.env\nAPP_DOMAIN=s.example.org\n', 1).domain).toBe(
+  it('takes APP_DOMAIN from .env only, where the edge switch reads it', () => {
+    expect(t.parseSettings('--- app.env\nAPP_DOMAIN=s.example.org\n', 1).domain).toBeUndefined();
+    expect(t.parseSettings('APP_DOMAIN=s.example.org\n--- app.env\n', 1).domain).toBe(
       's.example.org',
     );
   });

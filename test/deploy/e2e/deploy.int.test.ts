@@ -153,6 +153,9 @@ describe.skipIf(!vmReady)('deploy: one environment on the test VM', () => {
     expect(status.code, explain(status)).toBe(0);
     expect(status.output).toContain(digests.v2?.slice(7, 19));
     expect(status.output).toContain(versions.v2);
+    // No APP_DOMAIN: the VM's port, and what plain HTTP exposes.
+    expect(status.output).toContain(`http://127.0.0.1:${testPorts[env]}`);
+    expect(status.output).toContain(`plain HTTP (no APP_DOMAIN): ${env}: anyone on the path`);
     // The test VM runs no berth-monitoring stack: status says so, and what to do.
     expect(status.output).toContain('monitoring: Alertmanager is not running on this VM');
 

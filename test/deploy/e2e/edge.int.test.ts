@@ -96,6 +96,9 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     );
     expect(await viaEdge()).toEqual({ status: 200, version: versions.v1 });
     expect((await httpGet(port, 'production.berth.test', '/health')).status).toBe(404);
+    const status = await runCli(['status', '--env', env]);
+    expect(status.output).toContain(`https://${domain}`);
+    expect(status.output).not.toContain('plain HTTP');
   });
 
   it('a healthy deploy under load: 0 failed requests through the edge, and never back to v1 after the first v2', async () => {
