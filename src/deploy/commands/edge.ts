@@ -52,8 +52,14 @@ export const edgeReaches = (
     `http://${upstream}${path}`,
   );
 
-/** The edge's own settings on the VM (init_setup.sh writes them; no secrets): ACME CA and contact, HSTS. */
-export const edgeSettingKeys = ['ACME_CA', 'ACME_EMAIL', 'EDGE_HSTS_MAX_AGE'] as const;
+/** The edge's own settings on the VM (no secrets): ACME CA and contact, HSTS, Grafana's site. */
+export const edgeSettingKeys = [
+  'ACME_CA',
+  'ACME_EMAIL',
+  'EDGE_HSTS_MAX_AGE',
+  'GRAFANA_DOMAIN',
+  'GRAFANA_UPSTREAM',
+] as const;
 export const readEdgeSettings = (envFile: string): RemoteCommand =>
   sh(
     'edge.readSettings',

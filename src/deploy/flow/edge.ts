@@ -66,6 +66,19 @@ async function currentRoute(run: Run): Promise<{ upstream: string; domain?: stri
   return { upstream, domain: await ask<string>(run, readDomain(run.env)) };
 }
 
+/** The edge's settings file on the VM, only its known keys (there are no secrets in it). */
+async function edgeVars(run: Run): Promise<Record<string, string>> {
+  const text = (await run.run(readEdgeSettings(edgeEnvFile(run.cfg.remoteDir)), TIMEOUT_MS.quick))
+    .stdout;
+  const vars: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m?.[1] && (edgeSettingKeys as readonly string[]).includes(m[1]))
+      vars[m[1]] = (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return vars;
+}
+
 async function withEdgeLock<T>(run: Run, body: () => Promise<T>): Promise<T> {
   const got = await run.run(lockEdge(), (EDGE_LOCK_WAIT_S + 10) * 1000);
   if (got.code !== 0)
@@ -93,26 +106,19 @@ async function setUpstream(
 ): Promise<string | undefined> {
   return withEdgeLock(run, async () => {
     const before = await currentRoute(run);
-    if (before?.domain === domain) {
+    const vars = await edgeVars(run);
+    // Grafana's site rides along: whichever deploy touches the edge first adds it (or its new domain).
+    const grafana = vars.GRAFANA_DOMAIN?.trim();
+    const grafanaOk = !grafana || (await ask<string>(run, readDomain('grafana'))) === grafana;
+    if (before?.domain === domain && grafanaOk) {
       await send(run, switchUpstream(run.env, upstream), 'the edge refused the switch');
     } else {
       const config = await ask<Json>(run, readConfig());
       if (!config) throw new Error('cannot read the edge’s running config');
-      const vars = Object.fromEntries(
-        (await run.run(readEdgeSettings(edgeEnvFile(run.cfg.remoteDir)), TIMEOUT_MS.quick)).stdout
-          .split('\n')
-          .map((l) => /^([A-Z_]+)=(.*)$/.exec(l.trim()))
-          .filter(
-            (m): m is RegExpExecArray =>
-              m !== null && (edgeSettingKeys as readonly string[]).includes(m[1]!),
-          )
-          .map((m) => [m[1]!, m[2]!.replace(/^(['"])(.*)\1$/, '$2')]),
-      );
-      const next = upsertSite(config, edgeSettingsFromEnv(vars, []), {
-        name: run.env,
-        domain,
-        upstream,
-      });
+      const settings = edgeSettingsFromEnv(vars, []);
+      let next = upsertSite(config, settings, { name: run.env, domain, upstream });
+      const site = settings.sites.find((x) => x.name === 'grafana');
+      if (!grafanaOk && site) next = upsertSite(next, settings, site);
       await send(run, loadConfig(next), 'the edge refused the new site');
     }
     const now = await ask<string>(run, readUpstream(run.env));
