@@ -26,6 +26,10 @@ DRY_RUN=0
 ENV_FILE="$HERE/.env"
 CHANGED=0
 UNCHANGED=0
+# Set by step_db_exporters, read by step_monitoring: the compose profiles the monitoring .env must
+# list, and the exporter changes that running containers only see after a restart.
+EXPORTER_PROFILES=()
+MONITORING_RESTART=()
 
 usage() {
   cat <<EOF
@@ -70,8 +74,10 @@ put_file() {
   local dest="$1" mode="$2" owner="$3" tmp
   tmp="$(mktemp)"
   cat >"$tmp"
+  # OWNER may be names or numeric ids (65534 is nobody:nogroup on Debian, nobody:nobody elsewhere).
   if [ -f "$dest" ] && cmp -s "$tmp" "$dest" \
-    && [ "$(stat -c '%a %U:%G' "$dest")" = "${mode#0} $owner" ]; then
+    && { [ "$(stat -c '%a %U:%G' "$dest")" = "${mode#0} $owner" ] \
+      || [ "$(stat -c '%a %u:%g' "$dest")" = "${mode#0} $owner" ]; }; then
     rm -f "$tmp"
     return 1
   fi
@@ -451,6 +457,21 @@ monitoring_env() {
       out+="$key=$value"
     fi
   done
+  # The exporters' profiles join whatever the operator listed (never removed: an operator may
+  # have added a profile by hand). Every COMPOSE_PROFILES line gets the merged list, so no
+  # earlier or later line can win over it.
+  if [ "${#EXPORTER_PROFILES[@]}" -gt 0 ]; then
+    local profiles profile
+    profiles="$(grep -E '^COMPOSE_PROFILES=' <<<"$out" | tail -n1 | cut -d= -f2- || true)"
+    for profile in "${EXPORTER_PROFILES[@]}"; do
+      [[ ",$profiles," == *",$profile,"* ]] || profiles="${profiles:+$profiles,}$profile"
+    done
+    if grep -qE '^COMPOSE_PROFILES=' <<<"$out"; then
+      out="$(awk -v v="$profiles" 'index($0, "COMPOSE_PROFILES=") == 1 { print "COMPOSE_PROFILES=" v; next } { print }' <<<"$out")"
+    else
+      out="${out%$'\n'}"$'\n'"COMPOSE_PROFILES=$profiles"
+    fi
+  fi
   printf '%s\n' "${out%$'\n'}"
 }
 
@@ -467,7 +488,7 @@ step_monitoring_targets() {
   fi
   for f in "$dir"/*.yml; do
     [ -f "$f" ] || continue
-    grep -q '^# .* Written by every deploy of ' "$f" || moved+=("${f##*/}")
+    grep -qE '^# .* Written by (every deploy of |init_setup\.sh)' "$f" || moved+=("${f##*/}")
   done
   if [ "${#moved[@]}" -gt 0 ]; then
     [ -d "$aside" ] || run install -d -m 0755 -o root -g root "$aside"
@@ -479,6 +500,62 @@ step_monitoring_targets() {
     unchanged "scrape targets" "written by the deploys"
   else
     changed "scrape targets" "$(join "${did[@]}")"
+  fi
+}
+
+# Connects each environment's database to its postgres-exporter-<env> (docker-compose.monitoring.yml):
+# the password file the exporter reads, the target Prometheus scrapes, and the compose profile that
+# starts it (written into the monitoring .env by step_monitoring, which then starts the exporter or
+# restarts the stack so it reads a changed password). Only for an environment with a DB_PASSWORD
+# whose compose network exists: the exporter joins berth-<env>_default as an external network, and
+# `docker compose up` of the whole stack fails while that network is missing (before the
+# environment's first deploy). Such an environment gets nothing here (no target, so nothing
+# pages) and is connected by the first run after its first deploy.
+step_db_exporters() {
+  local mon="$BERTH_REMOTE_DIR/monitoring" env upper password secret target did=() waiting=() connected=()
+  local secrets="$mon/secrets" targets="$mon/prometheus/targets" profiles=""
+  profiles="$(grep -E '^COMPOSE_PROFILES=' "$mon/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
+  for env in $BERTH_ENVIRONMENTS; do
+    password="$(grep -E '^DB_PASSWORD=' "$BERTH_REMOTE_DIR/$env/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
+    [ -n "$password" ] || continue
+    if ! docker network inspect "berth-${env}_default" >/dev/null 2>&1; then
+      waiting+=("$env")
+      continue
+    fi
+    connected+=("$env")
+    EXPORTER_PROFILES+=("postgres-$env")
+    [[ ",$profiles," == *",postgres-$env,"* ]] || did+=("$env: profile postgres-$env")
+    upper="${env^^}"
+    secret="$(grep -E "^POSTGRES_PASSWORD_FILE_$upper=" "$mon/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
+    if [ -n "$secret" ]; then
+      # The operator keeps this password file elsewhere (docs/monitoring.md): theirs to fill.
+      note "$env: the exporter's password file is POSTGRES_PASSWORD_FILE_$upper in $mon/.env: left alone"
+    else
+      # Only uid 65534 (the image's `nobody`) reads it. The password goes through a pipe from
+      # printf (a builtin), never an argument; no newline, the file holds only the password.
+      if [ "$(stat -c '%a %u:%g' "$secrets" 2>/dev/null)" != "700 65534:65534" ]; then
+        run install -d -m 0700 -o 65534 -g 65534 "$secrets"
+      fi
+      if printf '%s' "$password" | put_file "$secrets/postgres-$env.password" 0600 65534:65534; then
+        did+=("$env: password file")
+        MONITORING_RESTART+=("postgres-$env password")
+      fi
+    fi
+    target="$targets/postgres-$env.yml"
+    if put_file "$target" 0644 "$DEPLOY_USER:$DEPLOY_USER" <<EOF; then did+=("$env: ${target##*/}"); fi
+# The database of Berth's $env environment, through its postgres_exporter. Written by init_setup.sh
+# from DB_PASSWORD in $BERTH_REMOTE_DIR/$env/.env (docs/monitoring.md, "The database").
+- targets: [postgres-exporter-$env:9187]
+  labels: {env: $env}
+EOF
+  done
+  [ "${#waiting[@]}" = 0 ] || note "database not watched yet (no compose network berth-<env>_default before the first deploy): ${waiting[*]}; run init_setup.sh again after it"
+  if [ "${#did[@]}" -gt 0 ]; then
+    changed "db exporters" "$(join "${did[@]}") (password never printed)"
+  elif [ "${#connected[@]}" -gt 0 ]; then
+    unchanged "db exporters" "watching ${connected[*]}"
+  else
+    unchanged "db exporters" "no database deployed yet"
   fi
 }
 
@@ -507,6 +584,7 @@ step_monitoring() {
   fi
   local running=""
   running="$(docker compose --project-name berth-monitoring --project-directory "$dir" -f "$dir/docker-compose.monitoring.yml" ps --status running --quiet 2>/dev/null || true)"
+  [ "${#MONITORING_RESTART[@]}" = 0 ] || did+=("${MONITORING_RESTART[@]}")
   if [ "${#did[@]}" = 0 ] && [ -n "$running" ]; then
     unchanged monitoring "running in $dir"
     return
@@ -675,6 +753,7 @@ main() {
   step_databases
   step_network
   step_monitoring_targets
+  step_db_exporters
   step_monitoring
   step_container_health
   step_db_backups

@@ -56,6 +56,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       'environments',
       'network',
       'scrape targets',
+      'db exporters',
       'monitoring',
       'container health',
       'databases',
@@ -200,6 +201,19 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     );
   });
 
+  it('connects no database to an exporter before its first deploy (its network does not exist yet)', () => {
+    // An exporter's profile would make `docker compose up` of the whole stack fail on the
+    // missing external network berth-<env>_default; without a target nothing pages.
+    expect(first.stdout).toMatch(
+      /^· db exporters +nothing to change \(no database deployed yet\)$/m,
+    );
+    expect(first.stdout).toContain(
+      'database not watched yet (no compose network berth-<env>_default before the first deploy): production staging testing',
+    );
+    expect(root.exists('/opt/berth/monitoring/secrets')).toBe(false);
+    expect(root.read('/opt/berth/monitoring/.env')).not.toMatch(/^COMPOSE_PROFILES=/m);
+  });
+
   it('runs the container-health script every minute with a systemd timer, at the path it was copied to', () => {
     const timer = root.read('/etc/systemd/system/berth-container-health.timer');
     expect(timer).toMatch(/^OnUnitActiveSec=1min$/m);
@@ -271,9 +285,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(second.stderr).toBe('');
       expect(second.code).toBe(0);
       const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
-      expect(steps).toHaveLength(14);
+      expect(steps).toHaveLength(15);
       for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
-      expect(second.stdout).toMatch(/^== nothing to change: 14 steps already as wanted$/m);
+      expect(second.stdout).toMatch(/^== nothing to change: 15 steps already as wanted$/m);
     });
 
     it('touches no file and asks no tool to change anything', () => {
@@ -423,6 +437,167 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       );
     });
   });
+
+  describe("once environments' databases are deployed (their compose networks exist)", () => {
+    const mon = '/opt/berth/monitoring';
+    const compose =
+      'docker compose --project-name berth-monitoring --project-directory /opt/berth/monitoring -f /opt/berth/monitoring/docker-compose.monitoring.yml';
+    const dbPassword = (env: string) =>
+      /^DB_PASSWORD=(.*)$/m.exec(root.read(`/opt/berth/${env}/.env`))?.[1] ?? '';
+    const deployed = (env: string) =>
+      root.write(`/var/lib/berth-shims/network-berth-${env}_default`, '');
+    const profiles = () => root.read(`${mon}/.env`).match(/^COMPOSE_PROFILES=.*$/gm);
+    let r: { code: number; stdout: string; stderr: string };
+    let callsBefore: number;
+
+    beforeAll(() => {
+      // An operator's own profile, kept beside the exporters'.
+      root.write(`${mon}/.env`, `${root.read(`${mon}/.env`)}COMPOSE_PROFILES=my-own\n`);
+      deployed('production');
+      deployed('staging');
+      callsBefore = root.shimCalls().length;
+      r = root.initSetup();
+    });
+
+    it("writes each one's password file, readable by the exporter's uid 65534 only, from its .env", () => {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      for (const env of ['production', 'staging']) {
+        const password = dbPassword(env);
+        expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+        // Only the password: no newline, nothing else.
+        expect(root.read(`${mon}/secrets/postgres-${env}.password`)).toBe(password);
+        expect(
+          root.chroot([
+            'stat',
+            '-c',
+            '%a %u:%g',
+            `${mon}/secrets`,
+            `${mon}/secrets/postgres-${env}.password`,
+          ]).stdout,
+        ).toBe('700 65534:65534\n600 65534:65534\n');
+        // Never printed, never in any recorded command line.
+        expect(r.stdout + r.stderr).not.toContain(password);
+        expect(root.read('/var/log/berth-shims.log')).not.toContain(password);
+      }
+      // testing's network does not exist: no exporter, no target, nothing pages.
+      expect(root.exists(`${mon}/secrets/postgres-testing.password`)).toBe(false);
+      expect(root.exists(`${mon}/prometheus/targets/postgres-testing.yml`)).toBe(false);
+    });
+
+    it("lists their profiles in the monitoring .env, keeping the operator's", () => {
+      expect(profiles()).toEqual(['COMPOSE_PROFILES=my-own,postgres-production,postgres-staging']);
+      expect(root.chroot(['stat', '-c', '%a %U', `${mon}/.env`]).stdout).toBe('600 root\n');
+    });
+
+    it('writes their scrape targets, owned by the deploy user, labelled with the environment', () => {
+      for (const env of ['production', 'staging']) {
+        const file = `${mon}/prometheus/targets/postgres-${env}.yml`;
+        const lines = root
+          .read(file)
+          .split('\n')
+          .filter((l) => !l.startsWith('#'));
+        expect(lines).toEqual([
+          `- targets: [postgres-exporter-${env}:9187]`,
+          `  labels: {env: ${env}}`,
+          '',
+        ]);
+        expect(root.chroot(['stat', '-c', '%a %U:%G', file]).stdout).toBe('644 deploy:deploy\n');
+      }
+      expect(root.chroot(['ls', `${mon}/prometheus/targets`]).stdout).toBe(
+        'README.md\napp-staging.yml\npostgres-production.yml\npostgres-staging.yml\n',
+      );
+    });
+
+    it('then starts the exporters and restarts the running stack, after writing everything', () => {
+      expect(r.stdout).toMatch(
+        /^✓ db exporters +production: profile postgres-production, production: password file, production: postgres-production\.yml, staging: profile postgres-staging, staging: password file, staging: postgres-staging\.yml \(password never printed\)$/m,
+      );
+      expect(r.stdout).toMatch(
+        /^✓ monitoring +\.env, postgres-production password, postgres-staging password: docker compose up -d/m,
+      );
+      expect(
+        root
+          .shimCalls()
+          .slice(callsBefore)
+          .filter((c) => c.startsWith('docker compose')),
+      ).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
+    });
+
+    it('changes nothing on the next run, and the scrape-targets step leaves the files in place', () => {
+      const before = root.snapshot();
+      const calls = root.shimCalls().length;
+      const again = root.initSetup();
+      expect(again.code).toBe(0);
+      expect(again.stdout).toMatch(
+        /^· db exporters +nothing to change \(watching production staging\)$/m,
+      );
+      expect(again.stdout).toMatch(/^== nothing to change: 15 steps already as wanted$/m);
+      expect(root.snapshot()).toEqual(before);
+      expect(
+        root
+          .shimCalls()
+          .slice(calls)
+          .filter((c) => MUTATING.test(c)),
+      ).toEqual([]);
+    });
+
+    it('a dry run with one more environment deployed prints what it would write, and changes nothing', () => {
+      deployed('testing');
+      const before = root.snapshot();
+      const calls = root.shimCalls().length;
+      const dry = root.initSetup(['--dry-run']);
+      expect(dry.stderr).toBe('');
+      expect(dry.code).toBe(0);
+      for (const expected of [
+        `would write ${mon}/secrets/postgres-testing.password (mode 0600, 65534:65534)`,
+        `would write ${mon}/prometheus/targets/postgres-testing.yml (mode 0644, deploy:deploy)`,
+        `would write ${mon}/.env (mode 0600, root:root)`,
+        `would run: ${compose} restart`,
+      ]) {
+        expect(dry.stdout).toContain(expected);
+      }
+      expect(dry.stdout).not.toContain(dbPassword('testing'));
+      expect(root.snapshot()).toEqual(before);
+      expect(
+        root
+          .shimCalls()
+          .slice(calls)
+          .filter((c) => MUTATING.test(c)),
+      ).toEqual([]);
+      // The real run connects it.
+      expect(root.initSetup().code).toBe(0);
+      expect(root.read(`${mon}/secrets/postgres-testing.password`)).toBe(dbPassword('testing'));
+      expect(profiles()).toEqual([
+        'COMPOSE_PROFILES=my-own,postgres-production,postgres-staging,postgres-testing',
+      ]);
+    });
+
+    it('follows a changed database password, and restarts the stack so the exporter reads it', () => {
+      const file = '/opt/berth/production/.env';
+      const changedPassword = 'NewTestOnlyPassword0123456789abc';
+      root.write(
+        file,
+        root.read(file).replace(/^DB_PASSWORD=.*$/m, `DB_PASSWORD=${changedPassword}`),
+      );
+      const calls = root.shimCalls().length;
+      const run = root.initSetup();
+      expect(run.code).toBe(0);
+      expect(run.stdout.match(/^✓ .*$/gm)).toEqual([
+        '✓ db exporters       production: password file (password never printed)',
+        '✓ monitoring         postgres-production password: docker compose up -d (Grafana on :8950)',
+      ]);
+      expect(root.read(`${mon}/secrets/postgres-production.password`)).toBe(changedPassword);
+      expect(run.stdout).not.toContain(changedPassword);
+      expect(root.read('/var/log/berth-shims.log')).not.toContain(changedPassword);
+      expect(
+        root
+          .shimCalls()
+          .slice(calls)
+          .filter((c) => c.startsWith('docker compose')),
+      ).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
+    });
+  });
 });
 
 describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
@@ -456,7 +631,7 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
     ]) {
       expect(r.stdout).toContain(expected);
     }
-    expect(r.stdout).toMatch(/^== dry run: 14 steps would change, 0 already as wanted$/m);
+    expect(r.stdout).toMatch(/^== dry run: 14 steps would change, 1 already as wanted$/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(root.snapshot()).toEqual(before);
     expect(root.shimCalls()).toEqual([]);
