@@ -32,6 +32,8 @@ import { startPoller } from './poller.js';
 const env = 'staging';
 const domain = 'staging.berth.test';
 const vmUser = testEnv.VM_USER ?? 'berth';
+// Stands in for Grafana on the shared network (any HTTP server will do: the edge only proxies).
+const grafana = { domain: 'grafana.berth.test', name: 'berth-e2e-grafana' };
 
 describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () => {
   let releaseVm = (): void => {};
@@ -58,7 +60,8 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     port = await freePort();
     // As init_setup.sh runs it (container berth-edge, shared network berth), on loopback only.
     composeArgs = layOutEdge(dir, { project, network: 'berth', httpPort: port });
-    await docker(['rm', '-f', 'berth-edge']).catch(() => '');
+    await docker(['rm', '-f', 'berth-edge', grafana.name]).catch(() => '');
+    await docker(['run', '-d', '--name', grafana.name, '--network', 'berth', images.v1]);
     await compose('up', '-d');
     await waitFor(
       'the edge answers',
@@ -70,7 +73,7 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     mkdirSync(edgeDir, { recursive: true });
     writeFileSync(
       path.join(edgeDir, '.env'),
-      'ACME_CA=https://127.0.0.1:9/dir\nEDGE_HSTS_MAX_AGE=0\n',
+      `ACME_CA=https://127.0.0.1:9/dir\nEDGE_HSTS_MAX_AGE=0\nGRAFANA_DOMAIN=${grafana.domain}\nGRAFANA_UPSTREAM=${grafana.name}:8000\n`,
     );
     const { uid, gid } = uidOf(vmUser);
     chownSync(edgeDir, uid, gid);
@@ -83,6 +86,7 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
 
   afterAll(async () => {
     await compose('down', '-v', '--remove-orphans').catch(() => '');
+    await docker(['rm', '-f', grafana.name]).catch(() => '');
     rmSync(dir, { recursive: true, force: true });
     rmSync(path.join(remoteDir, 'edge'), { recursive: true, force: true });
     releaseVm();
@@ -96,6 +100,8 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     );
     expect(await viaEdge()).toEqual({ status: 200, version: versions.v1 });
     expect((await httpGet(port, 'production.berth.test', '/health')).status).toBe(404);
+    // Grafana's site came with it (GRAFANA_DOMAIN in the edge's settings).
+    expect(await viaEdge(grafana.domain)).toEqual({ status: 200, version: versions.v1 });
     const status = await runCli(['status', '--env', env]);
     expect(status.output).toContain(`https://${domain}`);
     expect(status.output).not.toContain('plain HTTP');
