@@ -597,6 +597,23 @@ step_monitoring() {
   changed monitoring "$(join "${did[@]}"): docker compose up -d (Grafana on :$GRAFANA_PORT)"
 }
 
+# The end of every step that installs a systemd timer: reload units when a file changed, enable
+# the timer unless it is enabled and running, report. STEP TIMER WHAT [what the step changed...]
+finish_timer() {
+  local step="$1" timer="$2" what="$3"
+  shift 3
+  local did=("$@")
+  [ "${#did[@]}" = 0 ] || run systemctl daemon-reload
+  if [ "${#did[@]}" = 0 ] && systemctl is-enabled --quiet "$timer" 2>/dev/null \
+    && systemctl is-active --quiet "$timer" 2>/dev/null; then
+    unchanged "$step" "$what"
+    return
+  fi
+  run systemctl enable --now "$timer"
+  did+=("timer enabled ($what)")
+  changed "$step" "$(join "${did[@]}")"
+}
+
 # Docker's health verdicts reach Prometheus through node-exporter's textfile directory, written
 # every minute by node-exporter/berth-container-health.sh. A systemd timer, not cron: every
 # supported VM has systemd, not every cloud image has cron, and the journal keeps its failures.
@@ -628,15 +645,7 @@ AccuracySec=5s
 WantedBy=timers.target
 EOF
   then did+=("${unit##*/}.timer"); fi
-  [ "${#did[@]}" = 0 ] || run systemctl daemon-reload
-  if [ "${#did[@]}" = 0 ] && systemctl is-enabled --quiet berth-container-health.timer 2>/dev/null \
-    && systemctl is-active --quiet berth-container-health.timer 2>/dev/null; then
-    unchanged "container health" "timer runs every minute"
-    return
-  fi
-  run systemctl enable --now berth-container-health.timer
-  did+=("timer enabled (every minute)")
-  changed "container health" "$(join "${did[@]}")"
+  finish_timer "container health" berth-container-health.timer "every minute" "${did[@]}"
 }
 
 # Prints FILE with KEY=VALUE where KEY= was empty (in place) or absent (appended). The value comes
@@ -713,15 +722,7 @@ Persistent=true
 WantedBy=timers.target
 EOF
   then did+=("${unit##*/}.timer"); fi
-  [ "${#did[@]}" = 0 ] || run systemctl daemon-reload
-  if [ "${#did[@]}" = 0 ] && systemctl is-enabled --quiet berth-db-backup.timer 2>/dev/null \
-    && systemctl is-active --quiet berth-db-backup.timer 2>/dev/null; then
-    unchanged "db backups" "daily, keeping $DEPLOY_BACKUP_KEEP"
-    return
-  fi
-  run systemctl enable --now berth-db-backup.timer
-  did+=("timer enabled (daily, keeping $DEPLOY_BACKUP_KEEP)")
-  changed "db backups" "$(join "${did[@]}")"
+  finish_timer "db backups" berth-db-backup.timer "daily, keeping $DEPLOY_BACKUP_KEEP" "${did[@]}"
 }
 
 main() {
