@@ -309,7 +309,10 @@ step_firewall() {
   for ssh_port in $(sshd -T 2>/dev/null | awk '$1 == "port" { print $2 }'); do rules+=("$ssh_port/tcp"); done
   [ "${#rules[@]}" -gt 0 ] || rules+=("22/tcp")
   for env in $BERTH_ENVIRONMENTS; do rules+=("${APP_PORTS[$env]}/tcp"); done
-  rules+=("$GRAFANA_PORT/tcp")
+  # With a domain the edge serves HTTPS (and Grafana when it has one; no rule is ever removed,
+  # so an upgraded VM's old ports keep answering).
+  if edge_wanted; then rules+=("80/tcp" "443/tcp"); fi
+  [ -n "${GRAFANA_DOMAIN:-}" ] || rules+=("$GRAFANA_PORT/tcp")
   added="$(ufw show added 2>/dev/null || true)"
   for rule in "${rules[@]}"; do
     grep -qx "ufw allow $rule" <<<"$added" || missing+=("$rule")
@@ -597,6 +600,64 @@ step_monitoring() {
   changed monitoring "$(join "${did[@]}"): docker compose up -d (Grafana on :$GRAFANA_PORT)"
 }
 
+# The HTTPS edge (docs/edge.md): one Caddy per VM on 80/443, started once a domain is set, i.e.
+# GRAFANA_DOMAIN in these settings or APP_DOMAIN in an environment's .env (set it there, then run
+# this again). Without one nothing changes: the environments stay on their ports over plain HTTP.
+edge_wanted() {
+  [ -z "${GRAFANA_DOMAIN:-}" ] || return 0
+  local env
+  for env in $BERTH_ENVIRONMENTS; do
+    grep -qE '^APP_DOMAIN=[^[:space:]#]' "$BERTH_REMOTE_DIR/$env/.env" 2>/dev/null && return 0
+  done
+  return 1
+}
+
+# The edge's .env: .env.example's edge section with the values of these settings. No secrets:
+# readable by the deploy user, whose deploys read the ACME and Grafana settings from it. Created
+# once, then the operator's.
+edge_env() {
+  local file="$1" line key
+  if [ -f "$file" ]; then cat "$file"; return; fi
+  echo "# The HTTPS edge: created by init_setup.sh from .env.example; yours to edit (docs/edge.md)."
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+      key="${BASH_REMATCH[1]}"
+      [ -z "${!key:-}" ] || line="$key=${!key}"
+    fi
+    printf '%s\n' "$line"
+  done < <(example_section edge)
+}
+
+step_edge() {
+  local dir="$BERTH_REMOTE_DIR/edge" did=() src files=0
+  if ! edge_wanted; then
+    unchanged edge "no APP_DOMAIN or GRAFANA_DOMAIN yet: environments answer on their ports over plain HTTP"
+    return
+  fi
+  [ -f "$HERE/docker-compose.edge.yml" ] || die "$HERE/docker-compose.edge.yml not found: run init_setup.sh from a checkout of the repository"
+  if [ "$(stat -c '%a %U' "$dir" 2>/dev/null)" != "755 root" ]; then
+    run install -d -m 0755 -o root -g root "$dir"
+    did+=("$dir")
+  fi
+  for src in docker-compose.edge.yml edge/bootstrap.json; do
+    put_file "$dir/$src" 0644 root:root <"$HERE/$src" && files=$((files + 1))
+  done
+  [ "$files" = 0 ] || did+=("$files config files")
+  if edge_env "$dir/.env" | put_file "$dir/.env" 0644 root:root; then did+=(".env"); fi
+  local compose=(docker compose --project-name berth-edge --project-directory "$dir" -f "$dir/docker-compose.edge.yml")
+  local running=""
+  running="$("${compose[@]}" ps --status running --quiet 2>/dev/null || true)"
+  if [ "${#did[@]}" = 0 ] && [ -n "$running" ]; then
+    unchanged edge "running in $dir"
+    return
+  fi
+  # Caddy resumes its last loaded config (--resume), so a recreated edge keeps every site and
+  # upstream the deploys set; certificates are on the berth-edge-data volume.
+  run "${compose[@]}" up -d --remove-orphans
+  [ "${#did[@]}" -gt 0 ] || did+=("was not running")
+  changed edge "$(join "${did[@]}"): docker compose up -d (ports 80 and 443; a deploy adds each domain)"
+}
+
 # The end of every step that installs a systemd timer: reload units when a file changed, enable
 # the timer unless it is enabled and running, report. STEP TIMER WHAT [what the step changed...]
 finish_timer() {
@@ -756,6 +817,7 @@ main() {
   step_monitoring_targets
   step_db_exporters
   step_monitoring
+  step_edge
   step_container_health
   step_db_backups
   if [ "$CHANGED" = 0 ]; then

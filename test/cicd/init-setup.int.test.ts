@@ -61,6 +61,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       'container health',
       'databases',
       'db backups',
+      'edge',
     ]) {
       expect(first.stdout).toMatch(new RegExp(`^[✓·] ${step}`, 'm'));
     }
@@ -285,9 +286,9 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(second.stderr).toBe('');
       expect(second.code).toBe(0);
       const steps = second.stdout.split('\n').filter((l) => /^[✓·] /.test(l));
-      expect(steps).toHaveLength(15);
+      expect(steps).toHaveLength(16);
       for (const line of steps) expect(line).toMatch(/^· .* nothing to change/);
-      expect(second.stdout).toMatch(/^== nothing to change: 15 steps already as wanted$/m);
+      expect(second.stdout).toMatch(/^== nothing to change: 16 steps already as wanted$/m);
     });
 
     it('touches no file and asks no tool to change anything', () => {
@@ -532,7 +533,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       expect(again.stdout).toMatch(
         /^· db exporters +nothing to change \(watching production staging\)$/m,
       );
-      expect(again.stdout).toMatch(/^== nothing to change: 15 steps already as wanted$/m);
+      expect(again.stdout).toMatch(/^== nothing to change: 16 steps already as wanted$/m);
       expect(root.snapshot()).toEqual(before);
       expect(
         root
@@ -598,6 +599,71 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       ).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
     });
   });
+
+  describe('once a domain is set (APP_DOMAIN in an environment, GRAFANA_DOMAIN in the settings)', () => {
+    let r: { code: number; stdout: string; stderr: string };
+    let callsBefore: number;
+    beforeAll(() => {
+      const env = '/opt/berth/production/.env';
+      root.write(env, `${root.read(env)}APP_DOMAIN=api.example.com\n`);
+      const settings = `${CHECKOUT}/.env`;
+      root.write(
+        settings,
+        `${root.read(settings)}GRAFANA_DOMAIN=grafana.example.com\nACME_EMAIL=ops@example.com\n`,
+      );
+      callsBefore = root.shimCalls().length;
+      r = root.initSetup();
+    });
+
+    it('opens 80 and 443 (8950 stays as it was), and starts the edge from copied files', () => {
+      expect(r.code, r.stderr).toBe(0);
+      const calls = root.shimCalls().slice(callsBefore);
+      expect(calls.filter((c) => c.startsWith('ufw allow'))).toEqual([
+        'ufw allow 80/tcp',
+        'ufw allow 443/tcp',
+      ]);
+      expect(calls).toContain(
+        'docker compose --project-name berth-edge --project-directory /opt/berth/edge -f /opt/berth/edge/docker-compose.edge.yml up -d --remove-orphans',
+      );
+      expect(root.read('/opt/berth/edge/docker-compose.edge.yml')).toBe(
+        root.read(`${CHECKOUT}/docker-compose.edge.yml`),
+      );
+      expect(root.read('/opt/berth/edge/edge/bootstrap.json')).toBe(
+        root.read(`${CHECKOUT}/edge/bootstrap.json`),
+      );
+      expect(r.stdout).toMatch(/^✓ edge /m);
+    });
+
+    it("writes the edge's settings, readable by the deploy, with the operator's values", () => {
+      const env = root.read('/opt/berth/edge/.env');
+      expect(env).toMatch(/^GRAFANA_DOMAIN=grafana\.example\.com$/m);
+      expect(env).toMatch(/^ACME_EMAIL=ops@example\.com$/m);
+      expect(env).toMatch(/^ACME_CA=https:\/\/acme-v02\.api\.letsencrypt\.org\/directory$/m);
+      expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth/edge/.env']).stdout).toBe(
+        '644 root\n',
+      );
+      expect(
+        root.chroot(['su', '-s', '/bin/sh', 'deploy', '-c', 'cat /opt/berth/edge/.env']).code,
+      ).toBe(0);
+    });
+
+    it('changes nothing on the next run', () => {
+      const before = root.snapshot();
+      const calls = root.shimCalls().length;
+      const again = root.initSetup();
+      expect(again.stdout).toMatch(
+        /^· edge +nothing to change \(running in \/opt\/berth\/edge\)$/m,
+      );
+      expect(again.stdout).toMatch(/^== nothing to change: 16 steps already as wanted$/m);
+      expect(root.snapshot()).toEqual(before);
+      expect(
+        root
+          .shimCalls()
+          .slice(calls)
+          .filter((c) => MUTATING.test(c)),
+      ).toEqual([]);
+    });
+  });
 });
 
 describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
@@ -631,7 +697,7 @@ describe.skipIf(!ok)('init_setup.sh --dry-run', () => {
     ]) {
       expect(r.stdout).toContain(expected);
     }
-    expect(r.stdout).toMatch(/^== dry run: 14 steps would change, 1 already as wanted$/m);
+    expect(r.stdout).toMatch(/^== dry run: 14 steps would change, 2 already as wanted$/m);
     expect(r.stdout).not.toContain(TOKEN);
     expect(root.snapshot()).toEqual(before);
     expect(root.shimCalls()).toEqual([]);

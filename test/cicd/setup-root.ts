@@ -171,6 +171,8 @@ export class SetupRoot {
       'init_setup.sh',
       '.env.example',
       'docker-compose.monitoring.yml',
+      'docker-compose.edge.yml',
+      'edge',
       'prometheus',
       'alertmanager',
       'blackbox',
