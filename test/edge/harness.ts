@@ -241,6 +241,8 @@ export async function startEdge(
   ports: { http: number; https: number },
   sites: EdgeSite[],
   storageRoot?: string,
+  /** A test's change to the built config (e.g. renewal timing); the shipped config otherwise. */
+  tweak: (config: Record<string, unknown>) => void = () => {},
 ): Promise<Edge> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-'));
   const adminPort = await freePort();
@@ -254,7 +256,9 @@ export async function startEdge(
     hstsMaxAge: 31536000,
   };
   const configFile = path.join(dir, 'caddy.json');
-  writeFileSync(configFile, JSON.stringify(buildCaddyConfig(settings), null, 2));
+  const config = buildCaddyConfig(settings);
+  tweak(config);
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
   const proc = start('caddy', 'caddy', ['run', '--config', configFile], {
     HOME: dir,
     XDG_DATA_HOME: path.join(dir, 'xdg-data'),
