@@ -30,6 +30,23 @@ const SETTINGS = [
 const MUTATING =
   /^(apt-get install|apt-get update|systemctl (daemon-reload|enable|reload|restart|try-reload-or-restart)|ufw (allow|default|--force)|docker (login|network create|compose .* up)|curl )/;
 
+/** Runs init_setup.sh again and checks that it changed nothing: no file, no mutating tool call. */
+function runAgainUnchanged(root: SetupRoot): { code: number; stdout: string; stderr: string } {
+  const before = root.snapshot();
+  const calls = root.shimCalls().length;
+  const again = root.initSetup();
+  expect(again.code, again.stderr).toBe(0);
+  expect(again.stdout).toMatch(/^== nothing to change: 16 steps already as wanted$/m);
+  expect(root.snapshot()).toEqual(before);
+  expect(
+    root
+      .shimCalls()
+      .slice(calls)
+      .filter((c) => MUTATING.test(c)),
+  ).toEqual([]);
+  return again;
+}
+
 describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
   let root: SetupRoot;
   let first: { code: number; stdout: string; stderr: string };
@@ -526,21 +543,10 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     });
 
     it('changes nothing on the next run, and the scrape-targets step leaves the files in place', () => {
-      const before = root.snapshot();
-      const calls = root.shimCalls().length;
-      const again = root.initSetup();
-      expect(again.code).toBe(0);
+      const again = runAgainUnchanged(root);
       expect(again.stdout).toMatch(
         /^· db exporters +nothing to change \(watching production staging\)$/m,
       );
-      expect(again.stdout).toMatch(/^== nothing to change: 16 steps already as wanted$/m);
-      expect(root.snapshot()).toEqual(before);
-      expect(
-        root
-          .shimCalls()
-          .slice(calls)
-          .filter((c) => MUTATING.test(c)),
-      ).toEqual([]);
     });
 
     it('a dry run with one more environment deployed prints what it would write, and changes nothing', () => {
@@ -648,20 +654,10 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
     });
 
     it('changes nothing on the next run', () => {
-      const before = root.snapshot();
-      const calls = root.shimCalls().length;
-      const again = root.initSetup();
+      const again = runAgainUnchanged(root);
       expect(again.stdout).toMatch(
         /^· edge +nothing to change \(running in \/opt\/berth\/edge\)$/m,
       );
-      expect(again.stdout).toMatch(/^== nothing to change: 16 steps already as wanted$/m);
-      expect(root.snapshot()).toEqual(before);
-      expect(
-        root
-          .shimCalls()
-          .slice(calls)
-          .filter((c) => MUTATING.test(c)),
-      ).toEqual([]);
     });
   });
 });
