@@ -14,6 +14,7 @@ import {
   failureLine,
   historyLines,
   images,
+  runCli,
   served,
   takeVm,
   testPorts,
@@ -133,5 +134,20 @@ describe.skipIf(!vmReady)('deploy: the release command and the Slack notificatio
     const msg = JSON.parse(posts[0] ?? '{}') as { text: string };
     expect(msg.text).toMatch(/deploy to testing deployed: .*by /);
     expect(posts[0]).not.toContain(TOKEN);
+  });
+
+  it('a rollback: never runs the release command, v1 serves again, Slack told it was a rollback', async () => {
+    posts.length = 0;
+    const r = await runCli(
+      ['rollback', '--env', env],
+      withRelease(['node', '-e', "console.log('must not run'); process.exit(9)"]),
+    );
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.output).not.toContain('must not run');
+    expect((await served(env)).version).toBe(versions.v1);
+    expect(posts).toHaveLength(1);
+    expect((JSON.parse(posts[0] ?? '{}') as { text: string }).text).toMatch(
+      /rollback to testing rolled back/,
+    );
   });
 });
