@@ -143,6 +143,7 @@ describe.skipIf(!ok)('certificate expiry (real blackbox_exporter, Prometheus, te
         'node-exporter': null,
         cadvisor: null,
         'berth-app': null,
+        postgres: null,
         'blackbox-exporter': null,
       },
     });
