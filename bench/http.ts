@@ -1,12 +1,12 @@
 // npm run bench:http [-- --trials 8 --duration 3 --warmup 2 --connections 50]
 // Drives the fully instrumented service and a bare Express app with the same load on loopback and
 // prints requests/s, p50/p99 latency and RSS for each, and the ratio service/bare.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { freePort } from '../test/helpers/net.js';
+import { allowedCpus, cpuSeconds, median, root, startCompiled } from './service-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,59 +20,22 @@ const duration = Number(values.duration);
 const connections = Number(values.connections);
 const warmup = Number(values.warmup);
 const trials = Number(values.trials);
-const root = path.resolve(import.meta.dirname, '..');
 const TARGET_RATIO = 0.85;
 
 // On a shared 2-core machine the server and the load generator otherwise take turns on both
 // cores, and one run of the same code differed from the next by up to 25 %. Pinned, each has a
 // core to itself: the servers on the first core this process may use, the load on the second.
-function allowedCpus(): number[] {
-  const list =
-    /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
-  return list.split(',').flatMap((part) => {
-    const [from, to = from] = part.split('-').map(Number);
-    return from === undefined || to === undefined
-      ? []
-      : Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  });
-}
 const [serverCpu, loadCpu] = allowedCpus();
 const pinned = loadCpu !== undefined && spawnSync('taskset', ['-V']).status === 0;
 
-async function start(entry: string, port: number): Promise<ChildProcess> {
-  // The access log goes to /dev/null: written and serialized as in production, but not read back
-  // by this process, which also runs the load generator.
-  const [file, args] = pinned
-    ? ['taskset', ['-c', String(serverCpu), process.execPath, entry]]
-    : [process.execPath, [entry]];
-  const child = spawn(file, args, {
-    cwd: root,
-    // Every service variable is set, so a local .env cannot change what is measured.
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      BASE_PATH: '',
-      APP_VERSION: 'bench',
-      GIT_COMMIT: 'bench',
-      SHUTDOWN_TIMEOUT_MS: '1000',
-      SHUTDOWN_DELAY_MS: '0',
-      NODE_ENV: 'production',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
+// The access log is written and serialized as in production, to /dev/null: this process, which
+// also runs the load generator, never reads it back.
+const start = (entry: string, port: number): Promise<ChildProcess> =>
+  startCompiled(entry, port, {
+    cpu: pinned ? serverCpu : undefined,
+    ready: async (p) => (await fetch(`http://127.0.0.1:${p}/health`)).ok,
+    waitsFor: 'answer /health',
   });
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`${entry} exited with ${child.exitCode}`);
-    const up = await fetch(`http://127.0.0.1:${port}/health`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${entry} did not answer /health within 10 s`);
-}
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -81,13 +44,6 @@ function rssMb(pid: number): number {
 }
 
 type Run = { rps: number; p50: number; p99: number; errors: number; cpuUsPerReq: number };
-
-/** CPU seconds (user + system) the process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100;
-}
 
 // Requests/s depend on how much CPU the neighbours leave; CPU time per request does not, so it
 // is printed too: the server's cost per request, the figure that decides its capacity.
@@ -102,14 +58,6 @@ async function run(url: string, seconds: number, pid: number): Promise<Run> {
     errors: r.errors + r.non2xx,
     cpuUsPerReq,
   };
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? NaN)
-    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
 }
 
 const paths = ['/health', '/items/5?q=bench'];

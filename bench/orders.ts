@@ -3,15 +3,14 @@
 // postgresql, scripts/test-env/postgres.sh), beside the same SQL sent straight through `pg` in the
 // same run: POST /orders vs the INSERT it makes, GET /orders/:id vs its SELECT. Prints
 // requests/s (queries/s for raw), p50/p99 and the ratio API/raw; target: at least 0.5.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { freePort } from '../test/helpers/net.js';
+import { allowedCpus, cpuSeconds, median, root, startCompiled } from './service-process.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 
 const { values } = parseArgs({
@@ -34,7 +33,6 @@ const duration = Number(values.duration);
 const connections = Number(values.connections);
 const warmup = Number(values.warmup);
 const trials = Number(values.trials);
-const root = path.resolve(import.meta.dirname, '..');
 const TARGET_RATIO = 0.5;
 // The service's default DATABASE_POOL_MAX; the raw side gets the same pool, so both queue the
 // same number of concurrent callers on the same number of connections.
@@ -42,74 +40,25 @@ const POOL_MAX = 10;
 
 // As bench:http: the service on one CPU, the load (autocannon, or the raw pg loop, which is this
 // process) on the other; PostgreSQL is not pinned and takes what is left on both.
-function allowedCpus(): number[] {
-  const list =
-    /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '';
-  return list.split(',').flatMap((part) => {
-    const [from, to = from] = part.split('-').map(Number);
-    return from === undefined || to === undefined
-      ? []
-      : Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  });
-}
 const [serverCpu, loadCpu] = allowedCpus();
 const pinned =
   values.pin === true && loadCpu !== undefined && spawnSync('taskset', ['-V']).status === 0;
 
 type Run = { rps: number; p50: number; p99: number; errors: number; cpuUsPerReq: number };
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? NaN)
-    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-async function startService(databaseUrl: string, port: number): Promise<ChildProcess> {
-  const entry = 'dist/service/server.js';
-  const [file, args] = pinned
-    ? ['taskset', ['-c', String(serverCpu), process.execPath, entry]]
-    : [process.execPath, [entry]];
-  const child = spawn(file, args, {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      BASE_PATH: '',
-      APP_VERSION: 'bench',
-      GIT_COMMIT: 'bench',
-      SHUTDOWN_TIMEOUT_MS: '1000',
-      SHUTDOWN_DELAY_MS: '0',
-      NODE_ENV: 'production',
-      DATABASE_URL: databaseUrl,
-      DATABASE_POOL_MAX: String(POOL_MAX),
+const startService = (databaseUrl: string, port: number): Promise<ChildProcess> =>
+  startCompiled('dist/service/server.js', port, {
+    cpu: pinned ? serverCpu : undefined,
+    env: { DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: String(POOL_MAX) },
+    ready: async (p) => {
+      const r = await fetch(`http://127.0.0.1:${p}/ready`);
+      return r.ok && ((await r.json()) as { database?: string }).database === 'ok';
     },
-    // The access log is written as in production, but to /dev/null.
-    stdio: ['ignore', 'ignore', 'inherit'],
+    waitsFor: 'report its database ready',
   });
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}`);
-    const ready = await fetch(`http://127.0.0.1:${port}/ready`).then(
-      async (r) => r.ok && ((await r.json()) as { database?: string }).database === 'ok',
-      () => false,
-    );
-    if (ready) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the service was not ready with its database within 10 s');
-}
 
 async function api(
   url: string,
