@@ -95,39 +95,56 @@ async function withEdgeLock<T>(run: Run, body: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Points the site at `upstream` and reads it back; returns the upstream it had (undefined: no
- * route yet). Only the one `dial` changes when the route exists with this domain; otherwise the
- * site is added (or its domain changed) in the running config, loaded back whole.
+ * Points the site at `upstream` and reads it back. Only the one `dial` changes when the route
+ * exists with this domain; otherwise the site is added (or its domain changed) in the running
+ * config, loaded back whole. With `putBack`, a failure puts the upstream it had back, still
+ * holding the lock, so no other deploy's change falls in between.
  */
 async function setUpstream(
   run: Run,
   domain: string,
   upstream: string,
-): Promise<string | undefined> {
-  return withEdgeLock(run, async () => {
+  o: { putBack?: boolean } = {},
+): Promise<void> {
+  await withEdgeLock(run, async () => {
     const before = await currentRoute(run);
-    const vars = await edgeVars(run);
-    // Grafana's site rides along: whichever deploy touches the edge first adds it (or its new domain).
-    const grafana = vars.GRAFANA_DOMAIN?.trim();
-    const grafanaOk = !grafana || (await ask<string>(run, readDomain('grafana'))) === grafana;
-    if (before?.domain === domain && grafanaOk) {
-      await send(run, switchUpstream(run.env, upstream), 'the edge refused the switch');
-    } else {
-      const config = await ask<Json>(run, readConfig());
-      if (!config) throw new Error('cannot read the edge’s running config');
-      const settings = edgeSettingsFromEnv(vars, []);
-      let next = upsertSite(config, settings, { name: run.env, domain, upstream });
-      const site = settings.sites.find((x) => x.name === 'grafana');
-      if (!grafanaOk && site) next = upsertSite(next, settings, site);
-      await send(run, loadConfig(next), 'the edge refused the new site');
+    try {
+      await change(run, domain, upstream, before);
+    } catch (err) {
+      if (o.putBack && before)
+        await change(run, domain, before.upstream, before).catch(() => undefined);
+      throw err;
     }
-    const now = await ask<string>(run, readUpstream(run.env));
-    if (now !== upstream)
-      throw new Error(
-        `the edge sends ${domain} to ${now ?? 'nothing'} after the switch, not to ${upstream}`,
-      );
-    return before?.upstream;
   });
+}
+
+/** One change of the site's upstream, under the caller's lock; `before` is the route it found. */
+async function change(
+  run: Run,
+  domain: string,
+  upstream: string,
+  before: { upstream: string; domain?: string } | undefined,
+): Promise<void> {
+  const vars = await edgeVars(run);
+  // Grafana's site rides along: whichever deploy touches the edge first adds it (or its new domain).
+  const grafana = vars.GRAFANA_DOMAIN?.trim();
+  const grafanaOk = !grafana || (await ask<string>(run, readDomain('grafana'))) === grafana;
+  if (before?.domain === domain && grafanaOk) {
+    await send(run, switchUpstream(run.env, upstream), 'the edge refused the switch');
+  } else {
+    const config = await ask<Json>(run, readConfig());
+    if (!config) throw new Error('cannot read the edge’s running config');
+    const settings = edgeSettingsFromEnv(vars, []);
+    let next = upsertSite(config, settings, { name: run.env, domain, upstream });
+    const site = settings.sites.find((x) => x.name === 'grafana');
+    if (!grafanaOk && site) next = upsertSite(next, settings, site);
+    await send(run, loadConfig(next), 'the edge refused the new site');
+  }
+  const now = await ask<string>(run, readUpstream(run.env));
+  if (now !== upstream)
+    throw new Error(
+      `the edge sends ${domain} to ${now ?? 'nothing'} after the switch, not to ${upstream}`,
+    );
 }
 
 /**
@@ -157,13 +174,7 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
     throw new Error(
       `the edge cannot reach ${edgeUpstream(name)}${run.cfg.healthPath} on the ${run.cfg.network} network (${lastLine(reach.stderr) || `exit ${reach.code}`})`,
     );
-  const before = await currentRoute(run);
-  try {
-    await setUpstream(run, domain, edgeUpstream(name));
-  } catch (err) {
-    if (before) await setUpstream(run, domain, before.upstream).catch(() => undefined);
-    throw err;
-  }
+  await setUpstream(run, domain, edgeUpstream(name), { putBack: true });
   return `edge: ${domain} -> ${name}`;
 }
 
