@@ -17,7 +17,7 @@ const edge = compose.services.edge!;
 
 describe('docker-compose.edge.yml', () => {
   it('runs the pinned official Caddy by default, replaceable from the environment', () => {
-    expect(edge.image).toBe('${EDGE_IMAGE:-caddy:2.8-alpine}');
+    expect(edge.image).toBe('${EDGE_IMAGE:-caddy:2.10-alpine}');
     expect(compose.services['edge-volumes']?.image).toBe(edge.image);
   });
 

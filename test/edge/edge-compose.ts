@@ -1,5 +1,5 @@
 // docker-compose.edge.yml as the tests run it on the real Docker Engine: the TEST-ONLY stand-in
-// image (test/edge/standin: Debian's caddy shaped like caddy:2.8-alpine), and the compose file
+// image (test/edge/standin: Debian's caddy shaped like caddy:2.10-alpine), and the compose file
 // laid out as init_setup.sh would, with loopback ports and volumes of the test's own.
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

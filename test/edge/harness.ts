@@ -3,14 +3,19 @@
 // src/edge/caddy.ts builds, and one recording HTTP server per upstream. Every process lives in
 // a temp dir on free ports and is stopped by `stop()`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { buildCaddyConfig, type EdgeSettings, type EdgeSite } from '../../src/edge/caddy.js';
+import {
+  buildCaddyConfig,
+  issuerKey,
+  type EdgeSettings,
+  type EdgeSite,
+} from '../../src/edge/caddy.js';
 import { freePort } from '../helpers/net.js';
 import { loadTestEnv, requirePart, requireTool } from '../helpers/real-tools.js';
 
@@ -258,7 +263,16 @@ export async function startEdge(
   const configFile = path.join(dir, 'caddy.json');
   const config = buildCaddyConfig(settings);
   tweak(config);
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  // Debian's Caddy 2.6.2 (certmagic before 0.21.4) registers one ACME account per certificate it
+  // obtains concurrently and may store one account's key beside another's URL; each later reload
+  // then fails with "JWS verification error" for good. Production pins a Caddy with the fix
+  // (2.9+); here the first host registers the account alone, then every host is loaded.
+  const registerFirst = sites.length > 1 && ca.pebble !== undefined && !hasAccount(settings);
+  const firstConfig = registerFirst
+    ? buildCaddyConfig({ ...settings, sites: sites.slice(0, 1) })
+    : config;
+  if (registerFirst) tweak(firstConfig);
+  writeFileSync(configFile, JSON.stringify(firstConfig, null, 2));
   const proc = start('caddy', 'caddy', ['run', '--config', configFile], {
     HOME: dir,
     XDG_DATA_HOME: path.join(dir, 'xdg-data'),
@@ -267,6 +281,10 @@ export async function startEdge(
   await waitFor(`caddy's admin API answers (${proc.log().slice(-2000)})`, () =>
     portOpen(adminPort),
   );
+  if (registerFirst) {
+    await waitForCertificate(ports.https, sites[0]!.domain, ca);
+    await postJson(adminPort, '/load', config);
+  }
   return {
     dir,
     settings,
@@ -277,6 +295,37 @@ export async function startEdge(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Whether Caddy's storage already holds an ACME account for this CA (a restart's second life). */
+function hasAccount(settings: EdgeSettings): boolean {
+  return existsSync(path.join(settings.storageRoot, 'acme', issuerKey(settings.acme.ca), 'users'));
+}
+
+function postJson(port: number, p: string, body: unknown): Promise<void> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: p,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve()
+            : reject(new Error(`POST ${p}: ${res.statusCode} ${text}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
 }
 
 export interface Answer {
@@ -362,17 +411,12 @@ export function httpGet(port: number, host: string, p = '/'): Promise<Answer> {
   });
 }
 
-/**
- * Waits until `host` answers over HTTPS with a certificate that chains to pebble's root. Usually
- * about a second; 90 s because Debian's pebble 2.4 now and then refuses an order with "JWS
- * verification error: square/go-jose: error in cryptographic primitive" (seen once in ~20 runs),
- * and Caddy's first retry comes 60 s later, as it would against a real CA.
- */
+/** Waits until `host` answers over HTTPS with a certificate that chains to pebble's root. */
 export async function waitForCertificate(
   port: number,
   host: string,
   ca: Ca,
-  ms = 90_000,
+  ms = 30_000,
 ): Promise<string> {
   let root = '';
   await waitFor(

@@ -172,9 +172,7 @@ describe.skipIf(!ready)("switching an environment's upstream through the edge's 
       upstream: `127.0.0.1:${other.port}`,
     });
     await admin(loadConfig(next));
-    // 200 s: Debian's pebble 2.4 now and then refuses an order ("JWS verification error"), and
-    // Caddy retries after 60 s, then 120 s more; Let's Encrypt does not do this.
-    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca, 200_000).catch(
+    const rootNow = await waitForCertificate(httpsPort, 'testing.berth.test', ca).catch(
       (err: Error) => {
         throw new Error(
           `${err.message}; Caddy's log about it:\n${edge.proc
