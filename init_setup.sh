@@ -639,6 +639,11 @@ step_edge() {
     run install -d -m 0755 -o root -g root "$dir"
     did+=("$dir")
   fi
+  # Roots of a private ACME CA go here (ACME_CA_ROOT); made before compose would make it root-only.
+  if [ ! -d "$dir/edge/trust" ]; then
+    run install -d -m 0755 -o root -g root "$dir/edge" "$dir/edge/trust"
+    did+=("$dir/edge/trust")
+  fi
   for src in docker-compose.edge.yml edge/bootstrap.json; do
     put_file "$dir/$src" 0644 root:root <"$HERE/$src" && files=$((files + 1))
   done

@@ -18,7 +18,7 @@ export interface EdgeAcme {
   ca: string;
   /** Contact address for expiry notices; optional for Let's Encrypt. */
   email?: string;
-  /** PEM file(s) that sign the ACME server's own TLS certificate (tests: pebble's listener). */
+  /** PEM file(s) that sign the ACME server's own TLS certificate (a private CA; tests: pebble). */
   caRootFiles?: string[];
 }
 
@@ -47,6 +47,9 @@ export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 // 127.0.0.1, not `localhost`: busybox wget tries ::1 for localhost, where Caddy does not listen.
 export const ADMIN_LISTEN = '127.0.0.1:2019';
 export const EDGE_CONTAINER = 'berth-edge';
+/** Where the edge container sees /opt/berth/edge/edge/trust (docker-compose.edge.yml). */
+export const EDGE_TRUST_DIR = '/etc/caddy/trust';
+const PEM_FILE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*\.(pem|crt)$/;
 
 export const routeId = (name: string): string => `berth-${name}`;
 export const upstreamId = (name: string): string => `berth-${name}-upstream`;
@@ -344,9 +347,20 @@ export function edgeSettingsFromEnv(
       upstream: env.GRAFANA_UPSTREAM || 'berth-grafana:3000',
     });
   const email = env.ACME_EMAIL || undefined;
+  // A private ACME CA (step-ca, an internal pebble) signs its own HTTPS listener with a root the
+  // image does not trust; the file is dropped into the edge's trust folder on the VM.
+  const root = env.ACME_CA_ROOT?.trim();
+  if (root && !PEM_FILE.test(root))
+    throw new Error(
+      `edge: ACME_CA_ROOT must name a .pem or .crt file in /opt/berth/edge/edge/trust, no path (got "${root}")`,
+    );
   return {
     sites: all,
-    acme: { ca: env.ACME_CA || LETS_ENCRYPT, ...(email ? { email } : {}) },
+    acme: {
+      ca: env.ACME_CA || LETS_ENCRYPT,
+      ...(email ? { email } : {}),
+      ...(root ? { caRootFiles: [`${EDGE_TRUST_DIR}/${root}`] } : {}),
+    },
     storageRoot: '/data/caddy',
     admin: ADMIN_LISTEN,
     httpPort: 80,

@@ -369,6 +369,21 @@ describe('edgeSettingsFromEnv and appSite', () => {
     });
     expect(s.hstsMaxAge).toBe(300);
   });
+
+  it("trusts a private CA's root from the edge's trust folder (ACME_CA_ROOT), and refuses a path", () => {
+    const s = edgeSettingsFromEnv(
+      { ACME_CA: 'https://ca.internal:9000/acme/acme/directory', ACME_CA_ROOT: 'step-ca.pem' },
+      [appSite('production', { APP_DOMAIN: 'api.example.com' })!],
+    );
+    expect(s.acme.caRootFiles).toEqual(['/etc/caddy/trust/step-ca.pem']);
+    const issuer = JSON.stringify(buildCaddyConfig(s));
+    expect(issuer).toContain('"trusted_roots_pem_files":["/etc/caddy/trust/step-ca.pem"]');
+    for (const bad of ['../etc/shadow', '/etc/ssl/ca.pem', 'root', '.pem'])
+      expect(() => edgeSettingsFromEnv({ ACME_CA_ROOT: bad }, [])).toThrow(
+        `edge: ACME_CA_ROOT must name a .pem or .crt file in /opt/berth/edge/edge/trust, no path (got "${bad}")`,
+      );
+    expect(edgeSettingsFromEnv({ ACME_CA_ROOT: '' }, []).acme).toEqual({ ca: LETS_ENCRYPT });
+  });
 });
 
 describe('edge/bootstrap.json', () => {

@@ -49,6 +49,7 @@ describe('docker-compose.edge.yml', () => {
   it('keeps certificates and the running config on named volumes, and starts from the bootstrap config with --resume', () => {
     expect(edge.volumes).toEqual([
       './edge/bootstrap.json:/etc/caddy/bootstrap.json:ro',
+      './edge/trust:/etc/caddy/trust:ro',
       'edge-data:/data',
       'edge-config:/config',
     ]);

@@ -30,6 +30,8 @@ export interface EdgeLayout {
   httpsPort?: number;
   /** Default: the compose file's own (berth-edge). */
   container?: string;
+  /** Files for the edge's trust folder (name -> PEM): a private ACME CA's root (ACME_CA_ROOT). */
+  trust?: Record<string, string>;
 }
 
 /**
@@ -37,7 +39,9 @@ export interface EdgeLayout {
  * volumes) and .env into `dir`; returns the `docker compose` arguments that use them.
  */
 export function layOutEdge(dir: string, o: EdgeLayout): string[] {
-  mkdirSync(path.join(dir, 'edge'), { recursive: true });
+  mkdirSync(path.join(dir, 'edge', 'trust'), { recursive: true });
+  for (const [name, pem] of Object.entries(o.trust ?? {}))
+    writeFileSync(path.join(dir, 'edge', 'trust', name), pem, { mode: 0o644 });
   copyFileSync(
     path.join(repoRoot, 'docker-compose.edge.yml'),
     path.join(dir, 'docker-compose.edge.yml'),

@@ -55,6 +55,7 @@ export const edgeReaches = (
 /** The edge's own settings on the VM (no secrets): ACME CA and contact, HSTS, Grafana's site. */
 export const edgeSettingKeys = [
   'ACME_CA',
+  'ACME_CA_ROOT',
   'ACME_EMAIL',
   'EDGE_HSTS_MAX_AGE',
   'GRAFANA_DOMAIN',

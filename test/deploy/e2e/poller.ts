@@ -10,6 +10,7 @@
 // They are counted separately; everything else (refused connections, resets on fresh
 // connections, timeouts, non-200 answers) is a failure.
 import http from 'node:http';
+import https from 'node:https';
 
 export interface PollResult {
   sent: number;
@@ -38,7 +39,8 @@ class StaleConnection extends Error {}
 function getOnce(url: string, agent: http.Agent, headers: Record<string, string>): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    const req = http.get(url, { agent, headers, timeout: 5000 }, (res) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const req = get(url, { agent, headers, timeout: 5000 }, (res) => {
       answered = true;
       let body = '';
       res.setEncoding('utf8');
@@ -63,10 +65,16 @@ export function startPoller(
   url: string,
   concurrency = 2,
   headers: Record<string, string> = {},
+  /** For an https:// url: the name to ask for (SNI, and the certificate's) and the only root trusted. */
+  tls?: { servername: string; ca: string },
 ): Poller {
   let running = true;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const freshConnection = new http.Agent({ keepAlive: false });
+  const agentFor = (keepAlive: boolean): http.Agent =>
+    tls
+      ? new https.Agent({ keepAlive, maxSockets: concurrency, ...tls })
+      : new http.Agent({ keepAlive, maxSockets: concurrency });
+  const agent = agentFor(true);
+  const freshConnection = agentFor(false);
   const result: PollResult = {
     sent: 0,
     failed: 0,
