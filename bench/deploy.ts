@@ -1,10 +1,13 @@
-// npm run bench:deploy — what users of the public port see while a deploy runs on the test VM.
+// npm run bench:deploy — what users see while a deploy runs on the test VM.
 //
-// Runs GET /health in BENCH_CONCURRENCY loops (each waits for its answer) against an
-// environment's published port during (a) a healthy deploy v1 -> v2 and (b) a deploy of an
-// image whose /health fails, and prints requests sent, failed requests, the longest gap without
-// a successful response, and the deploy's wall time split by step (from the CLI's --json).
-// Needs the test VM: scripts/test-env/engine.sh up && scripts/test-env/vm.sh up (as root).
+// Runs GET /health in BENCH_CONCURRENCY loops (each waits for its answer) during (a) a healthy
+// deploy v1 -> v2 and (b) a deploy of an image whose /health fails, and prints requests sent,
+// failed requests, the longest gap without a successful response, the versions served in order
+// and the deploy's wall time split by step (from the CLI's --json). By default the environment
+// has a domain and the loops go through the HTTPS edge (certificate from a real ACME CA on the
+// VM's network, as test/deploy/e2e/edge.int.test.ts); BENCH_VIA=port measures the environment's
+// own port instead (a VM without domains).
+// Needs the test VM: scripts/test-env/setup.sh (as root).
 import {
   deploy,
   ensureImages,
@@ -13,14 +16,29 @@ import {
   resetEnv,
   testPorts,
   vmReady,
+  writeVmFile,
   type CliResult,
   type EnvName,
 } from '../test/deploy/e2e/harness.js';
-import { startPoller, type PollResult } from '../test/deploy/e2e/poller.js';
+import { startPoller, type Poller, type PollResult } from '../test/deploy/e2e/poller.js';
+import { startVmEdge, type VmEdge } from '../test/deploy/e2e/vm-edge.js';
 import { sleep } from '../src/deploy/time.js';
 
 const env = (process.env.BENCH_ENV ?? 'testing') as EnvName;
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const viaEdge = (process.env.BENCH_VIA ?? 'edge') !== 'port';
+const domain = `${env}.berth.test`;
+let edge: VmEdge | undefined;
+
+function poll(): Poller {
+  if (!edge) return startPoller(`http://127.0.0.1:${testPorts[env]}/health`, concurrency);
+  return startPoller(
+    `https://127.0.0.1:${edge.httpsPort}/health`,
+    concurrency,
+    { host: domain },
+    { servername: domain, ca: edge.root },
+  );
+}
 const settleMs = 1000;
 
 interface Row {
@@ -32,7 +50,7 @@ interface Row {
 }
 
 async function measure(scenario: string, image: string, expected: Row['expected']): Promise<Row> {
-  const poller = startPoller(`http://127.0.0.1:${testPorts[env]}/health`, concurrency);
+  const poller = poll();
   // Load runs a moment before and after the deploy, so the switch is never at the edge.
   await sleep(settleMs);
   const started = performance.now();
@@ -77,7 +95,9 @@ function printRows(rows: Row[]): void {
 async function main(): Promise<void> {
   if (!vmReady) process.exit(1);
   console.log(
-    `deploy bench: env ${env} on the test VM, ${concurrency} GET /health loops on 127.0.0.1:${testPorts[env]}`,
+    viaEdge
+      ? `deploy bench: env ${env} on the test VM, ${concurrency} GET /health loops over HTTPS through the edge (https://${domain}, TLS and keep-alive)`
+      : `deploy bench: env ${env} on the test VM, ${concurrency} GET /health loops on its own port 127.0.0.1:${testPorts[env]}`,
   );
   const releaseVm = await lockVm();
   try {
@@ -90,8 +110,25 @@ async function main(): Promise<void> {
 async function run(): Promise<void> {
   await ensureImages();
   await resetEnv(env);
+  if (viaEdge) {
+    edge = await startVmEdge();
+    writeVmFile(
+      env,
+      '.env',
+      `APP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\nAPP_DOMAIN=${domain}\n`,
+    );
+  }
+  try {
+    await measureAll();
+  } finally {
+    await edge?.stop();
+  }
+}
+
+async function measureAll(): Promise<void> {
   const first = await deploy(env, images.v1);
   if (first.code !== 0) throw new Error(`setting up: first deploy failed\n${first.output}`);
+  await edge?.waitForCertificate(domain);
 
   const rows = [
     await measure('(a) healthy v1 -> v2', images.v2, 'ok'),

@@ -11,6 +11,8 @@ export const EXIT = {
   release: { timedOut: 124, setup: 125 },
   /** commands/targets.ts checkTargetsDir: no monitoring stack, or its targets not ours to write. */
   targets: { missing: 3, notWritable: 4 },
+  /** remote/edge-switch.sh. */
+  edge: { ok: 0, needsConfig: 3, unreachable: 5, notSwitched: 6, lockHeld: 75 },
   /** remote/db-backup.sh. */
   db: { noDatabase: 3, noBackup: 4 },
 } as const;

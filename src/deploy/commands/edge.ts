@@ -3,7 +3,15 @@
 // requests), under a lock in the container's own /tmp (a tmpfs: a restart clears a stale one).
 // The lock matters because two environments deploy independently: one that reads the whole
 // config and loads it back must not undo the other's switch made in between.
-import { edgeCommand, EDGE_CONTAINER, type AdminRequest } from '../../edge/caddy.js';
+import {
+  ADMIN_LISTEN,
+  edgeCommand,
+  EDGE_CONTAINER,
+  readDomain,
+  switchUpstream,
+  type AdminRequest,
+} from '../../edge/caddy.js';
+import { program } from '../remote/programs.js';
 import { docker, sh, type RemoteCommand } from './command.js';
 
 export const EDGE_LOCK = '/tmp/berth-edge-lock';
@@ -67,3 +75,30 @@ export const readEdgeSettings = (envFile: string): RemoteCommand =>
     `[ ! -e "$1" ] || grep -E '^(${edgeSettingKeys.join('|')})=' "$1" || true`,
     envFile,
   );
+
+export interface EdgeSwitchSpec {
+  /** The environment (its site's name on the edge). */
+  env: string;
+  domain: string;
+  /** Grafana's domain when the edge's settings give one: its site must be there too. */
+  grafanaDomain?: string;
+  /** `container:port` on the shared network. */
+  upstream: string;
+  healthPath: string;
+}
+
+/**
+ * The whole common-case edge switch in one program inside the edge container
+ * (remote/edge-switch.sh); exit codes EXIT.edge. Paths and body are this module's builders'.
+ */
+export function switchEdge(s: EdgeSwitchSpec, container = EDGE_CONTAINER): RemoteCommand {
+  const dial = switchUpstream(s.env, s.upstream);
+  // prettier-ignore
+  return {
+    name: 'edge.switch',
+    argv: ['docker', 'exec', '-i', container, 'sh', '-s', ADMIN_LISTEN, EDGE_LOCK, String(EDGE_LOCK_WAIT_S),
+      readDomain(s.env).path, s.domain, readDomain('grafana').path, s.grafanaDomain ?? '',
+      dial.path, s.upstream, s.healthPath],
+    stdin: program('edge-switch.sh'),
+  };
+}

@@ -24,9 +24,10 @@ import {
   edgeSettingKeys,
   lockEdge,
   readEdgeSettings,
+  switchEdge,
   unlockEdge,
 } from '../commands/edge.js';
-import { TIMEOUT_MS } from '../limits.js';
+import { EXIT, TIMEOUT_MS } from '../limits.js';
 import { lastLine, type Live, type Run } from './run.js';
 
 export const edgeUpstream = (name: string): string => `${name}:${APP_LISTEN_PORT}`;
@@ -166,16 +167,32 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
     joinSharedNetwork(run.cfg.network, run.env, name),
     `cannot attach ${name} to the ${run.cfg.network} network`,
   );
-  const reach = await run.run(
-    edgeReaches(edgeUpstream(name), run.cfg.healthPath),
-    TIMEOUT_MS.quick,
+  const upstream = edgeUpstream(name);
+  const grafanaDomain = (await edgeVars(run)).GRAFANA_DOMAIN?.trim() || undefined;
+  // The common case, the site already there, in one round trip; a new or changed site takes the
+  // longer way below (read the whole config, add the site, load it back).
+  const fast = await run.run(
+    switchEdge({ env: run.env, domain, grafanaDomain, upstream, healthPath: run.cfg.healthPath }),
+    (EDGE_LOCK_WAIT_S + 10) * 1000,
   );
+  const said = lastLine(fast.stdout) || lastLine(fast.stderr) || `exit ${fast.code}`;
+  switch (fast.code) {
+    case EXIT.edge.ok:
+      return `edge: ${domain} -> ${name}`;
+    case EXIT.edge.needsConfig:
+      break;
+    case EXIT.edge.unreachable:
+      throw new Error(`${said} on the ${run.cfg.network} network`);
+    default:
+      throw new Error(said);
+  }
+  const reach = await run.run(edgeReaches(upstream, run.cfg.healthPath), TIMEOUT_MS.quick);
   if (reach.code !== 0)
     throw new Error(
-      `the edge cannot reach ${edgeUpstream(name)}${run.cfg.healthPath} on the ${run.cfg.network} network (${lastLine(reach.stderr) || `exit ${reach.code}`})`,
+      `the edge cannot reach ${upstream}${run.cfg.healthPath} on the ${run.cfg.network} network (${lastLine(reach.stderr) || `exit ${reach.code}`})`,
     );
-  await setUpstream(run, domain, edgeUpstream(name), { putBack: true });
-  return `edge: ${domain} -> ${name}`;
+  await setUpstream(run, domain, upstream, { putBack: true });
+  return `edge: ${domain} -> ${name} (site added to the edge)`;
 }
 
 /**

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-export type ProgramFile = 'proxy.sh' | 'http-probe.sh' | 'db-backup.sh';
+export type ProgramFile = 'proxy.sh' | 'http-probe.sh' | 'db-backup.sh' | 'edge-switch.sh';
 
 const cache = new Map<ProgramFile, string>();
 

@@ -3,51 +3,35 @@
 // container berth-edge on the shared network, exactly as init_setup.sh runs it, with its
 // certificates really issued by an ACME CA on that network (pebble in a container, trusted
 // through ACME_CA_ROOT as a private CA would be). The clients trust only pebble's root.
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { edgeCommand, switchUpstream } from '../../../src/edge/caddy.js';
-import { freePort } from '../../helpers/net.js';
-import { httpGet, httpsGet, waitFor } from '../../edge/harness.js';
-import { startCaContainer, type CaContainer } from '../../edge/ca-container.js';
-import { ensureEdgeImage, layOutEdge } from '../../edge/edge-compose.js';
+import { httpGet } from '../../edge/harness.js';
 import {
   appContainers,
   deploy,
   docker,
   explain,
   images,
-  remoteDir,
   runCli,
   takeVm,
-  testEnv,
   testPorts,
-  uidOf,
   versions,
   vmReady,
   writeVmFile,
 } from './harness.js';
 import { startPoller } from './poller.js';
+import { startVmEdge, type VmEdge } from './vm-edge.js';
 
 const env = 'staging';
 const domain = 'staging.berth.test';
-const vmUser = testEnv.VM_USER ?? 'berth';
 // Stands in for Grafana on the shared network (any HTTP server will do: the edge only proxies).
 const grafana = { domain: 'grafana.berth.test', name: 'berth-e2e-grafana' };
 
 describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () => {
   let releaseVm = (): void => {};
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-e2e-edge-'));
-  const project = 'berth-edge-e2e';
-  let port = 0;
-  let httpsPort = 0;
-  let ca: CaContainer | undefined;
-  let root = '';
-  let composeArgs: string[] = [];
-  const compose = (...args: string[]) => docker([...composeArgs, ...args]);
+  let edge: VmEdge | undefined;
   const viaEdge = async (host = domain) => {
-    const a = await httpsGet(httpsPort, host, root, '/health');
+    const a = await edge!.get(host);
     let version: string | undefined;
     try {
       version = (JSON.parse(a.body) as { version?: string }).version;
@@ -61,51 +45,15 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
   // the switch can arrive after another client's first v2, which the switch allows).
   const load = () =>
     startPoller(
-      `https://127.0.0.1:${httpsPort}/health`,
+      `https://127.0.0.1:${edge!.httpsPort}/health`,
       1,
       { host: domain },
-      { servername: domain, ca: root },
+      { servername: domain, ca: edge!.root },
     );
 
   beforeAll(async () => {
     releaseVm = await takeVm(env);
-    await ensureEdgeImage();
-    port = await freePort();
-    httpsPort = await freePort();
-    // As init_setup.sh runs it (container berth-edge, shared network berth), on loopback only.
-    composeArgs = layOutEdge(dir, { project, network: 'berth', httpPort: port, httpsPort });
-    await docker(['rm', '-f', 'berth-edge', grafana.name]).catch(() => '');
-    // init_setup.sh makes the shared network before it starts the edge.
-    await docker(['network', 'inspect', 'berth']).catch(() =>
-      docker(['network', 'create', 'berth']),
-    );
-    await docker(['run', '-d', '--name', grafana.name, '--network', 'berth', images.v1]);
-    await compose('up', '-d');
-    await waitFor(
-      'the edge answers',
-      async () => (await httpGet(port, 'x.berth.test')).status === 404,
-      30_000,
-    );
-    const edgeIp = (
-      await docker([
-        'inspect',
-        '--format',
-        '{{(index .NetworkSettings.Networks "berth").IPAddress}}',
-        'berth-edge',
-      ])
-    ).trim();
-    ca = await startCaContainer({ name: 'berth-e2e-ca', network: 'berth', answer: edgeIp });
-    writeFileSync(path.join(dir, 'edge', 'trust', 'pebble.pem'), ca.listenerCert, { mode: 0o644 });
-    root = await ca.root();
-    // The edge's settings as init_setup.sh writes them, for a private ACME CA.
-    const edgeDir = path.join(remoteDir, 'edge');
-    mkdirSync(edgeDir, { recursive: true });
-    writeFileSync(
-      path.join(edgeDir, '.env'),
-      `ACME_CA=${ca.acmeUrl}\nACME_CA_ROOT=pebble.pem\nGRAFANA_DOMAIN=${grafana.domain}\nGRAFANA_UPSTREAM=${grafana.name}:8000\n`,
-    );
-    const { uid, gid } = uidOf(vmUser);
-    chownSync(edgeDir, uid, gid);
+    edge = await startVmEdge(grafana);
     writeVmFile(
       env,
       '.env',
@@ -114,11 +62,7 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
   }, 600_000);
 
   afterAll(async () => {
-    await compose('down', '-v', '--remove-orphans').catch(() => '');
-    await ca?.stop();
-    await docker(['rm', '-f', grafana.name]).catch(() => '');
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(path.join(remoteDir, 'edge'), { recursive: true, force: true });
+    await edge?.stop();
     releaseVm();
   });
 
@@ -128,28 +72,18 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     expect(r.output).toMatch(
       new RegExp(`edge: ${domain.replace(/\./g, '\\.')} -> berth-${env}-app`),
     );
-    for (const host of [domain, grafana.domain])
-      await waitFor(
-        `a certificate for ${host} from the CA container`,
-        async () => (await viaEdge(host)).status === 200,
-        30_000,
-      ).catch(async (err: Error) => {
-        const logs = await docker(['logs', '--tail', '30', 'berth-edge']).catch(() => '');
-        throw new Error(`${err.message}; the edge's log:\n${logs}`);
-      });
-    const a = await httpsGet(httpsPort, domain, root, '/health');
+    for (const host of [domain, grafana.domain]) await edge!.waitForCertificate(host);
+    const a = await edge!.get(domain);
     expect(a.cert?.subjectaltname).toBe(`DNS:${domain}`);
     expect(a.cert?.issuer.CN).toMatch(/Pebble Intermediate CA/);
     expect(await viaEdge()).toEqual({ status: 200, version: versions.v1 });
-    const plain = await httpGet(port, domain, '/health');
+    const plain = await httpGet(edge!.httpPort, domain, '/health');
     expect(plain.status).toBe(308);
     expect(plain.headers.location).toBe(`https://${domain}/health`);
-    expect((await httpGet(port, 'production.berth.test', '/health')).status).toBe(404);
+    expect((await httpGet(edge!.httpPort, 'production.berth.test', '/health')).status).toBe(404);
     // Grafana's site came with it (GRAFANA_DOMAIN in the edge's settings), with its own certificate.
     expect(await viaEdge(grafana.domain)).toEqual({ status: 200, version: versions.v1 });
-    expect((await httpsGet(httpsPort, grafana.domain, root)).cert?.subjectaltname).toBe(
-      `DNS:${grafana.domain}`,
-    );
+    expect((await edge!.get(grafana.domain)).cert?.subjectaltname).toBe(`DNS:${grafana.domain}`);
     const status = await runCli(['status', '--env', env]);
     expect(status.output).toContain(`https://${domain}`);
     expect(status.output).not.toContain('plain HTTP');
