@@ -403,6 +403,36 @@ describe.skipIf(!available)('orders with a real PostgreSQL', () => {
       expect(exact.body.next_cursor).toBeNull();
     });
 
+    it('prepares the statements by id once per connection, and they survive an added column', async () => {
+      // One connection, so the statements prepared by the first requests are the ones reused.
+      const one = testApp({ DATABASE_URL: pg.url, DATABASE_POOL_MAX: '1' });
+      cleanups.push(one.close);
+      const created = await request(one.app).post('/orders').send({ amount: '3.10' }).expect(201);
+      await request(one.app).get(`/orders/${created.body.id}`).expect(200, created.body);
+      const prepared = async () =>
+        (
+          await one.db!.query<{ name: string }>(
+            'test_prepared',
+            'SELECT name FROM pg_prepared_statements ORDER BY name',
+          )
+        ).rows.map((r) => r.name);
+      expect(await prepared()).toEqual(['order_get', 'order_insert']);
+      // An expand migration while this version serves: its prepared statements list their
+      // columns, so their result shape is unchanged and PostgreSQL re-plans them silently.
+      await pg.query('ALTER TABLE orders ADD COLUMN note text');
+      try {
+        const again = await request(one.app).post('/orders').send({ amount: '3.20' }).expect(201);
+        await request(one.app).get(`/orders/${again.body.id}`).expect(200, again.body);
+        await request(one.app)
+          .post('/orders')
+          .send({ id: again.body.id, amount: '3.20' })
+          .expect(200, again.body);
+        expect(await prepared()).toEqual(['order_get', 'order_get_for_create', 'order_insert']);
+      } finally {
+        await pg.query('ALTER TABLE orders DROP COLUMN note');
+      }
+    });
+
     it('refuses a bad limit or cursor with a 422 naming it', async () => {
       const limit = await request(app()).get('/orders?limit=500').expect(422);
       expect(limit.body.detail[0]).toMatchObject({ loc: ['query', 'limit'], type: 'int_range' });

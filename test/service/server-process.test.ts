@@ -155,12 +155,27 @@ describe('server process', () => {
     expect(ready.status).toBe(503);
     expect(JSON.parse(ready.body)).toEqual({ status: 'shutting_down' });
     expect(ready.headers.connection).toBe('close');
-    expect((await get(port, '/items/1')).status).toBe(200);
+    for (let i = 0; i < 20; i++)
+      expect(
+        (await get(port, '/items/1', undefined, { 'X-Request-Id': `drain-${i}` })).status,
+      ).toBe(200);
 
     const { code, at } = await server.exited;
     expect(code).toBe(0);
     expect(at - signalledAt).toBeGreaterThanOrEqual(1_500);
     expect(at - signalledAt).toBeLessThan(5_000);
+    // Nothing the process logged is lost at exit: an access line for every request answered
+    // while draining, and the last line says it stopped. ('exit' can come before the pipe's end.)
+    const out = server.child.stdout;
+    if (out !== null && !out.readableEnded) await new Promise((r) => out.once('end', r));
+    const lines = server
+      .output()
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg?: string; requestId?: string });
+    for (let i = 0; i < 20; i++)
+      expect(lines.filter((l) => l.requestId === `drain-${i}`)).toHaveLength(1);
+    expect(lines.at(-1)).toMatchObject({ msg: 'stopped' });
   });
 
   it("writes a request's log line at once, not when a later line pushes it out", async () => {

@@ -18,11 +18,16 @@ export type DatabaseState =
   | { status: 'unreachable'; failingSeconds: number };
 
 export type Database = {
-  /** Runs one parameterised statement, timed under `name` in db_query_duration_seconds. */
+  /**
+   * Runs one parameterised statement, timed under `name` in db_query_duration_seconds. With
+   * `prepared`, each connection parses and plans it once, as a prepared statement called `name`,
+   * and then only binds and executes it.
+   */
   query<R extends pg.QueryResultRow>(
     name: string,
     text: string,
     values?: unknown[],
+    options?: { prepared?: boolean },
   ): Promise<pg.QueryResult<R>>;
   /** The database's state for /ready: a cached `SELECT 1`, judged against the grace period. */
   state(): Promise<DatabaseState>;
@@ -89,11 +94,14 @@ export function createDatabase(config: DatabaseConfig, logger: Logger, metrics: 
     name: string,
     text: string,
     values?: unknown[],
+    options: { prepared?: boolean } = {},
   ) {
     const started = process.hrtime.bigint();
     let outcome: 'ok' | 'error' = 'error';
     try {
-      const result = await pool.query<R>(text, values);
+      const result = await pool.query<R>(
+        options.prepared === true ? { name, text, values } : { text, values },
+      );
       outcome = 'ok';
       reached();
       return result;
