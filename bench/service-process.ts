@@ -18,10 +18,16 @@ export function allowedCpus(): number[] {
   });
 }
 
+/** CPU seconds a process has used in user space and in the kernel, from /proc (all its threads). */
+export function cpuTimes(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
 /** CPU seconds (user + system) a process has used, from /proc. */
 export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const t = cpuTimes(pid);
+  return t.user + t.system;
 }
 
 export function median(xs: number[]): number {

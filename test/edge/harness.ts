@@ -39,9 +39,18 @@ export interface Proc {
   log: () => string;
 }
 
-function start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+function start(
+  name: string,
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cpu?: number,
+): Proc {
   let out = '';
-  const child = spawn(cmd, args, {
+  // taskset execs the command in place: the child's pid (and its /proc/<pid>/stat) is cmd's.
+  const [file, argv] =
+    cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]];
+  const child = spawn(file, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -248,6 +257,8 @@ export async function startEdge(
   storageRoot?: string,
   /** A test's change to the built config (e.g. renewal timing); the shipped config otherwise. */
   tweak: (config: Record<string, unknown>) => void = () => {},
+  /** cpu: pin Caddy to this CPU from its start (bench:http), so Go sizes GOMAXPROCS to it. */
+  o: { cpu?: number } = {},
 ): Promise<Edge> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-edge-'));
   const adminPort = await freePort();
@@ -273,11 +284,17 @@ export async function startEdge(
     : config;
   if (registerFirst) tweak(firstConfig);
   writeFileSync(configFile, JSON.stringify(firstConfig, null, 2));
-  const proc = start('caddy', 'caddy', ['run', '--config', configFile], {
-    HOME: dir,
-    XDG_DATA_HOME: path.join(dir, 'xdg-data'),
-    XDG_CONFIG_HOME: path.join(dir, 'xdg-config'),
-  });
+  const proc = start(
+    'caddy',
+    'caddy',
+    ['run', '--config', configFile],
+    {
+      HOME: dir,
+      XDG_DATA_HOME: path.join(dir, 'xdg-data'),
+      XDG_CONFIG_HOME: path.join(dir, 'xdg-config'),
+    },
+    o.cpu,
+  );
   await waitFor(`caddy's admin API answers (${proc.log().slice(-2000)})`, () =>
     portOpen(adminPort),
   );
