@@ -87,6 +87,10 @@ function printRows(rows: Row[]): void {
       console.log(
         `  ${step.ok ? '✓' : '✗'} ${pad(step.name, 28)}${pad(s(step.ms), 9)}${((100 * step.ms) / Math.max(1, wallMs)).toFixed(0)}%`,
       );
+    // The switch step's own line splits it: the environment's port (nginx) and the edge.
+    const switchLine = r.output.split('\n').find((l) => /^[✓✗] switch traffic /.test(l));
+    if (switchLine)
+      console.log(`  switch: ${switchLine.replace(/^[✓✗] switch traffic \S+\s*/, '')}`);
     if (load.failures.length > 0) console.log(`  failures: ${load.failures.join('; ')}`);
     console.log(`  versions served, in order: ${load.versions.join(' -> ')}`);
   }

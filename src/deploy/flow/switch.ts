@@ -21,7 +21,9 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
     await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')
   ).stdout;
   run.state = { kind: 'switching', name, upstreamBefore };
+  const proxyStarted = performance.now();
   const outcome = await pointProxyAt(run, name);
+  const proxyMs = performance.now() - proxyStarted;
   if (!outcome.ok) {
     // The remote script restores a running proxy's file itself; with no proxy running (it would
     // not start) the new file is still there: put the old one back, never an empty one.
@@ -34,6 +36,7 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
     );
   }
   let edge: string | undefined;
+  const edgeStarted = performance.now();
   try {
     edge = await pointEdgeAt(run, name);
   } catch (err) {
@@ -51,8 +54,13 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
     );
   }
   run.state = { kind: 'switched', name, source: target.source, digest: target.digest };
-  return edge ? `${outcome.why}; ${edge}` : outcome.why;
+  // With an edge, its part is the switch the domain's users see; each part's time is shown.
+  return edge
+    ? `${outcome.why} (${seconds(proxyMs)}); ${edge} (${seconds(performance.now() - edgeStarted)})`
+    : outcome.why;
 }
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 interface SwitchOutcome {
   ok: boolean;

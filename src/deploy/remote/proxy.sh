@@ -16,9 +16,12 @@ findproxy() {
 # nginx:alpine), tagged with X-Request-Id ID, and prints the upstream address the proxy's access
 # log says served it. That log line is the proxy's own word on where traffic goes, per container,
 # which no /health body can say when old and new run the same version.
+# Only the log from the second the request went out is read: under load a proxy logs hundreds
+# of lines a second, and reading 15 s of them took most of a switch.
 routed() {
+  since=$(date +%s)
   docker exec "$proxy" timeout 5 wget -q -O /dev/null --header "X-Request-Id: $1" "http://127.0.0.1:$proxy_port$path" >/dev/null 2>&1
-  docker logs --since 15s "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
+  docker logs --since "$since" "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
 # switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROXY_PORT APP_PORT CONF NGINX...
