@@ -638,6 +638,10 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
         root.read(`${CHECKOUT}/edge/bootstrap.json`),
       );
       expect(r.stdout).toMatch(/^✓ edge /m);
+      // A private ACME CA's root goes here (ACME_CA_ROOT); compose mounts it read-only.
+      expect(root.chroot(['stat', '-c', '%a %U', '/opt/berth/edge/edge/trust']).stdout).toBe(
+        '755 root\n',
+      );
     });
 
     it("writes the edge's settings, readable by the deploy, with the operator's values", () => {
