@@ -545,6 +545,10 @@ step_db_exporters() {
       fi
     fi
     target="$targets/postgres-$env.yml"
+    if [ -e "$target.down" ]; then
+      note "$env: taken down (npm run deploy -- down --env $env): its database target stays parked until the next deploy"
+      continue
+    fi
     if put_file "$target" 0644 "$DEPLOY_USER:$DEPLOY_USER" <<EOF; then did+=("$env: ${target##*/}"); fi
 # The database of Berth's $env environment, through its postgres_exporter. Written by init_setup.sh
 # from DB_PASSWORD in $BERTH_REMOTE_DIR/$env/.env (docs/monitoring.md, "The database").

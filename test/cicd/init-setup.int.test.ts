@@ -580,6 +580,18 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       ]);
     });
 
+    it('leaves a database target parked by `down` alone (no page for a database taken down) until a deploy restores it', () => {
+      const target = `${mon}/prometheus/targets/postgres-staging.yml`;
+      root.chroot(['mv', target, `${target}.down`]);
+      const run = root.initSetup();
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain(
+        'staging: taken down (npm run deploy -- down --env staging): its database target stays parked until the next deploy',
+      );
+      expect(root.chroot(['test', '-e', target]).code).not.toBe(0);
+      root.chroot(['mv', `${target}.down`, target]);
+    });
+
     it('follows a changed database password, and restarts the stack so the exporter reads it', () => {
       const file = '/opt/berth/production/.env';
       const changedPassword = 'NewTestOnlyPassword0123456789abc';

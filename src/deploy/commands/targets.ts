@@ -11,10 +11,18 @@ import { sh, type RemoteCommand } from './command.js';
 export const targetsDir = (remoteDir: string): string =>
   `${remoteDir === '/' ? '' : remoteDir}/monitoring/prometheus/targets`;
 
-export const targetFiles = (dir: string, env: EnvName): { app: string; probe: string } => ({
+export const targetFiles = (
+  dir: string,
+  env: EnvName,
+): { app: string; probe: string; database: string } => ({
   app: `${dir}/app-${env}.yml`,
   probe: `${dir}/probe-${env}.yml`,
+  // Written by init_setup.sh (it holds no secret, but only init_setup knows the exporter runs).
+  database: `${dir}/postgres-${env}.yml`,
 });
+
+/** Where `down` parks the database's target: not `*.yml`, so Prometheus no longer reads it. */
+export const parked = (file: string): string => `${file}.down`;
 
 /** What the target files are made from: the environment's settings on the VM. */
 export interface EnvSettings {
@@ -141,3 +149,19 @@ export const checkTargetsDir = (dir: string): RemoteCommand =>
 
 export const removeTargetFiles = (...files: string[]): RemoteCommand =>
   sh('targets.remove', 'rm -f -- "$@"', ...files);
+
+/**
+ * `down` stops the environment's database, so its exporter would report it down and page: its
+ * target is parked (renamed) instead. Prints `parked` when there was one to park.
+ */
+export const parkTargetFile = (file: string): RemoteCommand =>
+  sh('targets.park', '[ ! -e "$1" ] || { mv -f -- "$1" "$2" && echo parked; }', file, parked(file));
+
+/** A deploy brings a parked target back (its database runs again). Prints `restored` when it did. */
+export const unparkTargetFile = (file: string): RemoteCommand =>
+  sh(
+    'targets.unpark',
+    '[ ! -e "$2" ] || { mv -f -- "$2" "$1" && echo restored; }',
+    file,
+    parked(file),
+  );

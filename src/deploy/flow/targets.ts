@@ -11,7 +11,9 @@ import {
   probeTargetsFile,
   probeUrl,
   readSettings,
+  parkTargetFile,
   removeTargetFiles,
+  unparkTargetFile,
   targetFiles,
   targetsDir,
 } from '../commands/targets.js';
@@ -50,10 +52,12 @@ async function register(run: Run): Promise<string> {
   const probe = probeTargetsFile(run.env, settings);
   if (probe) await run.must(writeFile(files.probe, probe), `cannot write ${files.probe}`);
   else await run.must(removeTargetFiles(files.probe), `cannot remove ${files.probe}`);
+  const back = await run.must(unparkTargetFile(files.database), `cannot restore ${files.database}`);
   const scrape = `scrape ${appAlias(run.env)}:${APP_LISTEN_PORT}${settings.basePath}/metrics`;
+  const database = back.stdout.includes('restored') ? `; its database watched again` : '';
   return probe
-    ? `${scrape}, probe ${probeUrl(settings)}`
-    : `${scrape}; no probe: APP_BIND=${settings.bind} and no APP_DOMAIN, so no public URL to probe`;
+    ? `${scrape}, probe ${probeUrl(settings)}${database}`
+    : `${scrape}; no probe: APP_BIND=${settings.bind} and no APP_DOMAIN, so no public URL to probe${database}`;
 }
 
 /** False when the VM has no monitoring stack; throws when it has one this user cannot write to. */
@@ -82,5 +86,10 @@ export async function unregisterTargets(
   });
   if (res.code !== 0)
     throw new Error(`cannot remove ${env}'s targets in ${dir}: ${lastLine(res.stderr)}`);
-  return `removed app-${env}.yml and probe-${env}.yml`;
+  const park = await exec.run(parkTargetFile(files.database), { timeoutMs: TIMEOUT_MS.quick });
+  if (park.code !== 0)
+    throw new Error(`cannot park postgres-${env}.yml in ${dir}: ${lastLine(park.stderr)}`);
+  return park.stdout.includes('parked')
+    ? `removed app-${env}.yml and probe-${env}.yml; postgres-${env}.yml parked until the next deploy`
+    : `removed app-${env}.yml and probe-${env}.yml`;
 }

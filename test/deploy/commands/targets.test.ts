@@ -1,6 +1,6 @@
 // The monitoring targets a deploy writes: file_sd YAML for the app (alias, env, metrics path under
 // BASE_PATH) and the public URL, made only from the environment's settings on the VM.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -60,6 +60,7 @@ describe('target files', () => {
     expect(t.targetFiles('/d', 'production')).toEqual({
       app: '/d/app-production.yml',
       probe: '/d/probe-production.yml',
+      database: '/d/postgres-production.yml',
     });
   });
 });
@@ -141,5 +142,19 @@ describe('target commands in a real shell', () => {
     expect(sh(t.removeTargetFiles(files.app, files.probe)).code).toBe(0);
     expect(readFileSync(path.join(dir, 'app-production.yml'), 'utf8')).toBe('keep');
     expect(() => readFileSync(files.app)).toThrow();
+  });
+
+  it("parks the database's target out of Prometheus's *.yml and brings it back, saying when it did", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'berth-targets-'));
+    const { database } = t.targetFiles(dir, 'staging');
+    expect(sh(t.parkTargetFile(database))).toMatchObject({ code: 0, out: '' });
+    writeFileSync(database, 'db');
+    expect(sh(t.parkTargetFile(database))).toMatchObject({ code: 0, out: 'parked\n' });
+    expect(existsSync(database)).toBe(false);
+    expect(readFileSync(`${database}.down`, 'utf8')).toBe('db');
+    expect(sh(t.unparkTargetFile(database))).toMatchObject({ code: 0, out: 'restored\n' });
+    expect(readFileSync(database, 'utf8')).toBe('db');
+    expect(existsSync(`${database}.down`)).toBe(false);
+    expect(sh(t.unparkTargetFile(database))).toMatchObject({ code: 0, out: '' });
   });
 });

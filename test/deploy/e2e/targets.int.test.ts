@@ -3,7 +3,7 @@
 // stand-in image, on the shared `berth` network, the shipped prometheus.yml unchanged). A deploy of
 // staging with BASE_PATH=/api makes it a scrape target on /api/metrics with its env label within
 // one scrape interval; `down` takes it out again.
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -109,14 +109,31 @@ describe.skipIf(!vmReady)('monitoring follows the deploys (real Prometheus on th
     });
   });
 
-  it('down takes staging out of Prometheus, then off the VM', async () => {
+  it('down takes staging out of Prometheus (its database too: no page for a database it stops), then off the VM', async () => {
+    // As init_setup.sh writes it for an environment with a database.
+    const database = path.join(targetsDir, 'postgres-staging.yml');
+    writeFileSync(
+      database,
+      "- targets: ['postgres-exporter-staging:9187']\n  labels: {env: staging}\n",
+    );
+    giveToVmUser(database);
+    await waitFor(
+      'the database target read',
+      async () =>
+        (await activeTargets()).find(
+          (t) => t.labels.job === 'postgres' && t.labels.env === 'staging',
+        ),
+      (SCRAPE_INTERVAL_S + 15) * 1000,
+    );
     const r = await runCli(['down', '--env', 'staging'], cliEnv());
     expect(r.code, explain(r)).toBe(0);
     expect(r.output).toMatch(
-      /✓ monitoring targets .*removed app-staging\.yml and probe-staging\.yml/,
+      /✓ monitoring targets .*removed app-staging\.yml and probe-staging\.yml; postgres-staging\.yml parked until the next deploy/,
     );
     expect(existsSync(path.join(targetsDir, 'app-staging.yml'))).toBe(false);
     expect(existsSync(path.join(targetsDir, 'probe-staging.yml'))).toBe(false);
+    expect(existsSync(database)).toBe(false);
+    expect(existsSync(`${database}.down`)).toBe(true);
     await waitFor(
       'staging gone from the targets',
       async () => ofStaging(await activeTargets()).length === 0,
