@@ -303,6 +303,9 @@ class FakeVm {
       for (const f of a.slice(4)) this.files.delete(f);
       return ok();
     },
+    // sh -c SCRIPT sh FILE PARKED: a rename, either way, when the source exists.
+    'targets.park': (a) => this.rename(a[4] ?? '', a[5] ?? '', 'parked'),
+    'targets.unpark': (a) => this.rename(a[5] ?? '', a[4] ?? '', 'restored'),
     'db.configured': () => ok(this.dbConfigured ? 'yes\n' : 'no\n'),
     'db.state': () => ok(this.dbState ? `${this.dbState}\n` : ''),
     'db.volume': () => ok('berth-staging-db\n'),
@@ -313,6 +316,14 @@ class FakeVm {
       return ok();
     },
   };
+
+  private rename(from: string, to: string, said: string): RunResult {
+    const text = this.files.get(from);
+    if (text === undefined) return { code: 0, stdout: '', stderr: '' };
+    this.files.delete(from);
+    this.files.set(to, text);
+    return { code: 0, stdout: `${said}\n`, stderr: '' };
+  }
 
   private image(refOrId: string) {
     return this.images.get(refOrId) ?? [...this.images.values()].find((i) => i.id === refOrId);
@@ -477,6 +488,15 @@ describe('monitoring follows the deploy', () => {
     expect(r.lines.join('\n')).toMatch(
       /✓ monitoring targets .*scrape berth-staging-app:8000\/api\/metrics, probe http/,
     );
+  });
+
+  it('restores the database target `down` parked, and says so', async () => {
+    const parked = `${TARGETS}/postgres-staging.yml.down`;
+    const r = await deployWith(undefined, { setup: (vm) => vm.files.set(parked, 'db target') });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.files.get(`${TARGETS}/postgres-staging.yml`)).toBe('db target');
+    expect(r.vm.files.has(parked)).toBe(false);
+    expect(r.lines.join('\n')).toMatch(/✓ monitoring targets .*; its database watched again$/m);
   });
 
   it('says in one line that a VM without the monitoring stack does not watch the environment', async () => {
