@@ -643,7 +643,7 @@ step_edge() {
     run install -d -m 0755 -o root -g root "$dir"
     did+=("$dir")
   fi
-  # Roots of a private ACME CA go here (ACME_CA_ROOT); made before compose would make it root-only.
+  # Roots of a private ACME CA go here (ACME_CA_ROOT); compose mounts the folder read-only.
   if [ ! -d "$dir/edge/trust" ]; then
     run install -d -m 0755 -o root -g root "$dir/edge" "$dir/edge/trust"
     did+=("$dir/edge/trust")

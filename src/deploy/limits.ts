@@ -12,7 +12,7 @@ export const EXIT = {
   /** commands/targets.ts checkTargetsDir: no monitoring stack, or its targets not ours to write. */
   targets: { missing: 3, notWritable: 4 },
   /** remote/edge-switch.sh. */
-  edge: { ok: 0, needsConfig: 3, unreachable: 5, notSwitched: 6, lockHeld: 75 },
+  edge: { ok: 0, needsConfig: 3, unreachable: 5, notSwitched: 6, stuck: 7, lockHeld: 75 },
   /** remote/db-backup.sh. */
   db: { noDatabase: 3, noBackup: 4 },
 } as const;

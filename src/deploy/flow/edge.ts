@@ -183,6 +183,9 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
       break;
     case EXIT.edge.unreachable:
       throw new Error(`${said} on the ${run.cfg.network} network`);
+    case EXIT.edge.stuck:
+      // nginx goes back to the old container; the next run's reconcile step moves the edge there.
+      throw new Error(`${said}; the next deploy or rollback puts the edge on what nginx serves`);
     default:
       throw new Error(said);
   }

@@ -82,14 +82,19 @@ restore() {
   printf 'restored %s; the data before it is in %s\n' "$name" "${before%% *}"
 }
 
+# has_db ENV: the environment has a database container (running or not). One never started, or
+# removed by `down`, has nothing to back up, and its backups' age must not page.
+has_db() {
+  [ -n "$(docker ps -aq --filter "label=com.docker.compose.project=berth-$1" --filter label=com.docker.compose.service=db)" ]
+}
+
 scheduled() {
   textfile_dir="$1" keep="$2"
   shift 2
   failed=0
   for dir in "$@"; do
     env="$(basename "$dir")"
-    # An environment whose database was never started has nothing to back up.
-    [ -n "$(docker ps -aq --filter "label=com.docker.compose.project=berth-$env" --filter label=com.docker.compose.service=db)" ] || continue
+    has_db "$env" || continue
     if out="$( (backup "$dir" "$keep") 2>&1)"; then
       echo "$env: backed up $out"
     else
@@ -104,6 +109,7 @@ scheduled() {
     echo '# HELP berth_backup_last_success_timestamp_seconds When the newest complete database backup of the environment was written.'
     echo '# TYPE berth_backup_last_success_timestamp_seconds gauge'
     for dir in "$@"; do
+      has_db "$(basename "$dir")" || continue
       newest="$(list "$dir" | head -n 1 | cut -d' ' -f1)"
       [ -z "$newest" ] || printf 'berth_backup_last_success_timestamp_seconds{env="%s"} %s\n' "$(basename "$dir")" "${newest%.*}"
     done

@@ -10,15 +10,18 @@
 # Exit codes are EXIT.edge in src/deploy/limits.ts: 0 switched (prints the old upstream),
 # 3 the running config needs the site added or changed (the deploy loads a whole config),
 # 5 the edge cannot reach the new container, 6 the edge did not take the switch (old upstream
-# back), 75 another deploy holds the edge's lock.
+# back, checked), 7 neither the switch nor the way back took (the edge's route is unknown),
+# 75 another deploy holds the edge's lock.
 # Everything runs from `main "$@"` on the last line: a program cut off in transit never runs half.
 
+# 10 s each: busybox wget waits 900 s by default, and a hung admin API must not hold the lock
+# (every other environment's deploy waits on it).
 get() {
-  wget -q -O - "http://$admin$1" 2>/dev/null
+  wget -q -T 10 -O - "http://$admin$1" 2>/dev/null
 }
 
 post() {
-  wget -q -O - --header 'Content-Type: application/json' --post-data "$2" "http://$admin$1" >/dev/null 2>&1
+  wget -q -T 10 -O - --header 'Content-Type: application/json' --post-data "$2" "http://$admin$1" >/dev/null 2>&1
 }
 
 switch_site() {
@@ -49,9 +52,18 @@ switch_site() {
     exit 0
   fi
   now=$(get "$dial_path")
-  post "$dial_path" "$before"
-  echo "the edge sends $domain to ${now:-nothing} after the switch, not to $upstream"
-  exit 6
+  # The put-back is checked too: "old upstream back" is only said when it is true.
+  i=0
+  while [ "$i" -lt 3 ]; do
+    i=$((i + 1))
+    if post "$dial_path" "$before" && [ "$(get "$dial_path")" = "$before" ]; then
+      echo "the edge sends $domain to ${now:-nothing} after the switch, not to $upstream"
+      exit 6
+    fi
+    sleep 1
+  done
+  echo "the edge did not take the switch to $upstream, nor the way back to $before: it sends $domain to $(get "$dial_path" || echo 'an upstream it cannot tell')"
+  exit 7
 }
 
 main() {

@@ -13,7 +13,10 @@ const COLUMNS = 'id, amount::text AS amount, created_at, seq::text AS seq';
 // them once per connection instead of on every request, and after a few runs reuses one plan
 // (bench:orders). Their columns are listed, so a migration
 // that adds a column leaves their result shape unchanged and the prepared statements valid (a
-// renamed or dropped column breaks them as it breaks any query). The list query stays unprepared:
+// renamed or dropped column breaks them as it breaks any query). A changed TYPE of a column they
+// return breaks only them: each pooled connection then fails with "cached plan must not change
+// result type" until it is replaced, which is one more reason the expand-then-contract rule
+// never changes a column in place. The list query stays unprepared:
 // a generic plan for "$2 IS NULL OR seq < $2" could not use the cursor to start the index scan.
 const PREPARED = { prepared: true };
 

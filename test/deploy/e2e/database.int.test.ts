@@ -6,7 +6,15 @@
 // scheduled script writes the backup-age metric with files the deploy user still owns.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,6 +220,11 @@ describe.skipIf(!testEnv.VM_HOST)('the database of an environment on the real VM
 
   it('the scheduled run (as root, like the timer) writes the metric and leaves the files to the environment owner', () => {
     const textfiles = mkdtempSync(path.join(os.tmpdir(), 'berth-textfile-'));
+    // An environment taken down (`down` removes its database container) keeps its backups, but
+    // their age must not page: no metric for it.
+    const gone = path.join(remoteDir, 'gone');
+    mkdirSync(path.join(gone, 'backups'), { recursive: true });
+    writeFileSync(path.join(gone, 'backups', 'gone-20261201T000000Z.dump'), 'old');
     try {
       const before = Math.floor(Date.now() / 1000);
       const run = spawnSync(
@@ -223,6 +236,7 @@ describe.skipIf(!testEnv.VM_HOST)('the database of an environment on the real VM
           '2',
           dir,
           path.join(remoteDir, 'no-such-env'),
+          gone,
         ],
         { env: { ...process.env, DOCKER_HOST: testEnv.DOCKER_HOST }, encoding: 'utf8' },
       );
@@ -234,11 +248,13 @@ describe.skipIf(!testEnv.VM_HOST)('the database of an environment on the real VM
       );
       expect(value).toBeGreaterThanOrEqual(before - 1);
       expect(metric).not.toContain('no-such-env');
+      expect(metric).not.toContain('env="gone"');
       expect(backupFiles()).toHaveLength(2);
       const owner = statSync(dir).uid;
       for (const f of backupFiles()) expect(statSync(path.join(backupsDir, f)).uid).toBe(owner);
     } finally {
       rmSync(textfiles, { recursive: true, force: true });
+      rmSync(gone, { recursive: true, force: true });
     }
   });
 });

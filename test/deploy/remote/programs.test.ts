@@ -26,4 +26,12 @@ describe('remote programs', () => {
     // The header lists them too.
     for (const [what, code] of Object.entries(EXIT.proxy)) expect(text, what).toContain(`${code} `);
   });
+  it('edge-switch.sh exits only with the codes EXIT.edge names, and its header lists them', () => {
+    const text = readFileSync(path.join(remoteDir, 'edge-switch.sh'), 'utf8');
+    const codes = new Set([...text.matchAll(/\bexit (\d+)/g)].map((m) => Number(m[1])));
+    expect([...codes].sort()).toEqual([...new Set(Object.values(EXIT.edge))].sort());
+    const header = text.slice(0, text.indexOf('\nget()'));
+    for (const [what, code] of Object.entries(EXIT.edge))
+      expect(header, what).toContain(`${code} `);
+  });
 });
