@@ -142,6 +142,29 @@ async function run(target: Target, seconds: number): Promise<Run> {
 const paths = ['/health', '/items/5?q=bench'];
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(9);
 
+/** The columns both tables start with: what was measured, the path, req/s, p50, p99, the server's CPU µs/req. */
+function leadColumns(
+  label: string,
+  labelWidth: number,
+  p: string,
+  m: (f: (r: Run) => number) => number,
+  cpuWidth: number,
+): string {
+  return (
+    `${label.padEnd(labelWidth)} ${p.padEnd(16)} ${fmt(m((r) => r.rps))} ${fmt(
+      m((r) => r.p50),
+      1,
+    )} ` +
+    `${fmt(
+      m((r) => r.p99),
+      1,
+    )} ${fmt(
+      m((r) => r.cpuUsPerReq),
+      1,
+    ).padStart(cpuWidth)}`
+  );
+}
+
 // Both run as plain JavaScript under node, as the image runs the service: no TypeScript loader
 // on either side of the comparison.
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
@@ -224,21 +247,10 @@ async function compareBare(): Promise<boolean> {
       const m = (f: (r: (typeof runs)[number]) => number) => median(runs.map(f));
       const errors = runs.reduce((n, r) => n + r.errors, 0);
       console.log(
-        `${target.name.padEnd(15)} ${p.padEnd(16)} ${fmt(m((r) => r.rps))} ${fmt(
-          m((r) => r.p50),
+        `${leadColumns(target.name, 15, p, m, 11)} ${fmt(
+          m((r) => r.rss),
           1,
-        )} ` +
-          `${fmt(
-            m((r) => r.p99),
-            1,
-          )} ${fmt(
-            m((r) => r.cpuUsPerReq),
-            1,
-          ).padStart(11)} ` +
-          `${fmt(
-            m((r) => r.rss),
-            1,
-          )} ${fmt(errors)}`,
+        )} ${fmt(errors)}`,
       );
     }
   }
@@ -398,18 +410,8 @@ async function compareEdge(): Promise<void> {
             : `${m((r) => (r.edgeUs?.user ?? 0) + (r.edgeUs?.system ?? 0)).toFixed(1)} ` +
               `(${m((r) => r.edgeUs?.user ?? 0).toFixed(0)}+${m((r) => r.edgeUs?.system ?? 0).toFixed(0)})`;
         console.log(
-          `${side.padEnd(9)} ${p.padEnd(16)} ${fmt(m((r) => r.rps))} ${fmt(
-            m((r) => r.p50),
-            1,
-          )} ` +
+          `${leadColumns(side, 9, p, m, 15)} ${edgeCol.padStart(26)} ` +
             `${fmt(
-              m((r) => r.p99),
-              1,
-            )} ${fmt(
-              m((r) => r.cpuUsPerReq),
-              1,
-            ).padStart(15)} ` +
-            `${edgeCol.padStart(26)} ${fmt(
               m((r) => r.loadUsPerReq),
               1,
             ).padStart(12)} ` +

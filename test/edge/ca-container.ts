@@ -3,21 +3,15 @@
 // edge's ACME_CA_ROOT; its management port (the issuing root) published on loopback for the
 // test's clients. harness.ts's startCa is the same CA for a Caddy process on loopback.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../helpers/net.js';
-import { exec, must } from '../image/engine.js';
-import { waitFor } from './harness.js';
+import { exec, must, recipeImage } from '../image/engine.js';
+import { fetchText, waitFor } from './harness.js';
 
-const recipe = path.join(import.meta.dirname, 'ca');
-const hash = createHash('sha256')
-  .update(readFileSync(path.join(recipe, 'Dockerfile')))
-  .digest('hex')
-  .slice(0, 12);
-export const CA_STANDIN_IMAGE = `localhost/berth-test/pebble:debian-${hash}`;
+const standin = recipeImage('pebble', path.join(import.meta.dirname, 'ca'));
+export const CA_STANDIN_IMAGE = standin.image;
 
 export interface CaContainer {
   /** The ACME directory as the edge container reaches it. */
@@ -35,8 +29,7 @@ export async function startCaContainer(o: {
   /** Where every name resolves for the CA's validation: the edge container's address. */
   answer: string;
 }): Promise<CaContainer> {
-  if ((await exec('docker', ['image', 'inspect', CA_STANDIN_IMAGE])).code !== 0)
-    await must('docker', ['build', '--pull=false', '-q', '-t', CA_STANDIN_IMAGE, recipe]);
+  await standin.ensure();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'berth-ca-container-'));
   // prettier-ignore
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
@@ -83,16 +76,4 @@ export async function startCaContainer(o: {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function fetchText(url: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(url, { ca, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
 }

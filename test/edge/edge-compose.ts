@@ -1,26 +1,14 @@
 // docker-compose.edge.yml as the tests run it on the real Docker Engine: the TEST-ONLY stand-in
 // image (test/edge/standin: Debian's caddy shaped like caddy:2.10-alpine), and the compose file
 // laid out as init_setup.sh would, with loopback ports and volumes of the test's own.
-import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers/real-tools.js';
-import { exec, must } from '../image/engine.js';
+import { recipeImage } from '../image/engine.js';
 
-const recipe = path.join(import.meta.dirname, 'standin');
-const hash = createHash('sha256')
-  .update(readFileSync(path.join(recipe, 'Dockerfile')))
-  .digest('hex')
-  .slice(0, 12);
-
-/** Its tag carries the recipe's hash: a changed Dockerfile is built again, never an old image reused. */
-export const EDGE_STANDIN_IMAGE = `localhost/berth-test/caddy:debian-${hash}`;
-
-export async function ensureEdgeImage(): Promise<string> {
-  if ((await exec('docker', ['image', 'inspect', EDGE_STANDIN_IMAGE])).code !== 0)
-    await must('docker', ['build', '--pull=false', '-q', '-t', EDGE_STANDIN_IMAGE, recipe]);
-  return EDGE_STANDIN_IMAGE;
-}
+const standin = recipeImage('caddy', path.join(import.meta.dirname, 'standin'));
+export const EDGE_STANDIN_IMAGE = standin.image;
+export const ensureEdgeImage = standin.ensure;
 
 export interface EdgeLayout {
   /** compose project; its volumes are `<project>-data` and `<project>-config`. */

@@ -205,7 +205,8 @@ export async function startCa(
     acmeUrl: `https://127.0.0.1:${acmePort}/dir`,
     listenerCert,
     dns,
-    root: () => fetchText(`https://127.0.0.1:${mgmtPort}/roots/0`, listenerCert),
+    root: () =>
+      fetchText(`https://127.0.0.1:${mgmtPort}/roots/0`, readFileSync(listenerCert, 'utf8')),
     startPebble: async () => {
       ca.pebble = start(
         'pebble',
@@ -216,7 +217,7 @@ export async function startCa(
         { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
       );
       await waitFor(`pebble listens (${ca.pebble.log()})`, async () =>
-        (await fetchText(ca.acmeUrl, listenerCert)).includes('newOrder'),
+        (await fetchText(ca.acmeUrl, readFileSync(listenerCert, 'utf8'))).includes('newOrder'),
       );
     },
     stop: async () => {
@@ -229,10 +230,11 @@ export async function startCa(
   return ca;
 }
 
-function fetchText(url: string, caFile: string): Promise<string> {
+/** GET `url` over HTTPS trusting only the PEM `ca`; the body. */
+export function fetchText(url: string, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
     https
-      .get(url, { ca: readFileSync(caFile, 'utf8') }, (res) => {
+      .get(url, { ca }, (res) => {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString()));
         res.on('end', () => resolve(body));

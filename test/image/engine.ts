@@ -1,6 +1,9 @@
 // Thin wrappers over the real docker CLI (pointed at the Docker Engine scripts/test-env/engine.sh
 // starts), shared by the image tests. No logic to test here: each call is one CLI invocation.
 import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadTestEnv, onPath, requirePart } from '../helpers/real-tools.js';
 export { freePort } from '../helpers/net.js';
@@ -133,3 +136,26 @@ function engineAnswers(): boolean {
 
 export const unique = (prefix: string): string =>
   `${prefix}-${process.pid}-${Date.now().toString(36)}`;
+
+/**
+ * A TEST-ONLY image built from `dir/Dockerfile` as localhost/berth-test/NAME:debian-HASH. The tag
+ * carries the recipe's hash: a changed Dockerfile is built again, never an old image reused.
+ */
+export function recipeImage(
+  name: string,
+  dir: string,
+): { image: string; ensure: () => Promise<string> } {
+  const hash = createHash('sha256')
+    .update(readFileSync(path.join(dir, 'Dockerfile')))
+    .digest('hex')
+    .slice(0, 12);
+  const image = `localhost/berth-test/${name}:debian-${hash}`;
+  return {
+    image,
+    ensure: async () => {
+      if ((await exec('docker', ['image', 'inspect', image])).code !== 0)
+        await must('docker', ['build', '--pull=false', '-q', '-t', image, dir]);
+      return image;
+    },
+  };
+}
