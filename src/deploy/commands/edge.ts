@@ -41,25 +41,6 @@ export const lockEdge = (container = EDGE_CONTAINER, waitS = EDGE_LOCK_WAIT_S): 
 export const unlockEdge = (container = EDGE_CONTAINER): RemoteCommand =>
   docker('edge.unlock', 'exec', container, 'rmdir', EDGE_LOCK);
 
-/** From the edge, over the shared network: does `host:port` answer `path` with a 2xx? */
-export const edgeReaches = (
-  upstream: string,
-  path: string,
-  container = EDGE_CONTAINER,
-): RemoteCommand =>
-  docker(
-    'edge.reaches',
-    'exec',
-    container,
-    'wget',
-    '-q',
-    '-O',
-    '/dev/null',
-    '-T',
-    '3',
-    `http://${upstream}${path}`,
-  );
-
 /** The edge's own settings on the VM (no secrets): ACME CA and contact, HSTS, Grafana's site. */
 export const edgeSettingKeys = [
   'ACME_CA',
