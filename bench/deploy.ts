@@ -10,6 +10,7 @@
 // Needs the test VM: scripts/test-env/setup.sh (as root).
 import {
   deploy,
+  runCli,
   ensureImages,
   images,
   lockVm,
@@ -54,7 +55,8 @@ async function measure(scenario: string, image: string, expected: Row['expected'
   // Load runs a moment before and after the deploy, so the switch is never at the edge.
   await sleep(settleMs);
   const started = performance.now();
-  const r = await deploy(env, image);
+  // --verbose: every remote command's duration on stderr, summed by name below.
+  const r = await runCli(['deploy', '--env', env, '--image', image, '--json', '--verbose']);
   const wallMs = performance.now() - started;
   await sleep(settleMs);
   return { scenario, expected, r, wallMs, load: await poller.stop() };
@@ -91,9 +93,31 @@ function printRows(rows: Row[]): void {
     const switchLine = r.output.split('\n').find((l) => /^[✓✗] switch traffic /.test(l));
     if (switchLine)
       console.log(`  switch: ${switchLine.replace(/^[✓✗] switch traffic \S+\s*/, '')}`);
+    printCommands(r.stderr);
     if (load.failures.length > 0) console.log(`  failures: ${load.failures.join('; ')}`);
-    console.log(`  versions served, in order: ${load.versions.join(' -> ')}`);
+    console.log(
+      `  answers from the old version to requests sent after the new one had answered: ${load.oldAfterNew} (target 0)`,
+    );
+    console.log(
+      `  versions served, in order (first answer, s after the load began; the deploy began at ${s(settleMs)}): ${load.changes.map((c) => `${c.version} @${c.atS.toFixed(2)}`).join(' -> ')}`,
+    );
   }
+}
+
+/** The remote commands of a --verbose run (src/deploy/trace.ts lines), summed by name, slowest first. */
+function printCommands(stderr: string): void {
+  const byName = new Map<string, { n: number; ms: number }>();
+  for (const m of stderr.matchAll(/^\s+· (\S+)\s+(\d+) ms/gm)) {
+    const row = byName.get(m[1]!) ?? { n: 0, ms: 0 };
+    byName.set(m[1]!, { n: row.n + 1, ms: row.ms + Number(m[2]) });
+  }
+  // BENCH_TRACE=1: every command in order, as --verbose printed it.
+  if (process.env.BENCH_TRACE) for (const l of stderr.match(/^\s+· .*$/gm) ?? []) console.log(l);
+  const rows = [...byName].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((sum, [, r]) => sum + r.ms, 0);
+  console.log(`  remote commands: ${rows.reduce((n, [, r]) => n + r.n, 0)}, ${s(total)} in all`);
+  for (const [name, r] of rows.slice(0, 12))
+    console.log(`    ${pad(name, 26)}${pad(`${r.n}×`, 5)}${s(r.ms)}`);
 }
 
 async function main(): Promise<void> {
@@ -146,8 +170,10 @@ async function measureAll(): Promise<void> {
       `\n${row.scenario}: the deploy did not end as expected (${row.expected})\n${row.r.output}`,
     );
   const failed = rows.reduce((sum, row) => sum + row.load.failed, 0);
+  const back = rows.reduce((sum, row) => sum + row.load.oldAfterNew, 0);
   console.log(`\nfailed requests in all: ${failed} (target 0)`);
-  if (wrong.length > 0 || failed > 0) process.exitCode = 1;
+  console.log(`old answers after a new one: ${back} (target 0)`);
+  if (wrong.length > 0 || failed > 0 || back > 0) process.exitCode = 1;
 }
 
 await main();

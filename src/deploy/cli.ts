@@ -18,6 +18,7 @@ import { envPaths } from './paths.js';
 import { connect, redact, SshError, type StreamingExecutor } from './ssh.js';
 import { envStatus, historyRows, historyTable, plainHttpLine, statusTable } from './status.js';
 import { tearDown } from './teardown.js';
+import { traced } from './trace.js';
 import { heartbeatLine, heartbeatState, parseHeartbeatState } from './commands/monitoring.js';
 import { execOneOff, lockStatus, OpsError, showLogs, type LogsRequest } from './dayops.js';
 import { isBackupName } from './commands/db.js';
@@ -47,6 +48,8 @@ Commands:
 Options:
   --env ENV    ${environments.join(' | ')}
   --yes        restore without asking (needed when stdin is not a terminal)
+  -v, --verbose
+               each command run on the VM, with its duration (on stderr): where a slow run's time goes
   --json       print a final JSON line: the result (deploy, rollback), {"environments":[...]}
                (status) or {"env","entries":[...]} (history; rolledAway marks versions left by a rollback)
   -h, --help   this text
@@ -92,6 +95,8 @@ export interface Invocation {
   image?: string;
   version?: string;
   json: boolean;
+  /** Each command run on the VM, with its duration, on stderr. */
+  verbose?: boolean;
   logs?: LogsRequest;
   /** exec: the command after `--`, and whether it wants a terminal. */
   run?: string[];
@@ -131,6 +136,7 @@ export function parseInvocation(argv: string[]): Invocation {
         interactive: { type: 'boolean' },
         list: { type: 'boolean' },
         yes: { type: 'boolean', short: 'y' },
+        verbose: { type: 'boolean', short: 'v' },
       },
     });
   } catch (err) {
@@ -164,6 +170,7 @@ export function parseInvocation(argv: string[]): Invocation {
     command: command === 'lock' ? 'lock-status' : (command as Invocation['command']),
     env,
     json: values.json ?? false,
+    ...(values.verbose ? { verbose: true } : {}),
   };
   if (command === 'logs') {
     const tailN = values.tail;
@@ -327,13 +334,14 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
   };
   try {
     // logs, exec and lock status print only what was asked for: no step lines.
-    exec = ['logs', 'exec', 'lock-status'].includes(inv.command)
+    const connected = ['logs', 'exec', 'lock-status'].includes(inv.command)
       ? await connect(cfg)
       : await reporter.step(
           'connect',
           () => connect(cfg),
           (e) => e.target,
         );
+    exec = inv.verbose ? traced(connected, (line) => io.err(line)) : connected;
     switch (inv.command) {
       case 'logs':
         return await showLogs(exec, cfg, inv.env!, inv.logs ?? {}, io, controller.signal);
@@ -420,7 +428,7 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
           reconnect: async () => {
             const e = await connect(cfg, { timeoutMs: TIMEOUT_MS.reconnect });
             extra.push(e);
-            return e;
+            return inv.verbose ? traced(e, (line) => io.err(line)) : e;
           },
           report: reporter,
           signal: controller.signal,

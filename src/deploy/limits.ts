@@ -47,7 +47,10 @@ export const TIMEOUT_MS = {
 /** Seconds a stopped container gets to finish its requests (docker-compose.yml stop_grace_period). */
 export const STOP_GRACE_S = 15;
 /** Requests through the proxy (about 0.5-1 s apart) before a switch counts as not taken. */
-export const SWITCH_TRIES = 20;
+export const SWITCH_TRIES = 50;
+
+/** How often the health check asks a starting app until its first 2xx (then DEPLOY_HEALTH_INTERVAL_S). */
+export const STARTUP_POLL_S = 0.2;
 /** Probes through the proxy when only checking which container it routes to. */
 export const ROUTE_CHECK_TRIES = 2;
 /** Default of DEPLOY_RELEASE_TIMEOUT_S. */

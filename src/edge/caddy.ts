@@ -281,6 +281,37 @@ export const readDomain = (name: string): AdminRequest => ({
   path: `/id/${routeId(name)}/match/0/host/0`,
 });
 
+/** A site's whole route: its host and its upstream in one read (`parseRoute`). */
+export const readRoute = (name: string): AdminRequest => ({
+  method: 'GET',
+  path: `/id/${routeId(name)}`,
+});
+
+/** The host and upstream of a route `readRoute` read; undefined when it is not one of ours. */
+export function parseRoute(
+  route: unknown,
+  name: string,
+): { upstream: string; domain?: string } | undefined {
+  const r = route as { match?: { host?: unknown[] }[] } | null;
+  const host = r?.match?.[0]?.host?.[0];
+  const find = (node: unknown): string | undefined => {
+    if (Array.isArray(node)) {
+      for (const x of node) {
+        const found = find(x);
+        if (found !== undefined) return found;
+      }
+    } else if (node && typeof node === 'object') {
+      const o = node as Record<string, unknown>;
+      if (o['@id'] === upstreamId(name) && typeof o.dial === 'string') return o.dial;
+      return find(Object.values(o));
+    }
+    return undefined;
+  };
+  const upstream = find(route);
+  if (upstream === undefined) return undefined;
+  return { upstream, ...(typeof host === 'string' ? { domain: host } : {}) };
+}
+
 /** The whole running config (read, changed with `upsertSite`, loaded back). */
 export const readConfig = (): AdminRequest => ({ method: 'GET', path: '/config/' });
 

@@ -37,7 +37,9 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
   // After SIGTERM, keep serving with /ready at 503 this long, so load balancers that poll it stop
   // sending traffic before the listener closes. Part of SHUTDOWN_TIMEOUT_MS, not added to it.
-  SHUTDOWN_DELAY_MS: integer(0, 600_000).default(1_000),
+  // 0 by default: Berth's deploy moves traffic away (and confirms it) before it stops a
+  // container, and the chart pauses in preStop; only a balancer that polls /ready needs it.
+  SHUTDOWN_DELAY_MS: integer(0, 600_000).default(0),
   // PostgreSQL for the Orders API. Unset: the service runs without it and /orders answers 503.
   DATABASE_URL: z
     .string()

@@ -25,6 +25,9 @@ describe('arguments', () => {
       version: 'sha256:abc',
     });
     expect(parseInvocation(['status'])).toMatchObject({ command: 'status', env: undefined });
+    expect(parseInvocation(['deploy', '-e', 'testing', '-i', 'r/b:1', '-v'])).toMatchObject({
+      verbose: true,
+    });
     expect(parseInvocation(['--help'])).toMatchObject({ command: 'help' });
     expect(parseInvocation(['lock', 'status', '--env', 'testing'])).toEqual({
       command: 'lock-status',

@@ -15,6 +15,8 @@ import {
   issuerKey,
   LETS_ENCRYPT,
   loadConfig,
+  parseRoute,
+  readRoute,
   readUpstream,
   switchUpstream,
   upsertSite,
@@ -276,6 +278,30 @@ describe('admin requests', () => {
       }),
     ).toThrow(/append/);
     expect(loadConfig({ a: 1 })).toEqual({ method: 'POST', path: '/load', body: '{"a":1}' });
+  });
+});
+
+describe('readRoute / parseRoute', () => {
+  it('reads a site’s host and upstream in one request', () => {
+    expect(readRoute('staging')).toEqual({ method: 'GET', path: '/id/berth-staging' });
+    const config = build(
+      settings({
+        sites: [
+          { name: 'staging', domain: 'staging.example.com', upstream: 'berth-staging-app-1:8000' },
+          { name: 'testing', domain: 'testing.example.com', upstream: 'berth-testing-app-9:8000' },
+        ],
+      }),
+    );
+    const route = config.apps.http.servers.edge.routes.find((r) => r['@id'] === 'berth-staging');
+    // As the admin API answers it: JSON text of the route.
+    expect(parseRoute(JSON.parse(JSON.stringify(route)), 'staging')).toEqual({
+      upstream: 'berth-staging-app-1:8000',
+      domain: 'staging.example.com',
+    });
+    // Another site's route, an error answer, nothing: no route of this site.
+    expect(parseRoute(route, 'testing')).toBeUndefined();
+    expect(parseRoute({ error: 'unknown object ID' }, 'staging')).toBeUndefined();
+    expect(parseRoute(undefined, 'staging')).toBeUndefined();
   });
 });
 

@@ -11,7 +11,7 @@ describe('loadConfig', () => {
       appVersion: '0.0.0-dev',
       gitCommit: 'unknown',
       shutdownTimeoutMs: 10_000,
-      shutdownDelayMs: 1_000,
+      shutdownDelayMs: 0,
       databaseUrl: undefined,
       databasePoolMax: 10,
       databaseTimeoutMs: 5_000,

@@ -4,6 +4,7 @@
 import { projectName, type EnvName } from '../environments.js';
 import { program } from '../remote/programs.js';
 import { APP_LISTEN_PORT, projectNetwork } from './app.js';
+import { STARTUP_POLL_S } from '../limits.js';
 import { shellProgram, type RemoteCommand } from './command.js';
 
 /** The app container by name, as Docker's DNS on the project network knows it. */
@@ -22,11 +23,16 @@ export interface HealthOptions {
   successes: number;
 }
 
-/** Polls until `successes` answers in a row are 2xx; the last line is what src/deploy/health.ts reads. */
+/**
+ * Polls until `successes` answers in a row are 2xx; the last line is what src/deploy/health.ts
+ * reads. Until the first 2xx it asks every STARTUP_POLL_S at most: a deploy waits for the app's
+ * first answer, not for the next tick of a slower interval.
+ */
 export const healthCheck = (env: EnvName, name: string, o: HealthOptions): RemoteCommand =>
   // prettier-ignore
   probe('probe.health', env, 'health', appUrl(name, o.path),
-    String(Math.ceil(o.timeoutS)), String(o.intervalS), String(o.successes));
+    String(Math.ceil(o.timeoutS)), String(o.intervalS), String(o.successes),
+    String(Math.min(o.intervalS, STARTUP_POLL_S)));
 
 /** One GET, printing `STATUS BODY` (`0 WHY` when nothing answered): for `status`. */
 export const probeOnce = (env: EnvName, name: string, path: string): RemoteCommand =>

@@ -5,6 +5,7 @@ import {
   containerLogs,
   createApp,
   inspectContainer,
+  joinSharedNetwork,
   startContainer,
   stopContainer,
 } from '../commands/app.js';
@@ -80,4 +81,22 @@ export async function retire(run: Run, live: Live | undefined): Promise<string |
   // SIGTERM: the service finishes in-flight requests (SHUTDOWN_TIMEOUT_MS) before it exits.
   await run.must(stopContainer(live.name), `cannot stop ${live.name}`, TIMEOUT_MS.command);
   return live.name;
+}
+
+/**
+ * `name` on the shared network under the environment's alias (where the edge and Prometheus reach
+ * it); once per run, as the edge's switch and the step after it both need it.
+ */
+export function joinShared(run: Run, name: string): Promise<void> {
+  let joining = run.joined.get(name);
+  if (!joining) {
+    joining = run
+      .must(
+        joinSharedNetwork(run.cfg.network, run.env, name),
+        `cannot attach ${name} to the ${run.cfg.network} network`,
+      )
+      .then(() => undefined);
+    run.joined.set(name, joining);
+  }
+  return joining;
 }

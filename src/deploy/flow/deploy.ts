@@ -3,7 +3,7 @@
 // one, the new one, or :stable), the lock is released, and no half-started container is left.
 // A new step goes into `activate` (or `deploy` / `rollback` when it is theirs alone) as one
 // `report.step(...)` call; its commands go into commands/, its remote program into remote/.
-import { joinSharedNetwork, removeContainers } from '../commands/app.js';
+import { removeContainers } from '../commands/app.js';
 import { appendLine } from '../commands/files.js';
 import { appAlias } from '../environments.js';
 import { hex12, shortDigest } from '../digest.js';
@@ -13,7 +13,7 @@ import { connectionLost, SshError } from '../ssh.js';
 import { explain, Failure, recordingFailed, servedBefore, unlockCommand } from './advice.js';
 import { cleanUp } from './cleanup.js';
 import { ensureDatabase } from './database.js';
-import { checkHealth, logsOf, retire, start } from './container.js';
+import { checkHealth, joinShared, logsOf, retire, start } from './container.js';
 import { prune } from './prune.js';
 import { release } from './release.js';
 import { stageForDeploy, stageForRollback } from './settings.js';
@@ -211,21 +211,16 @@ async function afterSwitch(
 ): Promise<void> {
   const { report, cfg } = run;
   await report
-    .step(
-      `join ${cfg.network} network`,
-      async () =>
-        void (await run.must(
-          joinSharedNetwork(cfg.network, run.env, name),
-          `cannot attach ${name} to the ${cfg.network} network`,
-        )),
-    )
+    .step(`join ${cfg.network} network`, () => joinShared(run, name))
     .catch((err: Error) =>
       report.warn(
         `${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(run.env)} ${cfg.network} ${name}`,
       ),
     );
   await registerTargets(run);
-  await report
+  // The old container drains while the run records: nothing routes to it any more, and its
+  // SIGTERM drain (about a second) need not wait for the record step's round trips, nor they for it.
+  const stopping = report
     .step(
       'stop old container',
       () => retire(run, live),
@@ -239,6 +234,7 @@ async function afterSwitch(
   try {
     await report.step('record', recordIt);
   } catch (err) {
+    await stopping;
     if (err instanceof SshError) throw err;
     throw recordingFailed(
       run,
@@ -246,6 +242,7 @@ async function afterSwitch(
       (err as Error).message,
     );
   }
+  await stopping;
 }
 
 /** Takes the environment's lock, runs `body`, cleans up after it whatever happened, releases the lock. */

@@ -4,8 +4,10 @@
 // points nginx first, then the edge, and puts nginx back when the edge cannot follow.
 // Without APP_DOMAIN nothing here runs; with it but no edge running, the run says so once.
 import {
+  parseRoute,
   readDomain,
   readConfig,
+  readRoute,
   readUpstream,
   switchUpstream,
   loadConfig,
@@ -14,7 +16,8 @@ import {
   EDGE_CONTAINER,
   type Json,
 } from '../../edge/caddy.js';
-import { APP_LISTEN_PORT, joinSharedNetwork } from '../commands/app.js';
+import { APP_LISTEN_PORT } from '../commands/app.js';
+import { joinShared } from './container.js';
 import {
   EDGE_LOCK,
   EDGE_LOCK_WAIT_S,
@@ -27,7 +30,7 @@ import {
   unlockEdge,
 } from '../commands/edge.js';
 import { EXIT, TIMEOUT_MS } from '../limits.js';
-import { lastLine, type Live, type Run } from './run.js';
+import { lastLine, together, type Live, type Run } from './run.js';
 
 export const edgeUpstream = (name: string): string => `${name}:${APP_LISTEN_PORT}`;
 
@@ -37,9 +40,17 @@ export const edgeEnvFile = (remoteDir: string): string =>
 
 const domainOf = (run: Run): string | undefined => run.tuning.APP_DOMAIN?.trim() || undefined;
 
+/** The environment has a domain and prepare found the edge running: the switch includes the edge. */
+export const edgeWanted = (run: Run): boolean => !!domainOf(run) && run.edge?.up === true;
+
+// Asked once per run: prepare and the switch both need it, and every round trip to the VM is
+// paid again while the VM serves load.
 async function edgeUp(run: Run): Promise<boolean> {
-  const r = await run.run(edgeRunning(), TIMEOUT_MS.quick);
-  return r.code === 0 && r.stdout.trim() === 'true';
+  if (!run.edge) {
+    const r = await run.run(edgeRunning(), TIMEOUT_MS.quick);
+    run.edge = { up: r.code === 0 && r.stdout.trim() === 'true' };
+  }
+  return run.edge.up;
 }
 
 /** JSON answers of the admin API; undefined when it answered with an error (e.g. 404: no such @id). */
@@ -61,13 +72,12 @@ async function send(run: Run, req: Parameters<typeof edgeAdmin>[0], what: string
 
 /** Where the edge sends the environment's host now, or undefined when it has no route for it. */
 async function currentRoute(run: Run): Promise<{ upstream: string; domain?: string } | undefined> {
-  const upstream = await ask<string>(run, readUpstream(run.env));
-  if (typeof upstream !== 'string') return undefined;
-  return { upstream, domain: await ask<string>(run, readDomain(run.env)) };
+  return parseRoute(await ask<Json>(run, readRoute(run.env)), run.env);
 }
 
 /** The edge's settings file on the VM, only its known keys (there are no secrets in it). */
 async function edgeVars(run: Run): Promise<Record<string, string>> {
+  if (run.edge?.vars) return run.edge.vars;
   const text = (await run.run(readEdgeSettings(edgeEnvFile(run.cfg.remoteDir)), TIMEOUT_MS.quick))
     .stdout;
   const vars: Record<string, string> = {};
@@ -76,6 +86,7 @@ async function edgeVars(run: Run): Promise<Record<string, string>> {
     if (m?.[1] && (edgeSettingKeys as readonly string[]).includes(m[1]))
       vars[m[1]] = (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2');
   }
+  if (run.edge) run.edge.vars = vars;
   return vars;
 }
 
@@ -161,11 +172,9 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
     );
     return undefined;
   }
-  // The edge reaches apps on the shared network: the new container joins it before traffic moves.
-  await run.must(
-    joinSharedNetwork(run.cfg.network, run.env, name),
-    `cannot attach ${name} to the ${run.cfg.network} network`,
-  );
+  // The edge reaches apps on the shared network: the new container joins it before traffic moves
+  // (begun by the switch beside nginx's part).
+  await joinShared(run, name);
   const upstream = edgeUpstream(name);
   const grafanaDomain = (await edgeVars(run)).GRAFANA_DOMAIN?.trim() || undefined;
   // The common case, the site already there, in one round trip; a new or changed site takes the
@@ -194,18 +203,25 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
 }
 
 /**
+ * For an environment with a domain: whether the edge runs, its settings and the domain's route,
+ * all at once (prepare runs this beside its other reads); nothing without a domain.
+ */
+export async function readEdge(run: Run): Promise<void> {
+  if (!domainOf(run)) return;
+  const [up, vars, route] = await together([edgeUp(run), edgeVars(run), currentRoute(run)]);
+  run.edge = { up, vars, ...(up && route ? { route } : {}) };
+}
+
+/**
  * Before a run changes anything: the edge must send the domain to what nginx serves (a run cut
  * off between the two switches, a domain set since the last deploy, an edge started later).
  */
 export async function edgeFollowsLive(run: Run, live: Live | undefined): Promise<void> {
   const domain = domainOf(run);
   if (!domain || !live || live.state?.status !== 'running' || !(await edgeUp(run))) return;
-  const route = await currentRoute(run);
+  const route = run.edge?.route;
   if (route?.domain === domain && route.upstream === edgeUpstream(live.name)) return;
-  await run.must(
-    joinSharedNetwork(run.cfg.network, run.env, live.name),
-    `cannot attach ${live.name} to the ${run.cfg.network} network`,
-  );
+  await joinShared(run, live.name);
   await setUpstream(run, domain, edgeUpstream(live.name));
   run.report.info(
     `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,

@@ -17,8 +17,8 @@ import { parseUpstream, proxyRunning, upstreamConf } from '../commands/proxy.js'
 import { environmentInfo, type EnvName } from '../environments.js';
 import { ROUTE_CHECK_TRIES, TIMEOUT_MS } from '../limits.js';
 import { inspect } from './container.js';
-import { edgeFollowsLive } from './edge.js';
-import type { Live, Run } from './run.js';
+import { edgeFollowsLive, readEdge } from './edge.js';
+import { together, type Live, type Run } from './run.js';
 import { serves } from './switch.js';
 import { timestamp } from '../time.js';
 
@@ -55,8 +55,14 @@ export async function prepare(run: Run): Promise<Live | undefined> {
       'docker compose could not create the proxy',
       TIMEOUT_MS.compose,
     );
-  let live = await liveContainer(run);
-  let leftovers = await leftoverContainers(run, live);
+  // What serves, what else runs, and what the edge says: independent reads, at once.
+  const [serving, listed] = await together([
+    liveContainer(run),
+    run.must(listAppContainers(run.env), 'cannot list containers'),
+    readEdge(run),
+  ]);
+  let live = serving;
+  let leftovers = leftoverContainers(listed.stdout, live);
   if (leftovers.length > 0) {
     const routed =
       live && (await serves(run, live.name, ROUTE_CHECK_TRIES))
@@ -96,8 +102,18 @@ export async function prepare(run: Run): Promise<Live | undefined> {
 async function writeFiles(run: Run): Promise<void> {
   const { paths: p, deps } = run;
   await run.must(makeEnvDirs(p.dir, p.proxyDir), `cannot create ${p.dir}`);
-  await run.must(writeFile(p.compose, deps.files.compose), `cannot write ${p.compose}`);
-  await run.must(writeFile(p.nginxConf, deps.files.nginxConf), `cannot write ${p.nginxConf}`);
+  await together([
+    run.must(writeFile(p.compose, deps.files.compose), `cannot write ${p.compose}`),
+    run.must(writeFile(p.nginxConf, deps.files.nginxConf), `cannot write ${p.nginxConf}`),
+    run.must(ensureNetwork(run.cfg.network), `cannot create the docker network ${run.cfg.network}`),
+    settingsFiles(run),
+  ]);
+  run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
+}
+
+/** A first app.env and .env, in that order, each said when created. */
+async function settingsFiles(run: Run): Promise<void> {
+  const { paths: p } = run;
   // app.env first: on a VM from before the split, it starts as a copy of the .env the app had.
   const seeded = (
     await run.must(
@@ -119,11 +135,6 @@ async function writeFiles(run: Run): Promise<void> {
     run.report.info(
       `created ${p.env} with defaults (compose's settings, e.g. APP_PORT: edit it on the VM)`,
     );
-  await run.must(
-    ensureNetwork(run.cfg.network),
-    `cannot create the docker network ${run.cfg.network}`,
-  );
-  run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
 }
 
 /** The container upstream.conf names, and whether it answers its health check. */
@@ -147,11 +158,10 @@ async function liveContainer(run: Run): Promise<Live | undefined> {
 }
 
 /** App containers that are up but are not the live one: an interrupted run's. */
-async function leftoverContainers(run: Run, live: Live | undefined): Promise<string[]> {
-  const all = (await run.must(listAppContainers(run.env), 'cannot list containers')).stdout
+function leftoverContainers(listed: string, live: Live | undefined): string[] {
+  return listed
     .split('\n')
-    .filter(Boolean);
-  return all
+    .filter(Boolean)
     .map((l) => l.split(' '))
     .filter(
       ([name, state]) =>

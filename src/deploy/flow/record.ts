@@ -6,7 +6,7 @@ import { envTag, tag } from '../commands/images.js';
 import { stableRef } from '../environments.js';
 import { formatEntry, type Action, type Outcome } from '../history.js';
 import { timestamp } from '../time.js';
-import type { Run, Target } from './run.js';
+import { together, type Run, type Target } from './run.js';
 import { keep } from './settings.js';
 
 export const historyLine = (
@@ -38,15 +38,18 @@ export async function record(
   action: Action,
   reason?: string,
 ): Promise<void> {
-  // First: app.env should say what serves as soon as possible.
-  await keep(run, target);
-  await run.must(tag(target.id, stableRef(run.env)), 'cannot tag :stable');
-  await run.must(
-    tag(target.id, envTag(run.env, target.digest)),
-    'cannot tag the image for this environment',
-  );
+  // app.env, the tags and the state file at once; the history line last, only once they are all
+  // there: it is what the next run believes.
   const state = `digest=${target.digest} image=${target.source} container=${name} since=${timestamp()}\n`;
-  await run.must(writeFile(run.paths.state, state), 'cannot write the current state');
+  await together([
+    keep(run, target),
+    run.must(tag(target.id, stableRef(run.env)), 'cannot tag :stable'),
+    run.must(
+      tag(target.id, envTag(run.env, target.digest)),
+      'cannot tag the image for this environment',
+    ),
+    run.must(writeFile(run.paths.state, state), 'cannot write the current state'),
+  ]);
   await run.must(
     appendLine(
       run.paths.history,

@@ -77,6 +77,17 @@ export class Run {
   /** The .env settings the new container gets (set once, by prepare). */
   tuning: Tuning = {};
   lock?: HeldLock;
+  /**
+   * Whether the HTTPS edge runs, its settings file, and where it sent this environment's domain
+   * when the run began: read once, by prepare (flow/edge.ts readEdge).
+   */
+  edge?: {
+    up: boolean;
+    vars?: Record<string, string>;
+    route?: { upstream: string; domain?: string };
+  };
+  /** Containers this run attaches to the shared network, by name (flow/container.ts joinShared). */
+  joined = new Map<string, Promise<void>>();
 
   constructor(readonly deps: FlowDeps) {
     this.cfg = deps.cfg;
@@ -123,3 +134,20 @@ export class Run {
 
 export const lastLine = (text: string): string =>
   text.trim().split('\n').filter(Boolean).at(-1) ?? '';
+
+/**
+ * Independent remote commands at once, each on its own channel of the one SSH connection: every
+ * round trip costs more while the VM serves load, and these need not wait for each other. Waits
+ * for all of them, so none is still running on the VM when this throws; then throws the first
+ * failure.
+ */
+export async function together<T extends readonly Promise<unknown>[]>(
+  promises: readonly [...T],
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}

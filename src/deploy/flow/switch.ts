@@ -11,7 +11,8 @@ import { EXIT, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
 import { SshError } from '../ssh.js';
 import { sleep, timestamp } from '../time.js';
 import { Failure, servedBefore } from './advice.js';
-import { pointEdgeAt } from './edge.js';
+import { edgeWanted, pointEdgeAt } from './edge.js';
+import { joinShared } from './container.js';
 import { lastLine, type Run, type Target } from './run.js';
 
 /** Puts `name` (running `target`) behind the proxy; returns how, for the step line. */
@@ -21,6 +22,9 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
     await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')
   ).stdout;
   run.state = { kind: 'switching', name, upstreamBefore };
+  // The edge reaches apps on the shared network: the new container joins it while nginx
+  // switches (its failure is the edge's, awaited there; a refused container is removed anyway).
+  if (edgeWanted(run)) joinShared(run, name).catch(() => undefined);
   const proxyStarted = performance.now();
   const outcome = await pointProxyAt(run, name);
   const proxyMs = performance.now() - proxyStarted;

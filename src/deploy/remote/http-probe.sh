@@ -4,8 +4,10 @@
 # network where the app answers by its container name. The app's own image may have no shell, no
 # node and no curl; the proxy image is ours and needs only `sh`, `wget` and `timeout` (busybox's
 # in nginx:alpine). Sent on stdin: sh -s ACTION ARGS...
-#   health URL TIMEOUT_S INTERVAL_S NEED   GET URL until NEED answers in a row are 2xx, or until
-#                                          TIMEOUT_S passed. Last line `healthy: N answers in a row,
+#   health URL TIMEOUT_S INTERVAL_S NEED [FIRST_S]
+#                                          GET URL until NEED answers in a row are 2xx, or until
+#                                          TIMEOUT_S passed; every FIRST_S (default INTERVAL_S)
+#                                          until the first 2xx, INTERVAL_S after it. Last line `healthy: N answers in a row,
 #                                          last HTTP 200` (exit 0) or `unhealthy: last answer WHAT`
 #                                          (exit 1): src/deploy/health.ts reads both.
 #   get URL [REQUEST_ID]                   one GET; prints `STATUS BODY`, or `0 WHY` (exit 1) when
@@ -26,10 +28,12 @@ request() {
   printf '\n%s %s\n' "${status:-0}" "${why:-no answer}"
 }
 
+# A starting app is asked often (a refused connection costs nothing), so its first answer is
+# seen within FIRST_S; the answers that confirm it are INTERVAL_S apart, to see it stay up.
 health() {
-  url=$1 need=$4 interval=$3
+  url=$1 need=$4 interval=$3 first=${5:-$3}
   end=$(($(date +%s) + $2))
-  ok=0 last='no answer yet'
+  ok=0 last='no answer yet' answered=no
   while :; do
     left=$((end - $(date +%s)))
     # Each request gets at most 5 s, never beyond the deadline (but always at least 1 s).
@@ -38,12 +42,12 @@ health() {
     [ "$secs" -lt 1 ] && secs=1
     answer=$(request "$url" "$secs" 3>/dev/null | tail -n 1)
     code=${answer%% *}
-    if [ "$code" -ge 200 ] && [ "$code" -lt 300 ]; then ok=$((ok + 1)); else ok=0; fi
+    if [ "$code" -ge 200 ] && [ "$code" -lt 300 ]; then ok=$((ok + 1)) answered=yes; else ok=0; fi
     if [ "$code" -gt 0 ]; then last="HTTP $code"; else last=${answer#* }; fi
     if [ "$ok" -ge "$need" ]; then echo "healthy: $ok answers in a row, last $last"; exit 0; fi
     # Whole seconds: past `end` means at least TIMEOUT_S went by (at most one more).
     if [ "$(date +%s)" -gt "$end" ]; then echo "unhealthy: last answer $last"; exit 1; fi
-    sleep "$interval"
+    if [ "$answered" = yes ]; then sleep "$interval"; else sleep "$first"; fi
   done
 }
 

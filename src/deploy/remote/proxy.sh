@@ -27,10 +27,11 @@ routed() {
 # switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROXY_PORT APP_PORT CONF NGINX...
 # The whole switch in one program, so a lost SSH connection cannot split it (it ignores
 # SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
-# `nginx -t`, graceful reload, then ask through the proxy until 3 requests in a row are served by
-# the new container. Any failure puts the previous upstream back (only if there was one) and
-# reloads, so the old container keeps serving. With no proxy running the new file stays in
-# place (exit 3): the deploy starts the proxy on it and then asks `routed` itself.
+# then, in one exec in the proxy (IN_PROXY_SWITCH), `nginx -t`, graceful reload, and requests
+# through the proxy until 3 in a row were served by the new container. Any failure puts the
+# previous upstream back (only if there was one) and reloads, so the old container keeps serving.
+# With no proxy running the new file stays in place (exit 3): the deploy starts the proxy on it
+# and then asks `routed` itself.
 switch_to() {
   trap '' HUP PIPE
   project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 proxy_port=$8 app_port=$9
@@ -42,25 +43,47 @@ switch_to() {
   mv -f "$file.next" "$file" || exit 1
   proxy=$(findproxy)
   [ -n "$proxy" ] || exit 3
-  out=$(timeout 20 docker exec "$proxy" "$@" -t 2>&1) || { restore "$@"; printf '%s\n' "$out" | tail -n 1; exit 4; }
-  out=$(docker exec "$proxy" "$@" -s reload 2>&1) || { restore "$@"; printf '%s\n' "$out" | tail -n 1; exit 5; }
   want=$(docker container inspect --format "$fmt" "$app"):$app_port
-  i=0 ok=0 got=
-  while [ "$i" -lt "$tries" ]; do
-    i=$((i + 1))
-    got=$(routed "berth-switch-$token-$i")
-    if [ "$got" = "$want" ]; then
-      ok=$((ok + 1))
-      if [ "$ok" -ge 3 ]; then rm -f "$file.prev"; echo "switched to $got"; exit 0; fi
-    else
-      ok=0
-      sleep 0.5
-    fi
-  done
+  out=$(docker exec "$proxy" sh -c "$IN_PROXY_SWITCH" sh "$want" "http://127.0.0.1:$proxy_port$path" "$tries" "berth-switch-$token" "$@")
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    rm -f "$file.prev"
+    printf '%s\n' "$out" | tail -n 1
+    exit 0
+  fi
   restore "$@"
-  echo "after the reload the proxy still sent requests to ${got:-no upstream it logged}, not to $want"
-  exit 6
+  printf '%s\n' "$out" | tail -n 1
+  case "$rc" in 5 | 6) exit "$rc" ;; esac
+  exit 4
 }
+
+# Runs in the proxy (sh -c, busybox's tools in nginx:alpine): WANT URL TRIES ID NGINX... The
+# config test (bounded: a DNS that does not answer costs 20 s, not minutes), the graceful reload,
+# then requests to the proxy's own port until 3 in a row name WANT in X-Berth-Upstream, which
+# proxy/nginx.conf adds to answers to requests from inside the proxy only. One exec instead of
+# one per request plus a read of the access log: each docker call costs a round trip to dockerd,
+# several times more while the VM serves load. A reload takes effect a moment after
+# `nginx -s reload` returns, so the first requests may still meet the old workers.
+# shellcheck disable=SC2016 # expanded by the sh in the proxy, not here
+IN_PROXY_SWITCH='
+want=$1 url=$2 tries=$3 id=$4
+shift 4
+timeout 20 "$@" -t 2>&1 || exit 4
+"$@" -s reload 2>&1 || exit 5
+i=0 ok=0 got=
+while [ "$i" -lt "$tries" ]; do
+  i=$((i + 1))
+  got=$(timeout 5 wget -S -q -O /dev/null --header "X-Request-Id: $id-$i" "$url" 2>&1 | grep -i "^ *x-berth-upstream:" | sed "s/^[^:]*: *//" | tr -d "\r" | tail -n 1)
+  if [ "$got" = "$want" ]; then
+    ok=$((ok + 1))
+    if [ "$ok" -ge 3 ]; then echo "switched to $got"; exit 0; fi
+  else
+    ok=0
+    sleep 0.1
+  fi
+done
+echo "after the reload the proxy still sent requests to ${got:-no upstream it named}, not to $want"
+exit 6'
 
 # restore NGINX...: the previous upstream back, and nginx reloaded on it. Never an empty file.
 restore() {

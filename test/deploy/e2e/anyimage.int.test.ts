@@ -102,7 +102,8 @@ describe.skipIf(!vmReady || !hasGcc)('deploy: an image with no node, no shell, n
     expect(r.code, explain(r)).toBe(0);
     expect(r.output).toMatch(/switch traffic .*switched to/);
     expect(load.failed, JSON.stringify(load)).toBe(0);
-    expect(load.versions).toEqual(['1.0.0-any', '2.0.0-any']);
+    expect(load.served).toEqual(['1.0.0-any', '2.0.0-any']);
+    expect(load.oldAfterNew).toBe(0);
     digests.v2 = r.json?.digest ?? '';
   });
 

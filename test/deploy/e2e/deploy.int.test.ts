@@ -81,8 +81,14 @@ describe.skipIf(!vmReady)('deploy: one environment on the test VM', () => {
     expect(digests.v2).not.toBe(digests.v1);
 
     expect(load.failed, JSON.stringify(load)).toBe(0);
-    expect(load.versions).toEqual([versions.v1, versions.v2]);
+    expect(load.served).toEqual([versions.v1, versions.v2]);
+    expect(load.oldAfterNew).toBe(0);
     expect(await served(env)).toEqual({ status: 200, version: versions.v2 });
+    // The switch reads which container answered from a header nginx adds only for requests
+    // from inside the proxy: a client never sees it.
+    const res = await fetch(`http://127.0.0.1:${testPorts[env]}/health`);
+    expect(res.headers.get('x-berth-upstream')).toBeNull();
+    expect(res.headers.get('x-request-id')).toBeTruthy();
     const after = await runningIds();
     expect(after).toHaveLength(1);
     expect(after).not.toEqual(before);
@@ -98,7 +104,7 @@ describe.skipIf(!vmReady)('deploy: one environment on the test VM', () => {
     expect(r.output).toContain('berth-fixture: /health answers 500 on purpose');
 
     expect(load.failed, JSON.stringify(load)).toBe(0);
-    expect(load.versions).toEqual([versions.v2]);
+    expect(load.served).toEqual([versions.v2]);
     expect(await served(env)).toEqual({ status: 200, version: versions.v2 });
     expect(await runningIds()).toEqual(before);
   });

@@ -96,7 +96,8 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     expect(r.code, explain(r)).toBe(0);
     expect(result.failures).toEqual([]);
     expect(result.sent).toBeGreaterThan(20);
-    expect(result.versions).toEqual([versions.v1, versions.v2]);
+    expect(result.served).toEqual([versions.v1, versions.v2]);
+    expect(result.oldAfterNew).toBe(0);
     expect(await appContainers(env)).toHaveLength(1);
   });
 
@@ -106,7 +107,7 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
     const result = await poller.stop();
     expect(r.code, explain(r)).toBe(1);
     expect(result.failures).toEqual([]);
-    expect(result.versions).toEqual([versions.v2]);
+    expect(result.served).toEqual([versions.v2]);
   });
 
   it('a rollback moves the edge too', async () => {

@@ -21,8 +21,22 @@ export interface PollResult {
   failures: string[];
   /** Longest time between two successful responses, ms. */
   longestGapMs: number;
-  /** Versions seen, in order, without repeats (e.g. ['1.0.0', '2.0.0']). */
+  /**
+   * Versions in the order they answered, without repeats (e.g. ['1.0.0', '2.0.0']). A request
+   * sent before a switch may be answered by the old version after the first new answer (requests
+   * in flight finish): that shows here as a flip, and is allowed; `oldAfterNew` is what is not.
+   */
   versions: string[];
+  /** Each version once, in the order of its first answer: what the tests compare. */
+  served: string[];
+  /** The same, each with when it began to be answered (seconds since the poller started). */
+  changes: { version: string; atS: number }[];
+  /**
+   * Answers from a version older than one that had already answered when the request was sent:
+   * what the switch must never do. `versions` alone cannot tell this from a request sent before
+   * the switch that was answered (by the old version, as it should be) after a newer answer.
+   */
+  oldAfterNew: number;
 }
 
 export interface Poller {
@@ -82,10 +96,16 @@ export function startPoller(
     failures: [],
     longestGapMs: 0,
     versions: [],
+    served: [],
+    changes: [],
+    oldAfterNew: 0,
   };
   let lastOk = performance.now();
+  const begun = lastOk;
 
-  const recordOk = (body: string): void => {
+  // Each version's rank (order of first answer) and when it first answered.
+  const firstAnswered = new Map<string, { rank: number; at: number }>();
+  const recordOk = (body: string, sentAt: number): void => {
     const now = performance.now();
     result.longestGapMs = Math.max(result.longestGapMs, now - lastOk);
     lastOk = now;
@@ -95,11 +115,24 @@ export function startPoller(
     } catch {
       version = undefined;
     }
-    if (version !== undefined && result.versions.at(-1) !== version) result.versions.push(version);
+    if (version !== undefined) {
+      const seen = firstAnswered.get(version);
+      if (!seen) {
+        firstAnswered.set(version, { rank: firstAnswered.size, at: now });
+        result.served.push(version);
+      } else if ([...firstAnswered.values()].some((v) => v.rank > seen.rank && v.at < sentAt))
+        result.oldAfterNew += 1;
+    }
+    if (version !== undefined && result.versions.at(-1) !== version) {
+      result.versions.push(version);
+      result.changes.push({ version, atS: (now - begun) / 1000 });
+    }
   };
+  // When, since the poller started: to line a failure up with a deploy's step times.
   const recordFailure = (what: string): void => {
     result.failed += 1;
-    if (result.failures.length < 20) result.failures.push(what);
+    if (result.failures.length < 20)
+      result.failures.push(`${what} (at ${((performance.now() - begun) / 1000).toFixed(2)} s)`);
   };
 
   const request = async (): Promise<Answer> => {
@@ -116,9 +149,10 @@ export function startPoller(
   const loop = async (): Promise<void> => {
     while (running) {
       result.sent += 1;
+      const sentAt = performance.now();
       try {
         const answer = await request();
-        if (answer.status === 200) recordOk(answer.body);
+        if (answer.status === 200) recordOk(answer.body, sentAt);
         else recordFailure(`HTTP ${answer.status}`);
       } catch (err) {
         recordFailure((err as Error).message);

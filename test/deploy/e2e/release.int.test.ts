@@ -80,7 +80,7 @@ describe.skipIf(!vmReady)('deploy: the release command and the Slack notificatio
     expect(r.code, explain(r)).toBe(1);
     expect(load.failed, load.failures.join('\n')).toBe(0);
     expect(load.sent).toBeGreaterThan(0);
-    expect(load.versions).toEqual([versions.v1]);
+    expect(load.served).toEqual([versions.v1]);
     expect(failureLine(r.output)).toMatch(/the release command `node -e .*` failed \(exit 3\)/);
     expect(failureLine(r.output)).toMatch(/keeps serving/);
     expect(r.output).toContain('--- last log lines of the release command ---');

@@ -57,6 +57,16 @@ describe.skipIf(!hasWget)('the HTTP probe in a real shell', () => {
     expect(seen.map((s) => s.url)).toEqual(Array(5).fill('/health'));
   });
 
+  it('health: asks every FIRST_S until the first 2xx, then INTERVAL_S apart', async () => {
+    answers = [503, 503, 503, 200, 200];
+    const r = await probe(['health', `${base}/health`, '10', '1', '2', '0.1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen).toHaveLength(5);
+    // Three 503s and the first 200 at 0.1 s intervals, then one interval of 1 s before the second 200.
+    expect(r.ms).toBeGreaterThanOrEqual(1300);
+    expect(r.ms).toBeLessThan(2600);
+  });
+
   it('health: not in time says what the app last answered, after the timeout and not much later', async () => {
     answers = [500];
     const r = await probe(['health', `${base}/health`, '2', '0.2', '3']);

@@ -30,18 +30,10 @@ case "$1" in
   run) echo "$*" > "$S/probe-args"; cat > "$S/probe-stdin"; echo 'healthy: from a one-off'; exit 0 ;;
   exec)
     shift
-    if [ "$1" = proxy1 ]; then
-      case "$*" in
-        *" -t") [ -e "$S/bad-config" ] && { echo 'nginx: [emerg] host not found in upstream'; exit 1; }; exit 0 ;;
-        *"-s reload") [ -e "$S/reload-takes" ] && cp "$S/upstream.conf" "$S/loaded"; exit 0 ;;
-        *" wget "*)
-          # A request through the proxy, from inside it: logged with the upstream nginx used.
-          echo "$*" > "$S/routed-args"
-          id=$(printf '%s\\n' "$*" | sed -n 's/.*X-Request-Id: \\([^ ]*\\).*/\\1/p')
-          name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
-          printf '{"request_id":"%s","status":200,"upstream":"%s:8000"}\\n' "$id" "$(cat "$S/ip-$name")" >> "$S/proxy.log"
-          exit 0 ;;
-      esac
+    if [ "$1" = proxy1 ] && [ "$2" != -i ]; then
+      # A command inside the proxy runs here, with nginx and wget played by the stand-ins in inside/.
+      shift
+      PATH="$S/inside:$PATH" exec "$@"
     fi
     # exec -i proxy1 sh -s ACTION ARGS: the HTTP probe, on stdin, inside the proxy.
     [ "$1 $2 $3 $4" = "-i proxy1 sh -s" ] || { echo "docker stub: unexpected exec $*" >&2; exit 99; }
@@ -49,6 +41,35 @@ case "$1" in
     echo 'unhealthy: last answer HTTP 500'; exit 1 ;;
 esac
 echo "docker stub: unexpected $*" >&2; exit 99
+`;
+
+// Inside the proxy: nginx (its config test and graceful reload) and busybox's wget (a request
+// through the proxy, logged with the upstream nginx used).
+const NGINX = `#!/bin/sh
+S="$STUB"
+case "$*" in
+  *" -t") [ -e "$S/bad-config" ] && { echo 'nginx: [emerg] host not found in upstream'; exit 1; }; exit 0 ;;
+  *"-s reload")
+    # reload-late: the new workers take over only after two more requests (see wget).
+    if [ -e "$S/reload-late" ]; then : > "$S/pending"; elif [ -e "$S/reload-takes" ]; then cp "$S/upstream.conf" "$S/loaded"; fi
+    exit 0 ;;
+esac
+echo "nginx stub: unexpected $*" >&2; exit 99
+`;
+const WGET = `#!/bin/sh
+S="$STUB"
+echo "$*" >> "$S/routed-args"
+id=$(printf '%s\\n' "$*" | sed -n 's/.*X-Request-Id: \\([^ ]*\\).*/\\1/p')
+name=$(sed -n 's/^server \\([A-Za-z0-9_.-]*\\):8000.*/\\1/p' "$S/loaded")
+addr="$(cat "$S/ip-$name"):8000"
+printf '{"request_id":"%s","status":200,"upstream":"%s"}\\n' "$id" "$addr" >> "$S/proxy.log"
+# -S: the answer's headers on stderr, as wget prints them (nginx.conf's X-Berth-Upstream among them).
+case " $* " in *" -S "*) printf '  HTTP/1.1 200 OK\\r\\n  x-berth-upstream: %s\\r\\n' "$addr" >&2 ;; esac
+if [ -e "$S/pending" ]; then
+  echo x >> "$S/pending"
+  [ "$(wc -l < "$S/pending")" -ge 2 ] && { cp "$S/upstream.conf" "$S/loaded"; rm "$S/pending"; }
+fi
+exit 0
 `;
 
 let stub: string;
@@ -64,7 +85,7 @@ function runOnStub(cmd: RemoteCommand) {
   });
 }
 
-function runSwitch(conf = newConf) {
+function runSwitch(conf = newConf, tries = 4) {
   return runOnStub(
     c.switchProxy({
       env: 'staging',
@@ -73,7 +94,7 @@ function runSwitch(conf = newConf) {
       app: 'berth-staging-app-new',
       path: '/health',
       token: 't1',
-      tries: 3,
+      tries,
     }),
   );
 }
@@ -81,8 +102,15 @@ function runSwitch(conf = newConf) {
 beforeEach(() => {
   stub = mkdtempSync(path.join(os.tmpdir(), 'berth-switch-'));
   execFileSync('mkdir', ['-p', path.join(stub, 'bin')]);
-  writeFileSync(path.join(stub, 'bin', 'docker'), DOCKER);
-  chmodSync(path.join(stub, 'bin', 'docker'), 0o755);
+  execFileSync('mkdir', ['-p', path.join(stub, 'inside')]);
+  for (const [dir, name, text] of [
+    ['bin', 'docker', DOCKER],
+    ['inside', 'nginx', NGINX],
+    ['inside', 'wget', WGET],
+  ] as const) {
+    writeFileSync(path.join(stub, dir, name), text);
+    chmodSync(path.join(stub, dir, name), 0o755);
+  }
   writeFileSync(path.join(stub, 'proxy-up'), '');
   writeFileSync(path.join(stub, 'ip-berth-staging-app-old'), '10.0.0.2\n');
   writeFileSync(path.join(stub, 'ip-berth-staging-app-new'), '10.0.0.3\n');
@@ -98,12 +126,43 @@ describe('the switch script in a real shell', () => {
     const r = runSwitch();
     expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
     expect(r.stdout).toContain('switched to 10.0.0.3:8000');
-    // Asked from inside the proxy, to its own port, the request tagged for the log.
-    expect(readFileSync(path.join(stub, 'routed-args'), 'utf8')).toMatch(
-      /^proxy1 timeout 5 wget -q -O \/dev\/null --header X-Request-Id: berth-switch-t1-\d http:\/\/127\.0\.0\.1:8080\/health\n$/,
+    // Asked from inside the proxy, to its own port, each request tagged: three in a row, all
+    // answered by the new container.
+    const asked = readFileSync(path.join(stub, 'routed-args'), 'utf8').trim().split('\n');
+    expect(asked).toEqual(
+      [1, 2, 3].map(
+        (i) =>
+          `-S -q -O /dev/null --header X-Request-Id: berth-switch-t1-${i} http://127.0.0.1:8080/health`,
+      ),
     );
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
     expect(existsSync(`${file()}.prev`)).toBe(false);
+  });
+
+  it('a reload that takes over a moment later: requests that still met the old container do not count', () => {
+    writeFileSync(path.join(stub, 'reload-late'), '');
+    const r = runSwitch(newConf, 5);
+    expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
+    // Two requests still on the old container, then three in a row on the new one.
+    const served = readFileSync(path.join(stub, 'proxy.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { upstream: string }).upstream);
+    expect(served).toEqual([
+      '10.0.0.2:8000',
+      '10.0.0.2:8000',
+      '10.0.0.3:8000',
+      '10.0.0.3:8000',
+      '10.0.0.3:8000',
+    ]);
+    expect(readFileSync(file(), 'utf8')).toBe(newConf);
+  });
+
+  it('does not switch when fewer than three requests in a row met the new container', () => {
+    writeFileSync(path.join(stub, 'reload-late'), '');
+    const r = runSwitch(newConf, 4);
+    expect(r.status).toBe(EXIT.proxy.notSwitched);
+    expect(readFileSync(file(), 'utf8')).toBe(oldConf);
   });
 
   it('a reload that leaves nginx on the old upstream fails and puts the old upstream.conf back', () => {
@@ -172,7 +231,9 @@ describe('the probe of an app container in a real shell', () => {
     const r = health();
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('unhealthy: last answer HTTP 500\n');
-    expect(args()).toBe('-i proxy1 sh -s health http://berth-staging-app-new:8000/health 5 0.5 2');
+    expect(args()).toBe(
+      '-i proxy1 sh -s health http://berth-staging-app-new:8000/health 5 0.5 2 0.2',
+    );
     expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
   });
 
@@ -193,7 +254,7 @@ describe('the probe of an app container in a real shell', () => {
     ])
       expect(args()).toContain(flag);
     expect(args()).toMatch(
-      / --entrypoint sh sha256:proxyimage -s health http:\/\/berth-staging-app-new:8000\/health 5 0\.5 2$/,
+      / --entrypoint sh sha256:proxyimage -s health http:\/\/berth-staging-app-new:8000\/health 5 0\.5 2 0\.2$/,
     );
     expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
   });
