@@ -1,7 +1,8 @@
 // npm run bench:deploy — what users see while a deploy runs on the test VM.
 //
 // Runs GET /health in BENCH_CONCURRENCY loops (each waits for its answer) during (a) a healthy
-// deploy v1 -> v2 and (b) a deploy of an image whose /health fails, and prints requests sent,
+// deploy v1 -> v2 and (b) a deploy of an image whose /health fails, then (c) times a healthy
+// deploy back to v1 with no load (the deploy's own cost), and prints requests sent,
 // failed requests, the longest gap without a successful response, the versions served in order
 // and the deploy's wall time split by step (from the CLI's --json). By default the environment
 // has a domain and the loops go through the HTTPS edge (certificate from a real ACME CA on the
@@ -31,11 +32,11 @@ const viaEdge = (process.env.BENCH_VIA ?? 'edge') !== 'port';
 const domain = `${env}.berth.test`;
 let edge: VmEdge | undefined;
 
-function poll(): Poller {
-  if (!edge) return startPoller(`http://127.0.0.1:${testPorts[env]}/health`, concurrency);
+function poll(loops: number): Poller {
+  if (!edge) return startPoller(`http://127.0.0.1:${testPorts[env]}/health`, loops);
   return startPoller(
     `https://127.0.0.1:${edge.httpsPort}/health`,
-    concurrency,
+    loops,
     { host: domain },
     { servername: domain, ca: edge.root },
   );
@@ -50,8 +51,13 @@ interface Row {
   load: PollResult;
 }
 
-async function measure(scenario: string, image: string, expected: Row['expected']): Promise<Row> {
-  const poller = poll();
+async function measure(
+  scenario: string,
+  image: string,
+  expected: Row['expected'],
+  loops = concurrency,
+): Promise<Row> {
+  const poller = poll(loops);
   // Load runs a moment before and after the deploy, so the switch is never at the edge.
   await sleep(settleMs);
   const started = performance.now();
@@ -83,7 +89,7 @@ function printRows(rows: Row[]): void {
     const steps = r.json?.steps ?? [];
     const total = steps.reduce((sum, step) => sum + step.ms, 0);
     console.log(
-      `\n${scenario}: steps (sum ${s(total)}, process wall ${s(wallMs)}; the rest is npm + tsx start-up)`,
+      `\n${scenario}: steps (sum ${s(total)}, process wall ${s(wallMs)}; the rest: npm and node starting the tool, and its exit)`,
     );
     for (const step of steps)
       console.log(
@@ -161,6 +167,8 @@ async function measureAll(): Promise<void> {
   const rows = [
     await measure('(a) healthy v1 -> v2', images.v2, 'ok'),
     await measure('(b) /health fails', images.unhealthy, 'refused'),
+    // The deploy's own cost: the same kind of deploy with nothing else asking for the CPUs.
+    await measure('(c) healthy, no load', images.v1, 'ok', 0),
   ];
   printRows(rows);
 

@@ -30,7 +30,7 @@ export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
     const live = await run.report.step(
       'prepare',
       () => prepare(run),
-      (l) => (l ? `live: ${l.name}${l.healthy ? '' : ' (not healthy)'}` : 'first deploy'),
+      (l) => (l ? `live: ${l.name}` : 'first deploy'),
     );
     const target = await run.report.step(
       'pull image',
@@ -94,6 +94,7 @@ async function activate(
     );
   } catch (err) {
     if (!(err instanceof Failure)) throw err;
+    await liveHealth(run);
     const logs = await logsOf(run, name);
     await report.step('remove new container', async () => {
       await run.must(removeContainers([name]), `cannot remove ${name}`);
@@ -107,6 +108,7 @@ async function activate(
       );
     return fallBackToStable(run, err.reason, logs, target, action);
   }
+  await liveHealth(run);
   if (action === 'deploy' && run.cfg.releaseCommand) {
     await report.step(
       'release command',
@@ -134,6 +136,15 @@ async function activate(
       report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`),
     );
   return { image: target.source, digest: target.digest, rolledBack: false };
+}
+
+/** Waits for the live container's probe (begun by prepare); says so when it failed. */
+async function liveHealth(run: Run): Promise<void> {
+  await run.liveChecked;
+  if (run.live?.state?.status === 'running' && !run.live.healthy)
+    run.report.info(
+      `${run.live.name}, which served when this run began, did not answer its health check`,
+    );
 }
 
 /** The new version failed and nothing healthy was serving: bring back :stable. */
@@ -285,6 +296,7 @@ async function locked(
   }
   // Clean up first: only then is it known whether a switch cut off by a lost connection went through.
   await cleanUp(run, action, image, outcome);
+  await run.liveChecked;
   if (outcome !== undefined || !result) throw explain(run, outcome);
   return result;
 }

@@ -8,7 +8,7 @@ import { parseContainerState } from '../health.js';
 import { healthyDigests, parseHistory } from '../history.js';
 import { pruneSettings } from '../commands/settings.js';
 import { planRetention, type EnvImage, type RetentionInput } from '../retention.js';
-import type { Run } from './run.js';
+import { together, type Run } from './run.js';
 
 /** Keeps DEPLOY_KEEP versions besides `live`; returns what it did, for the step line. */
 export async function prune(run: Run, live: string): Promise<string> {
@@ -51,15 +51,17 @@ const idOf = (images: EnvImage[], tag: string): string =>
 /** What the VM holds for this environment, parsed: images, containers, history. */
 async function retentionInput(run: Run, live: string): Promise<RetentionInput> {
   const { env } = run;
-  const history = parseHistory((await run.run(readFile(run.paths.history))).stdout);
-  const images = parseEnvImages(
-    (await run.must(listEnvImages(env), 'cannot list images')).stdout,
-    envRepository(env),
-  );
-  const inspected = await run.run(inspectContainer(live));
+  const [historyFile, imageList, inspected, containerList] = await together([
+    run.run(readFile(run.paths.history)),
+    run.must(listEnvImages(env), 'cannot list images'),
+    run.run(inspectContainer(live)),
+    run.must(listAppContainers(env), 'cannot list containers'),
+  ]);
+  const history = parseHistory(historyFile.stdout);
+  const images = parseEnvImages(imageList.stdout, envRepository(env));
   const liveImage =
     inspected.code === 0 ? parseContainerState(inspected.stdout)?.imageId : undefined;
-  const containers = (await run.must(listAppContainers(env), 'cannot list containers')).stdout
+  const containers = containerList.stdout
     .split('\n')
     .filter(Boolean)
     .map((l) => l.split(' '))

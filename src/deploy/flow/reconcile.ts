@@ -137,24 +137,31 @@ async function settingsFiles(run: Run): Promise<void> {
     );
 }
 
-/** The container upstream.conf names, and whether it answers its health check. */
+/** The container upstream.conf names; whether it answers its health check follows (run.liveChecked). */
 async function liveContainer(run: Run): Promise<Live | undefined> {
   const name = parseUpstream(
     (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout,
   );
   if (!name) return undefined;
   const state = await inspect(run, name);
-  if (state?.status !== 'running') return { name, state, healthy: false };
-  const probe = await run.run(
-    healthCheck(run.env, name, {
-      path: run.cfg.healthPath,
-      timeoutS: 3,
-      intervalS: 0.5,
-      successes: 1,
-    }),
-    TIMEOUT_MS.quick,
-  );
-  return { name, state, healthy: probe.code === 0 };
+  const live: Live = { name, state, healthy: false };
+  if (state?.status !== 'running') return live;
+  // Not awaited here (run.liveChecked): a lost connection leaves it unhealthy, as unknown.
+  run.liveChecked = run
+    .run(
+      healthCheck(run.env, name, {
+        path: run.cfg.healthPath,
+        timeoutS: 3,
+        intervalS: 0.5,
+        successes: 1,
+      }),
+      TIMEOUT_MS.quick,
+    )
+    .then(
+      (probe) => void (live.healthy = probe.code === 0),
+      () => undefined,
+    );
+  return live;
 }
 
 /** App containers that are up but are not the live one: an interrupted run's. */

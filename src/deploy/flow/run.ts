@@ -74,6 +74,11 @@ export class Run {
   state: RunState = { kind: 'before' };
   /** What served when this run began (set once, by prepare). */
   live?: Live;
+  /**
+   * Settles once `live.healthy` is known: prepare starts the live container's health probe and
+   * the run goes on beside it; only a refused new version, or a failure, needs the answer.
+   */
+  liveChecked: Promise<void> = Promise.resolve();
   /** The .env settings the new container gets (set once, by prepare). */
   tuning: Tuning = {};
   lock?: HeldLock;
