@@ -26,7 +26,7 @@ export const TIMEOUT_MS = {
   pull: 600_000,
   /** docker compose may pull the proxy image first. */
   compose: 300_000,
-  /** The switch script: nginx -t (at most 20 s), reload, then up to SWITCH_TRIES probes. */
+  /** The switch script: nginx -t (at most 20 s), reload, then probes for at most 20 s (3 s each). */
   switch: 180_000,
   /** Added to the health check's own timeout: starting the probe (an exec, or a one-off container) and the inspect after it. */
   healthGrace: 60_000,
@@ -46,8 +46,11 @@ export const TIMEOUT_MS = {
 
 /** Seconds a stopped container gets to finish its requests (docker-compose.yml stop_grace_period). */
 export const STOP_GRACE_S = 15;
-/** Requests through the proxy (about 0.5-1 s apart) before a switch counts as not taken. */
+/** Requests through the proxy (0.1 s apart while they miss; within 20 s) before a switch counts as not taken. */
 export const SWITCH_TRIES = 50;
+
+/** How many times `serves` asks the proxy where it routes (0.5 s apart) before it says no. */
+export const ROUTE_TRIES = 20;
 
 /** How often the health check asks a starting app until its first 2xx (then DEPLOY_HEALTH_INTERVAL_S). */
 export const STARTUP_POLL_S = 0.2;

@@ -9,6 +9,9 @@ const NGINX = ['nginx', '-e', 'stderr', '-c', '/etc/nginx/berth/nginx.conf'];
 /** Where the proxy listens inside its container (proxy/nginx.conf `listen`). */
 export const PROXY_LISTEN_PORT = 8080;
 
+/** The proxy's loopback-only port that names the upstream which answered (proxy/nginx.conf). */
+export const PROXY_CHECK_PORT = 8081;
+
 /**
  * The live container by name, never by address: nginx resolves the name through Docker's
  * embedded DNS whenever it starts, so after a reboot (new container addresses) it still reaches
@@ -47,7 +50,7 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
   // prettier-ignore
   return shellProgram('proxy.switch', 'proxy.sh', 'switch',
     projectName(s.env), s.upstreamFile, s.app, addressFormat(s.env), s.path, s.token, String(s.tries),
-    String(PROXY_LISTEN_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
+    String(PROXY_CHECK_PORT), String(APP_LISTEN_PORT), s.conf, ...NGINX);
 }
 
 /**

@@ -146,12 +146,14 @@ async function liveContainer(run: Run): Promise<Live | undefined> {
   const state = await inspect(run, name);
   const live: Live = { name, state, healthy: false };
   if (state?.status !== 'running') return live;
-  // Not awaited here (run.liveChecked): a lost connection leaves it unhealthy, as unknown.
+  // Not awaited here (run.liveChecked): a lost connection leaves it unhealthy, as unknown. Its
+  // 10 s let a busy VM answer (it runs beside the pull and the start); only a refused new
+  // version or a failure waits for it.
   run.liveChecked = run
     .run(
       healthCheck(run.env, name, {
         path: run.cfg.healthPath,
-        timeoutS: 3,
+        timeoutS: 10,
         intervalS: 0.5,
         successes: 1,
       }),

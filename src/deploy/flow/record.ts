@@ -38,11 +38,12 @@ export async function record(
   action: Action,
   reason?: string,
 ): Promise<void> {
-  // app.env, the tags and the state file at once; the history line last, only once they are all
-  // there: it is what the next run believes.
+  // First: app.env should say what serves, and :stable never names a version whose settings
+  // are not kept. Then the tags and the state file at once; the history line last, only once
+  // they are all there: it is what the next run believes.
+  await keep(run, target);
   const state = `digest=${target.digest} image=${target.source} container=${name} since=${timestamp()}\n`;
   await together([
-    keep(run, target),
     run.must(tag(target.id, stableRef(run.env)), 'cannot tag :stable'),
     run.must(
       tag(target.id, envTag(run.env, target.digest)),

@@ -24,7 +24,7 @@ routed() {
   docker logs --since "$since" "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
-# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES PROXY_PORT APP_PORT CONF NGINX...
+# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES CHECK_PORT APP_PORT CONF NGINX...
 # The whole switch in one program, so a lost SSH connection cannot split it (it ignores
 # SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
 # then, in one exec in the proxy (IN_PROXY_SWITCH), `nginx -t`, graceful reload, and requests
@@ -34,7 +34,7 @@ routed() {
 # and then asks `routed` itself.
 switch_to() {
   trap '' HUP PIPE
-  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 proxy_port=$8 app_port=$9
+  project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 check_port=$8 app_port=$9
   shift 9
   conf=$1
   shift
@@ -44,7 +44,7 @@ switch_to() {
   proxy=$(findproxy)
   [ -n "$proxy" ] || exit 3
   want=$(docker container inspect --format "$fmt" "$app"):$app_port
-  out=$(docker exec "$proxy" sh -c "$IN_PROXY_SWITCH" sh "$want" "http://127.0.0.1:$proxy_port$path" "$tries" "berth-switch-$token" "$@")
+  out=$(docker exec "$proxy" sh -c "$IN_PROXY_SWITCH" sh "$want" "http://127.0.0.1:$check_port$path" "$tries" "berth-switch-$token" "$@")
   rc=$?
   if [ "$rc" -eq 0 ]; then
     rm -f "$file.prev"
@@ -52,18 +52,27 @@ switch_to() {
     exit 0
   fi
   restore "$@"
-  printf '%s\n' "$out" | tail -n 1
-  case "$rc" in 5 | 6) exit "$rc" ;; esac
-  exit 4
+  case "$rc" in
+    4 | 5 | 6)
+      printf '%s\n' "$out" | tail -n 1
+      exit "$rc"
+      ;;
+  esac
+  # The exec itself failed (the proxy stopped or was killed under it): not a config problem.
+  echo "docker exec in the proxy failed (exit $rc): $(printf '%s\n' "$out" | tail -n 1)"
+  exit 6
 }
 
-# Runs in the proxy (sh -c, busybox's tools in nginx:alpine): WANT URL TRIES ID NGINX... The
-# config test (bounded: a DNS that does not answer costs 20 s, not minutes), the graceful reload,
-# then requests to the proxy's own port until 3 in a row name WANT in X-Berth-Upstream, which
-# proxy/nginx.conf adds to answers to requests from inside the proxy only. One exec instead of
-# one per request plus a read of the access log: each docker call costs a round trip to dockerd,
-# several times more while the VM serves load. A reload takes effect a moment after
-# `nginx -s reload` returns, so the first requests may still meet the old workers.
+# Runs in the proxy (sh -c; nginx:alpine's busybox has every tool it uses): WANT URL TRIES ID
+# NGINX... The config test (bounded: a DNS that does not answer costs 20 s, not minutes), the
+# graceful reload, then requests to the proxy's loopback-only check port (proxy/nginx.conf: the
+# same upstream, naming in X-Berth-Upstream the address that answered) until 3 in a row name
+# WANT: at most TRIES requests and 20 s, each request at most 3 s. busybox's wget prints no
+# headers for an answer other than 2xx/3xx, so only those count. One exec instead of one per
+# request plus a read of the access log: each docker call costs a round trip to dockerd, several
+# times more while the VM serves load. A reload takes effect a moment after `nginx -s reload`
+# returns, so the first requests may still meet the old workers (or, before the first reload of
+# this nginx.conf, no check port yet).
 # shellcheck disable=SC2016 # expanded by the sh in the proxy, not here
 IN_PROXY_SWITCH='
 want=$1 url=$2 tries=$3 id=$4
@@ -71,9 +80,10 @@ shift 4
 timeout 20 "$@" -t 2>&1 || exit 4
 "$@" -s reload 2>&1 || exit 5
 i=0 ok=0 got=
-while [ "$i" -lt "$tries" ]; do
+end=$(($(date +%s) + 20))
+while [ "$i" -lt "$tries" ] && [ "$(date +%s)" -le "$end" ]; do
   i=$((i + 1))
-  got=$(timeout 5 wget -S -q -O /dev/null --header "X-Request-Id: $id-$i" "$url" 2>&1 | grep -i "^ *x-berth-upstream:" | sed "s/^[^:]*: *//" | tr -d "\r" | tail -n 1)
+  got=$(timeout 3 wget -S -q -O /dev/null --header "X-Request-Id: $id-$i" "$url" 2>&1 | grep -i "^ *x-berth-upstream:" | sed "s/^[^:]*: *//" | tr -d "\r" | tail -n 1)
   if [ "$got" = "$want" ]; then
     ok=$((ok + 1))
     if [ "$ok" -ge 3 ]; then echo "switched to $got"; exit 0; fi

@@ -31,7 +31,9 @@ case "$1" in
   exec)
     shift
     if [ "$1" = proxy1 ] && [ "$2" != -i ]; then
-      # A command inside the proxy runs here, with nginx and wget played by the stand-ins in inside/.
+      # A command inside the proxy runs here, with nginx and wget played by the stand-ins in inside/;
+      # exec-dies: the proxy is killed under it.
+      [ -e "$S/exec-dies" ] && [ "$2" = sh ] && exit 137
       shift
       PATH="$S/inside:$PATH" exec "$@"
     fi
@@ -132,7 +134,7 @@ describe('the switch script in a real shell', () => {
     expect(asked).toEqual(
       [1, 2, 3].map(
         (i) =>
-          `-S -q -O /dev/null --header X-Request-Id: berth-switch-t1-${i} http://127.0.0.1:8080/health`,
+          `-S -q -O /dev/null --header X-Request-Id: berth-switch-t1-${i} http://127.0.0.1:8081/health`,
       ),
     );
     expect(readFileSync(file(), 'utf8')).toBe(newConf);
@@ -171,6 +173,14 @@ describe('the switch script in a real shell', () => {
     expect(r.stdout).toContain('still sent requests to 10.0.0.2:8000, not to 10.0.0.3:8000');
     expect(readFileSync(file(), 'utf8')).toBe(oldConf);
     expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(oldConf);
+  });
+
+  it('an exec that dies under it is said as such (not as a config error); the old file is back', () => {
+    writeFileSync(path.join(stub, 'exec-dies'), '');
+    const r = runSwitch();
+    expect(r.status).toBe(EXIT.proxy.notSwitched);
+    expect(r.stdout.trim()).toBe('docker exec in the proxy failed (exit 137):');
+    expect(readFileSync(file(), 'utf8')).toBe(oldConf);
   });
 
   it('a config that fails nginx -t is never reloaded; the old file is back', () => {
