@@ -43,14 +43,12 @@ const domainOf = (run: Run): string | undefined => run.tuning.APP_DOMAIN?.trim()
 /** The environment has a domain and prepare found the edge running: the switch includes the edge. */
 export const edgeWanted = (run: Run): boolean => !!domainOf(run) && run.edge?.up === true;
 
-// Asked once per run: prepare and the switch both need it, and every round trip to the VM is
-// paid again while the VM serves load.
+// edgeUp and edgeVars answer from what prepare read (run.edge, set by readEdge): the switch
+// needs the same answers, and every round trip to the VM is paid again while it serves load.
 async function edgeUp(run: Run): Promise<boolean> {
-  if (!run.edge) {
-    const r = await run.run(edgeRunning(), TIMEOUT_MS.quick);
-    run.edge = { up: r.code === 0 && r.stdout.trim() === 'true' };
-  }
-  return run.edge.up;
+  if (run.edge) return run.edge.up;
+  const r = await run.run(edgeRunning(), TIMEOUT_MS.quick);
+  return r.code === 0 && r.stdout.trim() === 'true';
 }
 
 /** JSON answers of the admin API; undefined when it answered with an error (e.g. 404: no such @id). */
@@ -77,7 +75,7 @@ async function currentRoute(run: Run): Promise<{ upstream: string; domain?: stri
 
 /** The edge's settings file on the VM, only its known keys (there are no secrets in it). */
 async function edgeVars(run: Run): Promise<Record<string, string>> {
-  if (run.edge?.vars) return run.edge.vars;
+  if (run.edge) return run.edge.vars;
   const text = (await run.run(readEdgeSettings(edgeEnvFile(run.cfg.remoteDir)), TIMEOUT_MS.quick))
     .stdout;
   const vars: Record<string, string> = {};
@@ -86,7 +84,6 @@ async function edgeVars(run: Run): Promise<Record<string, string>> {
     if (m?.[1] && (edgeSettingKeys as readonly string[]).includes(m[1]))
       vars[m[1]] = (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2');
   }
-  if (run.edge) run.edge.vars = vars;
   return vars;
 }
 

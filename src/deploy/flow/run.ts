@@ -88,7 +88,7 @@ export class Run {
    */
   edge?: {
     up: boolean;
-    vars?: Record<string, string>;
+    vars: Record<string, string>;
     route?: { upstream: string; domain?: string };
   };
   /** Containers this run attaches to the shared network, by name (flow/container.ts joinShared). */

@@ -115,18 +115,13 @@ export function startPoller(
     } catch {
       version = undefined;
     }
-    if (version !== undefined) {
-      const seen = firstAnswered.get(version);
-      if (!seen) {
-        firstAnswered.set(version, { rank: firstAnswered.size, at: now });
-        result.served.push(version);
-      } else if ([...firstAnswered.values()].some((v) => v.rank > seen.rank && v.at < sentAt))
-        result.oldAfterNew += 1;
-    }
-    if (version !== undefined && result.versions.at(-1) !== version) {
-      result.versions.push(version);
+    if (version === undefined) return;
+    const seen = firstAnswered.get(version);
+    if (!seen) firstAnswered.set(version, { rank: firstAnswered.size, at: now });
+    else if ([...firstAnswered.values()].some((v) => v.rank > seen.rank && v.at < sentAt))
+      result.oldAfterNew += 1;
+    if (result.changes.at(-1)?.version !== version)
       result.changes.push({ version, atS: (now - begun) / 1000 });
-    }
   };
   // When, since the poller started: to line a failure up with a deploy's step times.
   const recordFailure = (what: string): void => {
@@ -168,6 +163,8 @@ export function startPoller(
       agent.destroy();
       freshConnection.destroy();
       result.longestGapMs = Math.round(Math.max(result.longestGapMs, performance.now() - lastOk));
+      result.versions = result.changes.map((c) => c.version);
+      result.served = [...firstAnswered.keys()];
       return result;
     },
   };
