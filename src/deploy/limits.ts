@@ -49,12 +49,12 @@ export const STOP_GRACE_S = 15;
 /** Requests through the proxy (0.1 s apart while they miss; within 20 s) before a switch counts as not taken. */
 export const SWITCH_TRIES = 50;
 
-/** How many times `serves` asks the proxy where it routes (0.5 s apart) before it says no. */
-export const ROUTE_TRIES = 20;
+/** How many times `serves` asks a proxy it has just started where it routes (0.5 s apart) before it says no. */
+export const ROUTE_WAIT_TRIES = 20;
 
 /** How often the health check asks a starting app until its first 2xx (then DEPLOY_HEALTH_INTERVAL_S). */
 export const STARTUP_POLL_S = 0.2;
-/** Probes through the proxy when only checking which container it routes to. */
+/** How many times `serves` asks a running proxy where it routes, when only checking (no waiting). */
 export const ROUTE_CHECK_TRIES = 2;
 /** Default of DEPLOY_RELEASE_TIMEOUT_S. */
 export const RELEASE_TIMEOUT_S = 300;

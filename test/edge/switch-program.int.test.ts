@@ -118,7 +118,7 @@ describe.skipIf(!ready)('remote/edge-switch.sh against a real Caddy', () => {
     const r = await run({ to: `127.0.0.1:${v1.port}`, waitS: 1 });
     expect(r.code).toBe(EXIT.edge.lockHeld);
     expect(r.out).toBe(
-      `another deploy held the edge's lock for 1 s (if none runs: docker exec berth-edge rmdir ${lock})`,
+      `another deploy held the edge's lock for 1 s (if none runs: docker exec berth-edge rm -rf ${lock})`,
     );
     expect(existsSync(lock)).toBe(true);
     expect(dial('production')).toBe(`127.0.0.1:${v2.port}`);

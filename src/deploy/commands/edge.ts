@@ -18,9 +18,18 @@ export const EDGE_LOCK = '/tmp/berth-edge-lock';
 /** Seconds to wait for another environment's edge change (each takes well under a second). */
 export const EDGE_LOCK_WAIT_S = 30;
 
-/** Prints `true` when the edge container runs; exit 1 when there is none. */
+/**
+ * Prints `true` when the edge container runs, `false` when it is stopped, `none` when there is
+ * none; any other failure of docker exits non-zero. "Cannot tell" must never read as "no edge":
+ * the deploy would then stop the container the edge still sends the domain to.
+ */
 export const edgeRunning = (container = EDGE_CONTAINER): RemoteCommand =>
-  docker('edge.running', 'container', 'inspect', '--format', '{{.State.Running}}', container);
+  sh(
+    'edge.running',
+    `out=$(docker container inspect --format '{{.State.Running}}' "$1" 2>&1) && { echo "$out"; exit 0; }
+case "$out" in *"No such"*) echo none ;; *) printf '%s\\n' "$out" >&2; exit 1 ;; esac`,
+    container,
+  );
 
 /** One admin-API request, sent from inside the edge container; its answer on stdout. */
 export const edgeAdmin = (req: AdminRequest, container = EDGE_CONTAINER): RemoteCommand => ({
@@ -28,18 +37,42 @@ export const edgeAdmin = (req: AdminRequest, container = EDGE_CONTAINER): Remote
   argv: edgeCommand(req, container).argv,
 });
 
-/** Exit 0 once the lock is ours; 75 after waiting `waitS` seconds for its holder. */
-export const lockEdge = (container = EDGE_CONTAINER, waitS = EDGE_LOCK_WAIT_S): RemoteCommand =>
+/**
+ * Exit 0 once the lock is ours; 75 after waiting `waitS` seconds for its holder. The lock holds
+ * the run's `token`, so a clean-up after a lost connection frees it only if it is this run's.
+ */
+export const lockEdge = (
+  token: string,
+  { container = EDGE_CONTAINER, waitS = EDGE_LOCK_WAIT_S, lock = EDGE_LOCK } = {},
+): RemoteCommand =>
   sh(
     'edge.lock',
-    'i=0; until docker exec "$1" mkdir "$2" 2>/dev/null; do i=$((i+1)); [ "$i" -le "$3" ] || exit 75; sleep 1; done',
+    `i=0; until docker exec "$1" sh -c 'mkdir "$1" && echo "$2" > "$1/owner"' sh "$2" "$4" 2>/dev/null; do i=$((i+1)); [ "$i" -le "$3" ] || exit 75; sleep 1; done`,
     container,
-    EDGE_LOCK,
+    lock,
     String(waitS),
+    token,
   );
 
-export const unlockEdge = (container = EDGE_CONTAINER): RemoteCommand =>
-  docker('edge.unlock', 'exec', container, 'rmdir', EDGE_LOCK);
+/** Frees the lock when `token` holds it; anything else (no lock, another run's) is left alone. */
+export const unlockEdge = (
+  token: string,
+  { container = EDGE_CONTAINER, lock = EDGE_LOCK } = {},
+): RemoteCommand =>
+  docker(
+    'edge.unlock',
+    'exec',
+    container,
+    'sh',
+    '-c',
+    '[ "$(cat "$1/owner" 2>/dev/null)" = "$2" ] || exit 0; rm -f "$1/owner" && rmdir "$1"',
+    'sh',
+    lock,
+    token,
+  );
+
+/** What an operator runs when a deploy died holding the edge's lock (it only ever blocks). */
+export const breakEdgeLock = `docker exec ${EDGE_CONTAINER} rm -rf ${EDGE_LOCK}`;
 
 /** The edge's own settings on the VM (no secrets): ACME CA and contact, HSTS, Grafana's site. */
 export const edgeSettingKeys = [

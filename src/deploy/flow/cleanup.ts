@@ -3,6 +3,7 @@
 import type { RemoteCommand } from '../commands/command.js';
 import { appendLine, writeFile } from '../commands/files.js';
 import { removeContainers } from '../commands/app.js';
+import { unlockEdge } from '../commands/edge.js';
 import { reloadProxy } from '../commands/proxy.js';
 import { removeRelease } from '../commands/release.js';
 import type { Action } from '../history.js';
@@ -11,6 +12,7 @@ import { connectionLost, type RunResult } from '../ssh.js';
 import { Failure, unlockCommand } from './advice.js';
 import { historyLine } from './record.js';
 import { lastLine, type Run } from './run.js';
+import { edgeBackTo, edgeSendsTo } from './edge.js';
 import { serves } from './switch.js';
 
 /** Commands of the clean-up never throw: one that fails must not stop the next. */
@@ -27,21 +29,10 @@ export async function cleanUp(
   outcome: unknown,
 ): Promise<void> {
   if (connectionLost(outcome) && !(await reconnect(run))) return;
+  // A lock this run may still hold (its release was cut off) would block every later deploy.
+  if (outcome !== undefined && run.edgeLock) await quietly(run, unlockEdge(run.edgeLock));
 
-  if (run.state.kind === 'switching') {
-    // Cut off while the switch script ran: what the proxy routes to decides, not what was planned.
-    const { name, upstreamBefore } = run.state;
-    if (await serves(run, name)) {
-      run.state = { kind: 'switched', name, source: image };
-    } else {
-      // Never an empty file: that would leave nginx without an upstream (a first deploy cut off mid-switch).
-      if (upstreamBefore.trim()) {
-        await quietly(run, writeFile(run.paths.upstream, upstreamBefore));
-        await quietly(run, reloadProxy(run.env));
-      }
-      run.state = { kind: 'started', name };
-    }
-  }
+  if (run.state.kind === 'switching') await settleSwitch(run, run.state, image);
   if (run.state.kind === 'started') {
     const { name, oneOff } = run.state;
     if (oneOff) await quietly(run, removeRelease(oneOff));
@@ -73,6 +64,43 @@ export async function cleanUp(
     );
   }
   await releaseLock(run, outcome);
+}
+
+/**
+ * Cut off while switching: what the proxy and the edge route to decide, not what was planned.
+ * The new container stays only when both send traffic to it, or when the edge cannot be asked
+ * (removing a container the edge may send the domain to would take the domain down).
+ */
+async function settleSwitch(
+  run: Run,
+  { name, upstreamBefore }: { name: string; upstreamBefore: string },
+  image: string,
+): Promise<void> {
+  const nginx = await serves(run, name);
+  const edge = await edgeSendsTo(run, name);
+  if (nginx && edge !== false) {
+    if (edge === undefined)
+      run.report.warn(
+        `could not ask the edge where it sends ${run.env}'s domain; the next deploy or rollback puts the edge on what nginx serves`,
+      );
+    run.state = { kind: 'switched', name, source: image };
+    return;
+  }
+  // Never an empty file: that would leave nginx without an upstream (a first deploy cut off mid-switch).
+  if (upstreamBefore.trim()) {
+    await quietly(run, writeFile(run.paths.upstream, upstreamBefore));
+    await quietly(run, reloadProxy(run.env));
+  }
+  const back = run.live?.name;
+  if (edge === true && back && !(await edgeBackTo(run, back))) {
+    // Removing it would take the domain down: it stays, and the operator hears why.
+    run.report.warn(
+      `left ${name} running: the edge still sends ${run.env}'s domain to it; the next deploy or rollback puts the edge on what nginx serves`,
+    );
+    run.state = { kind: 'before' };
+    return;
+  }
+  run.state = { kind: 'started', name };
 }
 
 /** A second connection after the first was lost; false (with what to do) when there is none. */

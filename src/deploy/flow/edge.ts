@@ -18,8 +18,9 @@ import {
 } from '../../edge/caddy.js';
 import { APP_LISTEN_PORT } from '../commands/app.js';
 import { joinShared } from './container.js';
+import { randomBytes } from 'node:crypto';
 import {
-  EDGE_LOCK,
+  breakEdgeLock,
   EDGE_LOCK_WAIT_S,
   edgeAdmin,
   edgeRunning,
@@ -47,8 +48,12 @@ export const edgeWanted = (run: Run): boolean => !!domainOf(run) && run.edge?.up
 // needs the same answers, and every round trip to the VM is paid again while it serves load.
 async function edgeUp(run: Run): Promise<boolean> {
   if (run.edge) return run.edge.up;
-  const r = await run.run(edgeRunning(), TIMEOUT_MS.quick);
-  return r.code === 0 && r.stdout.trim() === 'true';
+  const r = await run.must(
+    edgeRunning(),
+    'cannot tell whether the HTTPS edge runs',
+    TIMEOUT_MS.quick,
+  );
+  return r.stdout.trim() === 'true';
 }
 
 /** JSON answers of the admin API; undefined when it answered with an error (e.g. 404: no such @id). */
@@ -76,8 +81,14 @@ async function currentRoute(run: Run): Promise<{ upstream: string; domain?: stri
 /** The edge's settings file on the VM, only its known keys (there are no secrets in it). */
 async function edgeVars(run: Run): Promise<Record<string, string>> {
   if (run.edge) return run.edge.vars;
-  const text = (await run.run(readEdgeSettings(edgeEnvFile(run.cfg.remoteDir)), TIMEOUT_MS.quick))
-    .stdout;
+  const file = edgeEnvFile(run.cfg.remoteDir);
+  const text = (
+    await run.must(
+      readEdgeSettings(file),
+      `cannot read the edge's settings (${file})`,
+      TIMEOUT_MS.quick,
+    )
+  ).stdout;
   const vars: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
@@ -88,17 +99,19 @@ async function edgeVars(run: Run): Promise<Record<string, string>> {
 }
 
 async function withEdgeLock<T>(run: Run, body: () => Promise<T>): Promise<T> {
-  const got = await run.run(lockEdge(), (EDGE_LOCK_WAIT_S + 10) * 1000);
+  // Kept on the run: a clean-up after a lost connection frees the lock only if it is this one.
+  run.edgeLock ??= randomBytes(6).toString('hex');
+  const got = await run.run(lockEdge(run.edgeLock), (EDGE_LOCK_WAIT_S + 10) * 1000);
   if (got.code !== 0)
     throw new Error(
       got.code === 75
-        ? `another deploy held the edge's lock for ${EDGE_LOCK_WAIT_S} s (if none runs: docker exec ${EDGE_CONTAINER} rmdir ${EDGE_LOCK})`
+        ? `another deploy held the edge's lock for ${EDGE_LOCK_WAIT_S} s (if none runs: ${breakEdgeLock})`
         : `cannot take the edge's lock: ${lastLine(got.stderr) || `exit ${got.code}`}`,
     );
   try {
     return await body();
   } finally {
-    await run.run(unlockEdge(), TIMEOUT_MS.quick).catch(() => undefined);
+    await run.run(unlockEdge(run.edgeLock), TIMEOUT_MS.quick).catch(() => undefined);
   }
 }
 
@@ -222,5 +235,30 @@ export async function edgeFollowsLive(run: Run, live: Live | undefined): Promise
   await setUpstream(run, domain, edgeUpstream(live.name));
   run.report.info(
     `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,
+  );
+}
+
+/**
+ * For a clean-up after a switch was cut off: does the edge send the domain to `name`? True when
+ * the run does not involve the edge; undefined when the edge cannot be asked.
+ */
+export async function edgeSendsTo(run: Run, name: string): Promise<boolean | undefined> {
+  if (!edgeWanted(run)) return true;
+  const r = await run.run(edgeAdmin(readRoute(run.env)), TIMEOUT_MS.quick).catch(() => undefined);
+  if (r?.code !== 0) return undefined;
+  try {
+    return parseRoute(JSON.parse(r.stdout), run.env)?.upstream === edgeUpstream(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** For a clean-up: the edge back on `name` (what nginx serves again); false when it would not go. */
+export async function edgeBackTo(run: Run, name: string): Promise<boolean> {
+  const domain = domainOf(run);
+  if (!domain) return true;
+  return setUpstream(run, domain, edgeUpstream(name)).then(
+    () => true,
+    () => false,
   );
 }

@@ -7,7 +7,7 @@ import { startProxy } from '../commands/compose.js';
 import { readFile, writeFile } from '../commands/files.js';
 import { reloadProxy, routedAddress, switchProxy, upstreamConf } from '../commands/proxy.js';
 import { projectName } from '../environments.js';
-import { EXIT, ROUTE_TRIES, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
+import { EXIT, ROUTE_WAIT_TRIES, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
 import { SshError } from '../ssh.js';
 import { sleep, timestamp } from '../time.js';
 import { Failure, servedBefore } from './advice.js';
@@ -101,7 +101,7 @@ async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
 }
 
 /** Does the proxy route requests to `name`? Asked through the proxy, from inside it. */
-export async function serves(run: Run, name: string, tries = ROUTE_TRIES): Promise<boolean> {
+export async function serves(run: Run, name: string, tries = ROUTE_WAIT_TRIES): Promise<boolean> {
   const want = (await run.run(containerAddress(name, run.env))).stdout.trim();
   if (!want) return false;
   for (let i = 0; i < tries; i++) {

@@ -38,7 +38,7 @@ switch_site() {
   until mkdir "$lock" 2>/dev/null; do
     i=$((i + 1))
     if [ "$i" -gt "$wait_s" ]; then
-      echo "another deploy held the edge's lock for $wait_s s (if none runs: docker exec berth-edge rmdir $lock)"
+      echo "another deploy held the edge's lock for $wait_s s (if none runs: docker exec berth-edge rm -rf $lock)"
       exit 75
     fi
     sleep 1

@@ -17,6 +17,13 @@ import { EXIT } from '../../../src/deploy/limits.js';
 import { envPaths, settingsSnapshot } from '../../../src/deploy/paths.js';
 import { CI_MARKER } from '../../../src/deploy/commands/settings.js';
 import { parseHistory } from '../../../src/deploy/history.js';
+import {
+  buildCaddyConfig,
+  edgeSettingsFromEnv,
+  routeId,
+  upstreamId,
+  type Json,
+} from '../../../src/edge/caddy.js';
 import { failureLine, Reporter } from '../../../src/deploy/report.js';
 import { SshError, type Executor, type RunResult } from '../../../src/deploy/ssh.js';
 
@@ -27,6 +34,7 @@ const fail = (code = 1, stderr = 'no such thing'): RunResult => ({ code, stdout:
 const OLD_DIGEST = `sha256:${'a'.repeat(64)}`;
 const NEW_DIGEST = `sha256:${'b'.repeat(64)}`;
 const NEW_REF = 'reg.example/berth:v2';
+const DOMAIN = 'staging.example.com';
 /** The operator's app.env before the run: a hand-kept key and an old value of a CI key. */
 const APP_ENV_BEFORE = 'HAND=kept\nAPI_KEY=old\n';
 const CI_SETTINGS = { API_KEY: 'from-ci' };
@@ -68,6 +76,17 @@ class FakeVm {
   dbState = '';
   /** `docker compose up db` gives up: the database never became healthy. */
   dbWontStart = false;
+  /** APP_DOMAIN in .env: the switch includes the HTTPS edge (when one runs). */
+  domain = '';
+  /** The edge (Caddy): whether it runs, its running config, the lock in its /tmp. */
+  edgeRunning = true;
+  edgeConfig: Json = buildCaddyConfig(
+    edgeSettingsFromEnv({}, [{ name: ENV, domain: DOMAIN, upstream: 'old:8000' }]),
+  );
+  /** The token of the run holding the edge's lock. */
+  edgeLock: string | undefined;
+  /** Containers on the shared network (the edge reaches only those). */
+  shared = new Set(['old']);
   private nextIp = 10;
 
   constructor() {
@@ -91,6 +110,20 @@ class FakeVm {
   routedTo(): string | undefined {
     const name = parseUpstream(this.loaded);
     return this.proxyRunning && name && this.containers.get(name)?.running ? name : undefined;
+  }
+
+  /** The container the edge sends the domain to, when it runs, is reachable and the host matches. */
+  edgeRoutesTo(): string | undefined {
+    const route = findId(this.edgeConfig, routeId(ENV)) as { match?: { host?: string[] }[] };
+    const dial = findId(this.edgeConfig, upstreamId(ENV))?.dial;
+    const name = typeof dial === 'string' ? dial.split(':')[0] : undefined;
+    return this.edgeRunning &&
+      route?.match?.[0]?.host?.[0] === this.domain &&
+      name &&
+      this.shared.has(name) &&
+      this.containers.get(name)?.running
+      ? name
+      : undefined;
   }
 
   lockHeld(): boolean {
@@ -127,7 +160,7 @@ class FakeVm {
       this.files.set(a[4] ?? '', `${this.files.get(a[4] ?? '') ?? ''}${a[5]}\n`),
       ok()
     ),
-    'files.readTuning': () => ok(),
+    'files.readTuning': () => ok(this.domain ? `APP_DOMAIN=${this.domain}\n` : ''),
     // The settings files, modelled on what the real scripts do (test/deploy/commands/settings.test.ts runs those).
     'settings.stage': (a, stdin) => {
       const [appEnv = '', staged = '', marker = '', keys = ''] = a.slice(4);
@@ -280,7 +313,12 @@ class FakeVm {
       for (const n of a.slice(3)) this.containers.delete(n);
       return ok();
     },
-    'app.joinNetwork': (a) => (this.containers.has(a.at(-1) ?? '') ? ok() : fail()),
+    'app.joinNetwork': (a) => {
+      const name = a.at(-1) ?? '';
+      if (!this.containers.has(name)) return fail();
+      this.shared.add(name);
+      return ok();
+    },
     'app.logs': () => ok('log line\n'),
     // sh -c SCRIPT sh NAME NETWORK SECONDS CREATE-ARGS...
     'release.run': (a) => {
@@ -306,6 +344,54 @@ class FakeVm {
     // sh -c SCRIPT sh FILE PARKED: a rename, either way, when the source exists.
     'targets.park': (a) => this.rename(a[4] ?? '', a[5] ?? '', 'parked'),
     'targets.unpark': (a) => this.rename(a[5] ?? '', a[4] ?? '', 'restored'),
+    'edge.running': () => ok(this.edgeRunning ? 'true\n' : 'none\n'),
+    'edge.readSettings': () => ok(),
+    // sh -c SCRIPT sh CONTAINER LOCK WAIT TOKEN; docker exec CONTAINER sh -c SCRIPT sh LOCK TOKEN
+    'edge.lock': (a) => {
+      if (this.edgeLock !== undefined) return fail(75);
+      this.edgeLock = a[7];
+      return ok();
+    },
+    'edge.unlock': (a) => {
+      if (this.edgeLock === a.at(-1)) this.edgeLock = undefined;
+      return ok();
+    },
+    // docker exec berth-edge wget ... URL: GET unless it has --post-data.
+    'edge.admin': (a) => {
+      if (!this.edgeRunning) return fail(1, 'No such container');
+      const path = (a.at(-1) ?? '').replace(/^http:\/\/[^/]+/, '');
+      const body = a.includes('--post-data') ? a[a.indexOf('--post-data') + 1] : undefined;
+      if (body === undefined) {
+        const found = this.adminGet(path);
+        return found === undefined
+          ? fail(8, 'server returned error: HTTP/1.1 404')
+          : ok(JSON.stringify(found));
+      }
+      return this.adminPost(path, body) ? ok() : fail(8, 'server returned error: HTTP/1.1 404');
+    },
+    // docker exec -i berth-edge sh -s ADMIN LOCK WAIT DOMAIN_PATH DOMAIN GRAFANA_PATH GRAFANA DIAL_PATH UPSTREAM HEALTH
+    'edge.switch': (a) => {
+      if (!this.edgeRunning) return fail(1, 'No such container');
+      const [, , , domainPath = '', domain, , , dialPath = '', upstream = ''] = a.slice(6);
+      const name = upstream.split(':')[0] ?? '';
+      if (!this.shared.has(name) || !this.containers.get(name)?.running)
+        return {
+          code: EXIT.edge.unreachable,
+          stdout: `the edge cannot reach ${upstream}/health\n`,
+          stderr: '',
+        };
+      if (this.edgeLock !== undefined)
+        return {
+          code: EXIT.edge.lockHeld,
+          stdout: 'another deploy held the edge lock\n',
+          stderr: '',
+        };
+      if (this.adminGet(domainPath) !== domain)
+        return { code: EXIT.edge.needsConfig, stdout: '', stderr: '' };
+      const before = this.adminGet(dialPath);
+      this.adminPost(dialPath, JSON.stringify(upstream));
+      return ok(`${JSON.stringify(before)}\n`);
+    },
     'db.configured': () => ok(this.dbConfigured ? 'yes\n' : 'no\n'),
     'db.state': () => ok(this.dbState ? `${this.dbState}\n` : ''),
     'db.volume': () => ok('berth-staging-db\n'),
@@ -316,6 +402,30 @@ class FakeVm {
       return ok();
     },
   };
+
+  /** GET /config/ or /id/ID/key/...: the node, or undefined (Caddy's 404). */
+  private adminGet(path: string): unknown {
+    if (path === '/config/') return this.edgeConfig;
+    const [id = '', ...keys] = path.replace(/^\/id\//, '').split('/');
+    let node: unknown = path.startsWith('/id/') ? findId(this.edgeConfig, id) : undefined;
+    for (const k of keys) node = (node as Record<string, unknown> | undefined)?.[k];
+    return node;
+  }
+
+  /** POST /load, or a key under an @id (Caddy sets it as PATCH would); false for a 404. */
+  private adminPost(path: string, body: string): boolean {
+    if (path === '/load') {
+      this.edgeConfig = JSON.parse(body) as Json;
+      return true;
+    }
+    const [id = '', ...keys] = path.replace(/^\/id\//, '').split('/');
+    const last = keys.pop();
+    let node: unknown = findId(this.edgeConfig, id);
+    for (const k of keys) node = (node as Record<string, unknown> | undefined)?.[k];
+    if (!node || typeof node !== 'object' || last === undefined) return false;
+    (node as Record<string, unknown>)[last] = JSON.parse(body);
+    return true;
+  }
 
   private rename(from: string, to: string, said: string): RunResult {
     const text = this.files.get(from);
@@ -349,6 +459,24 @@ class FakeVm {
     }
     return { code: EXIT.proxy.notSwitched, stdout: 'not switched\n', stderr: '' };
   }
+}
+
+/** The object carrying `"@id": id` anywhere in a Caddy config, as the admin API's /id/ finds it. */
+function findId(node: unknown, id: string): Record<string, unknown> | undefined {
+  if (Array.isArray(node)) {
+    for (const x of node) {
+      const found = findId(x, id);
+      if (found) return found;
+    }
+  } else if (node && typeof node === 'object') {
+    const o = node as Record<string, unknown>;
+    if (o['@id'] === id) return o;
+    for (const v of Object.values(o)) {
+      const found = findId(v, id);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 type Fault = { kind: 'fail' | 'drop'; at: number } | undefined;
@@ -937,4 +1065,86 @@ describe('the database step', () => {
     expect(newBox(r.vm)).toBeUndefined();
     expect(r.vm.lockHeld()).toBe(false);
   });
+});
+
+describe('with a domain (APP_DOMAIN): the HTTPS edge switches with nginx', () => {
+  const withDomain = (vm: FakeVm) => (vm.domain = DOMAIN);
+  // The edge has no site for the environment yet: its first deploy with a domain loads a whole config.
+  const noSite = (vm: FakeVm) => {
+    withDomain(vm);
+    vm.edgeConfig = buildCaddyConfig(edgeSettingsFromEnv({}, []));
+  };
+
+  /** Besides assertTruthful: the domain is always served, by what nginx serves, and no edge lock is left. */
+  function assertEdgeFollows(r: Awaited<ReturnType<typeof deployWith>>, label: string) {
+    assertTruthful(r, label);
+    const ctx = `${label}: ${r.final}\n${r.lines.join('\n')}`;
+    const told = /puts the edge on what nginx serves|could not reconnect/.test(ctx);
+    // A domain the edge never had a site for may stay without one when the run failed early.
+    const site = findId(r.vm.edgeConfig, routeId(ENV));
+    if (!told && (site || r.ok)) {
+      expect(r.vm.edgeRoutesTo(), ctx).toBeDefined();
+      expect(r.vm.edgeRoutesTo(), ctx).toBe(r.vm.routedTo());
+    }
+    expect(r.vm.edgeLock, ctx).toBeUndefined();
+  }
+
+  it('a healthy deploy moves the domain to the new container, which joined the shared network first', async () => {
+    const r = await deployWith(undefined, { setup: withDomain });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.edgeRoutesTo()).toBe(newBox(r.vm));
+    expect(r.vm.routedTo()).toBe(newBox(r.vm));
+    const n = r.vm.log.map((c) => c.name);
+    expect(n.indexOf('app.joinNetwork')).toBeLessThan(n.indexOf('edge.switch'));
+    expect(n.indexOf('proxy.switch')).toBeLessThan(n.indexOf('edge.switch'));
+    expect(r.lines.join('\n')).toMatch(/edge: staging\.example\.com -> berth-staging-app-/);
+  });
+
+  it('a first deploy with a domain adds the site for what serves, then switches it like any other', async () => {
+    const r = await deployWith(undefined, { setup: noSite });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.edgeRoutesTo()).toBe(newBox(r.vm));
+    expect(r.lines.join('\n')).toMatch(
+      /the edge sent staging\.example\.com to nothing: now to old, which the proxy serves/,
+    );
+    expect(
+      r.vm.log.filter((c) => c.name === 'edge.admin' && c.argv.at(-1)?.endsWith('/load')),
+    ).toHaveLength(1);
+  });
+
+  it('no edge running: the deploy goes on through nginx and says the domain is not served over HTTPS', async () => {
+    const r = await deployWith(undefined, {
+      setup: (vm) => {
+        withDomain(vm);
+        vm.edgeRunning = false;
+      },
+    });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.lines.join('\n')).toMatch(/APP_DOMAIN=staging\.example\.com, but no edge runs/);
+  });
+
+  it('a refused version never reaches the edge; the domain stays on the old container', async () => {
+    const r = await deployWith(undefined, { setup: withDomain, unhealthy: true });
+    expect(r.ok).toBe(false);
+    expect(r.vm.log.some((c) => c.name === 'edge.switch')).toBe(false);
+    expect(r.vm.edgeRoutesTo()).toBe('old');
+  });
+
+  for (const [what, setup] of [
+    ['the site exists', withDomain],
+    ['the site is new', noSite],
+  ] as const)
+    it(
+      `for every k (${what}): command k fails, or the connection drops after it`,
+      { timeout: 120_000 },
+      async () => {
+        const total = (await deployWith(undefined, { setup })).commands;
+        for (let k = 1; k <= total; k++)
+          for (const kind of ['fail', 'drop'] as const)
+            assertEdgeFollows(
+              await deployWith({ kind, at: k }, { setup }),
+              `${kind} at ${k}/${total}`,
+            );
+      },
+    );
 });
