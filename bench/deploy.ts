@@ -11,7 +11,6 @@
 // Needs the test VM: scripts/test-env/setup.sh (as root).
 import {
   deploy,
-  runCli,
   ensureImages,
   images,
   lockVm,
@@ -62,7 +61,7 @@ async function measure(
   await sleep(settleMs);
   const started = performance.now();
   // --verbose: every remote command's duration on stderr, summed by name below.
-  const r = await runCli(['deploy', '--env', env, '--image', image, '--json', '--verbose']);
+  const r = await deploy(env, image, undefined, ['--verbose']);
   const wallMs = performance.now() - started;
   await sleep(settleMs);
   return { scenario, expected, r, wallMs, load: await poller.stop() };

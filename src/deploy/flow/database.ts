@@ -9,8 +9,8 @@ import type { Run } from './run.js';
 export async function ensureDatabase(run: Run): Promise<string> {
   run.checkInterrupt();
   const configured = await run.must(dbConfigured(run.paths.env), `cannot read ${run.paths.env}`);
-  if (configured.stdout.trim() !== 'yes')
-    return 'none (no DB_PASSWORD in .env; init_setup.sh sets one)';
+  run.hasDatabase = configured.stdout.trim() === 'yes';
+  if (!run.hasDatabase) return 'none (no DB_PASSWORD in .env; init_setup.sh sets one)';
   const state = (await run.must(dbState(run.env), 'cannot look for the database')).stdout.trim();
   if (state === 'running') return 'running, untouched';
   await run.must(createDbVolume(run.env), `cannot create the volume ${dbVolumeName(run.env)}`);

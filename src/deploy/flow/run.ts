@@ -91,6 +91,8 @@ export class Run {
     vars: Record<string, string>;
     route?: { upstream: string; domain?: string };
   };
+  /** Whether the environment has a database (DB_PASSWORD in .env; set by the database step). */
+  hasDatabase = false;
   /** This run's token in the edge's lock, once it has asked for the lock (flow/edge.ts). */
   edgeLock?: string;
   /** Containers this run attaches to the shared network, by name (flow/container.ts joinShared). */

@@ -52,9 +52,13 @@ async function register(run: Run): Promise<string> {
   const probe = probeTargetsFile(run.env, settings);
   if (probe) await run.must(writeFile(files.probe, probe), `cannot write ${files.probe}`);
   else await run.must(removeTargetFiles(files.probe), `cannot remove ${files.probe}`);
-  const back = await run.must(unparkTargetFile(files.database), `cannot restore ${files.database}`);
+  // `down` parked the database's target; it comes back only with a database to watch (an
+  // environment whose DB_PASSWORD was removed meanwhile would page "database down" forever).
+  const back = run.hasDatabase
+    ? await run.must(unparkTargetFile(files.database), `cannot restore ${files.database}`)
+    : undefined;
   const scrape = `scrape ${appAlias(run.env)}:${APP_LISTEN_PORT}${settings.basePath}/metrics`;
-  const database = back.stdout.includes('restored') ? `; its database watched again` : '';
+  const database = back?.stdout.includes('restored') ? `; its database watched again` : '';
   return probe
     ? `${scrape}, probe ${probeUrl(settings)}${database}`
     : `${scrape}; no probe: APP_BIND=${settings.bind} and no APP_DOMAIN, so no public URL to probe${database}`;

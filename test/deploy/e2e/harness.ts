@@ -463,8 +463,14 @@ export function runCli(
   return startCli(args, env, timeoutMs).done;
 }
 
-export function deploy(env: EnvName, image: string, cli?: NodeJS.ProcessEnv): Promise<CliResult> {
-  return runCli(['deploy', '--env', env, '--image', image, '--json'], cli);
+/** `deploy --env ENV --image IMAGE --json`, with any further flags (`--verbose`). */
+export function deploy(
+  env: EnvName,
+  image: string,
+  cli?: NodeJS.ProcessEnv,
+  flags: string[] = [],
+): Promise<CliResult> {
+  return runCli(['deploy', '--env', env, '--image', image, '--json', ...flags], cli);
 }
 
 /** A compact view of a CLI run for assertion messages. */

@@ -627,6 +627,20 @@ describe('monitoring follows the deploy', () => {
     expect(r.lines.join('\n')).toMatch(/✓ monitoring targets .*; its database watched again$/m);
   });
 
+  it('leaves the database target parked when the environment no longer has a database', async () => {
+    const parked = `${TARGETS}/postgres-staging.yml.down`;
+    const r = await deployWith(undefined, {
+      setup: (vm) => {
+        vm.files.set(parked, 'db target');
+        vm.dbConfigured = false;
+      },
+    });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.files.get(parked)).toBe('db target');
+    expect(r.vm.files.has(`${TARGETS}/postgres-staging.yml`)).toBe(false);
+    expect(r.lines.join('\n')).not.toMatch(/database watched again/);
+  });
+
   it('says in one line that a VM without the monitoring stack does not watch the environment', async () => {
     const r = await deployWith(undefined, { setup: (vm) => (vm.monitoring = false) });
     expect(r.ok, r.final).toBe(true);
