@@ -20,6 +20,8 @@ missing_pkgs() {
   command -v pebble-challtestsrv >/dev/null 2>&1 || missing+=(pebble)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # The edge-switch program's test runs it under busybox's sh and wget too (caddy:alpine has those).
+  command -v busybox >/dev/null 2>&1 || missing+=(busybox)
   printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' '
 }
 
@@ -69,7 +71,7 @@ status() {
   missing="$(missing_pkgs)"
   if [ -n "${missing// /}" ]; then echo "edge: missing packages: $missing"; return 1; fi
   [ -s "$EDGE_STATE/pebble-listener.crt" ] || { echo "edge: no pebble listener certificate (run up)"; return 1; }
-  echo "edge: caddy, pebble, pebble-challtestsrv installed; listener cert in $EDGE_STATE"
+  echo "edge: caddy, pebble, pebble-challtestsrv, busybox installed; listener cert in $EDGE_STATE"
 }
 
 case "${1:-up}" in
