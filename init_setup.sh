@@ -514,8 +514,23 @@ step_monitoring_targets() {
 # `docker compose up` of the whole stack fails while that network is missing (before the
 # environment's first deploy). Such an environment gets nothing here (no target, so nothing
 # pages) and is connected by the first run after its first deploy.
+# The role the environment's exporter logs in as (scripts/db-monitor-role.sql), given the password
+# from its file; the SQL goes to psql in the database's container on stdin. Fails when the
+# environment's database container is not running.
+monitor_role() {
+  local env=$1 password=$2 db
+  db="$(docker ps -q --filter "label=com.docker.compose.project=berth-$env" --filter label=com.docker.compose.service=db 2>/dev/null | head -n 1)"
+  [ -n "$db" ] || return 1
+  if [ "$DRY_RUN" = 1 ]; then
+    note "would run: docker exec -i $db psql -U berth -d berth (role berth_monitor; its password on stdin)"
+    return 0
+  fi
+  { printf '\\set pw %s\n' "$password"; cat "$HERE/scripts/db-monitor-role.sql"; } |
+    docker exec -i "$db" psql -X -q -v ON_ERROR_STOP=1 -U berth -d berth >/dev/null
+}
+
 step_db_exporters() {
-  local mon="$BERTH_REMOTE_DIR/monitoring" env upper password secret target did=() waiting=() connected=()
+  local mon="$BERTH_REMOTE_DIR/monitoring" env upper password secret target file monitor did=() waiting=() connected=()
   local secrets="$mon/secrets" targets="$mon/prometheus/targets" profiles=""
   profiles="$(grep -E '^COMPOSE_PROFILES=' "$mon/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
   for env in $BERTH_ENVIRONMENTS; do
@@ -534,15 +549,24 @@ step_db_exporters() {
       # The operator keeps this password file elsewhere (docs/monitoring.md): theirs to fill.
       note "$env: the exporter's password file is POSTGRES_PASSWORD_FILE_$upper in $mon/.env: left alone"
     else
+      # The exporter logs in as berth_monitor (pg_monitor only), with a password of its own, made
+      # once. A file from before it held the database owner's password: that one is replaced.
       # Only uid 65534 (the image's `nobody`) reads it. The password goes through a pipe from
       # printf (a builtin), never an argument; no newline, the file holds only the password.
       if [ "$(stat -c '%a %u:%g' "$secrets" 2>/dev/null)" != "700 65534:65534" ]; then
         run install -d -m 0700 -o 65534 -g 65534 "$secrets"
       fi
-      if printf '%s' "$password" | put_file "$secrets/postgres-$env.password" 0600 65534:65534; then
-        did+=("$env: password file")
-        MONITORING_RESTART+=("postgres-$env password")
+      file="$secrets/postgres-$env.password"
+      monitor="$(cat "$file" 2>/dev/null || true)"
+      if [ -z "$monitor" ] || [ "$monitor" = "$password" ]; then
+        monitor="$(openssl rand -base64 33 | tr -d '/+=\n' | cut -c1-32)"
+        if printf '%s' "$monitor" | put_file "$file" 0600 65534:65534; then
+          did+=("$env: password file")
+          MONITORING_RESTART+=("postgres-$env password")
+        fi
       fi
+      monitor_role "$env" "$monitor" ||
+        note "$env: could not give its database the role berth_monitor (is it running? docker compose -p berth-$env ps db): its exporter cannot log in until the next run"
     fi
     target="$targets/postgres-$env.yml"
     if [ -e "$target.down" ]; then

@@ -2,9 +2,10 @@
 // real useradd, real sshd judging the hardened config, real files and permissions. Only what
 // needs a network, systemd or the kernel is a recording shim (apt-get, systemctl, ufw, docker,
 // curl), and is checked by what it was asked to do.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTestEnv, requirePart } from '../helpers/real-tools.js';
+import { loadTestEnv, repoRoot, requirePart } from '../helpers/real-tools.js';
 import { appTargetsFile } from '../../src/deploy/commands/targets.js';
 import { CHECKOUT, SetupRoot } from './setup-root.js';
 
@@ -477,14 +478,16 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       r = root.initSetup();
     });
 
-    it("writes each one's password file, readable by the exporter's uid 65534 only, from its .env", () => {
+    const monitorPassword = (env: string) => root.read(`${mon}/secrets/postgres-${env}.password`);
+
+    it("writes each one's password file, readable by the exporter's uid 65534 only: a password of its own", () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       for (const env of ['production', 'staging']) {
-        const password = dbPassword(env);
+        const password = monitorPassword(env);
+        // Only the password: no newline, nothing else; never the database owner's.
         expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
-        // Only the password: no newline, nothing else.
-        expect(root.read(`${mon}/secrets/postgres-${env}.password`)).toBe(password);
+        expect(password).not.toBe(dbPassword(env));
         expect(
           root.chroot([
             'stat',
@@ -497,6 +500,17 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
         // Never printed, never in any recorded command line.
         expect(r.stdout + r.stderr).not.toContain(password);
         expect(root.read('/var/log/berth-shims.log')).not.toContain(password);
+      }
+    });
+
+    it('gives each database the role berth_monitor with that password, through psql on stdin', () => {
+      for (const env of ['production', 'staging']) {
+        expect(root.shimCalls().slice(callsBefore)).toContain(
+          `docker exec -i berth-${env}-db-1 psql -X -q -v ON_ERROR_STOP=1 -U berth -d berth`,
+        );
+        expect(root.read(`/var/lib/berth-shims/exec-berth-${env}-db-1.stdin`)).toBe(
+          `\\set pw ${monitorPassword(env)}\n${readFileSync(path.join(repoRoot, 'scripts', 'db-monitor-role.sql'), 'utf8')}`,
+        );
       }
       // testing's network does not exist: no exporter, no target, nothing pages.
       expect(root.exists(`${mon}/secrets/postgres-testing.password`)).toBe(false);
@@ -574,7 +588,7 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       ).toEqual([]);
       // The real run connects it.
       expect(root.initSetup().code).toBe(0);
-      expect(root.read(`${mon}/secrets/postgres-testing.password`)).toBe(dbPassword('testing'));
+      expect(monitorPassword('testing')).toMatch(/^[A-Za-z0-9]{32}$/);
       expect(profiles()).toEqual([
         'COMPOSE_PROFILES=my-own,postgres-production,postgres-staging,postgres-testing',
       ]);
@@ -592,13 +606,27 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
       root.chroot(['mv', `${target}.down`, target]);
     });
 
-    it('follows a changed database password, and restarts the stack so the exporter reads it', () => {
+    it("keeps the exporter's own password when DB_PASSWORD changes, and sets the role's again", () => {
       const file = '/opt/berth/production/.env';
-      const changedPassword = 'NewTestOnlyPassword0123456789abc';
+      const before = monitorPassword('production');
       root.write(
         file,
-        root.read(file).replace(/^DB_PASSWORD=.*$/m, `DB_PASSWORD=${changedPassword}`),
+        root
+          .read(file)
+          .replace(/^DB_PASSWORD=.*$/m, 'DB_PASSWORD=NewTestOnlyPassword0123456789abc'),
       );
+      const calls = root.shimCalls().length;
+      const run = root.initSetup();
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^· db exporters +nothing to change/m);
+      expect(monitorPassword('production')).toBe(before);
+      expect(root.shimCalls().slice(calls)).toContain(
+        'docker exec -i berth-production-db-1 psql -X -q -v ON_ERROR_STOP=1 -U berth -d berth',
+      );
+    });
+
+    it("replaces a password file from before berth_monitor, which held the owner's password, and restarts the stack", () => {
+      root.write(`${mon}/secrets/postgres-production.password`, dbPassword('production'));
       const calls = root.shimCalls().length;
       const run = root.initSetup();
       expect(run.code).toBe(0);
@@ -606,9 +634,10 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
         '✓ db exporters       production: password file (password never printed)',
         '✓ monitoring         postgres-production password: docker compose up -d (Grafana on :8950)',
       ]);
-      expect(root.read(`${mon}/secrets/postgres-production.password`)).toBe(changedPassword);
-      expect(run.stdout).not.toContain(changedPassword);
-      expect(root.read('/var/log/berth-shims.log')).not.toContain(changedPassword);
+      expect(monitorPassword('production')).toMatch(/^[A-Za-z0-9]{32}$/);
+      expect(monitorPassword('production')).not.toBe(dbPassword('production'));
+      expect(run.stdout).not.toContain(monitorPassword('production'));
+      expect(root.read('/var/log/berth-shims.log')).not.toContain(monitorPassword('production'));
       expect(
         root
           .shimCalls()

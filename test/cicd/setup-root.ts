@@ -179,6 +179,7 @@ export class SetupRoot {
       'node-exporter',
       'grafana',
       'src/deploy/remote/db-backup.sh',
+      'scripts/db-monitor-role.sql',
     ]) {
       mkdirSync(path.dirname(path.join(dest, item)), { recursive: true });
       if (existsSync(path.join(repoRoot, item)))

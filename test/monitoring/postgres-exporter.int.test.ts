@@ -7,18 +7,26 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../helpers/net.js';
-import { requirePostgres, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
-import { requireTool } from '../helpers/real-tools.js';
+import {
+  postgresBinDir,
+  requirePostgres,
+  startPostgres,
+  type PostgresCluster,
+} from '../helpers/postgres.js';
+import { repoRoot, requireTool } from '../helpers/real-tools.js';
 import {
   composeFile,
   dashboardQueries,
@@ -60,18 +68,44 @@ function pgMetricsUsed(): string[] {
   ].sort();
 }
 
+/**
+ * What init_setup.sh's monitor_role does in the database's container: scripts/db-monitor-role.sql
+ * through psql, after `\set pw`, all on stdin.
+ */
+function giveMonitorRole(cluster: PostgresCluster, password: string): void {
+  const sql = readFileSync(path.join(repoRoot, 'scripts', 'db-monitor-role.sql'), 'utf8');
+  // Beside initdb's real file (PATH may hold only links to the server's tools).
+  const bin = path.dirname(realpathSync(path.join(postgresBinDir() ?? '', 'initdb')));
+  const r = spawnSync(path.join(bin, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', cluster.url], {
+    input: `\\set pw ${password}\n${sql}`,
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`psql: ${r.error?.message ?? r.stderr}`);
+}
+
 describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compose settings', () => {
   let cluster: PostgresCluster;
   let work: string;
   let passwordFile: string;
   let exporter: Proc | undefined;
   let listen = 0;
+  const monitorPassword = randomBytes(16).toString('hex');
 
   beforeAll(async () => {
     cluster = await startPostgres();
+    // The app's table, which the exporter's role must not read.
+    const owner = new pg.Client({ connectionString: cluster.url });
+    await owner.connect();
+    await owner.query(
+      "CREATE TABLE orders (id text PRIMARY KEY); INSERT INTO orders VALUES ('o1')",
+    );
+    await owner.end();
+    // Twice, as every init_setup.sh run does: the second only sets the password again.
+    giveMonitorRole(cluster, 'an-earlier-password');
+    giveMonitorRole(cluster, monitorPassword);
     work = mkdtempSync(path.join(tmpdir(), 'berth-pg-exporter-'));
     passwordFile = path.join(work, 'postgres-production.password');
-    writeFileSync(passwordFile, `${cluster.password}\n`);
+    writeFileSync(passwordFile, monitorPassword);
     chmodSync(passwordFile, 0o600);
   });
   afterAll(async () => {
@@ -88,10 +122,8 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
       throw new Error('no postgres-exporter-production in the compose file');
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(service.environment)) {
-      env[key] = expand(value, {
-        POSTGRES_DB_PRODUCTION: 'berth_test',
-        POSTGRES_USER_PRODUCTION: 'berth_test',
-      })
+      // The user is the compose file's default: berth_monitor.
+      env[key] = expand(value, { POSTGRES_DB_PRODUCTION: 'berth_test' })
         .replace(/^db:5432\//, `127.0.0.1:${port}/`)
         .replace(/^\/run\/secrets\/postgres_password_production$/, pass);
     }
@@ -119,7 +151,10 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
   const scrape = async () => (await fetch(`http://127.0.0.1:${listen}/metrics`)).text();
   const pgUp = async () => /^pg_up (\d+)$/m.exec(await scrape())?.[1];
 
-  it('reports pg_up 1 and every pg_* metric the alerts and the dashboard read', async () => {
+  it('reports pg_up 1 and every pg_* metric the alerts and the dashboard read, as berth_monitor', async () => {
+    expect(services['postgres-exporter-production']?.environment.DATA_SOURCE_USER).toBe(
+      '${POSTGRES_USER_PRODUCTION:-berth_monitor}',
+    );
     await start(cluster.port);
     const text = await scrape();
     expect(text, tail(exporter as Proc)).toMatch(/^pg_up 1$/m);
@@ -145,9 +180,39 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
     const pid = exporter?.child.pid;
     expect(pid).toBeDefined();
     for (const file of ['cmdline', 'environ']) {
-      expect(readFileSync(`/proc/${pid}/${file}`, 'utf8'), file).not.toContain(cluster.password);
+      expect(readFileSync(`/proc/${pid}/${file}`, 'utf8'), file).not.toContain(monitorPassword);
     }
-    expect(readFileSync(exporter?.logFile ?? '', 'utf8')).not.toContain(cluster.password);
+    expect(readFileSync(exporter?.logFile ?? '', 'utf8')).not.toContain(monitorPassword);
+  });
+
+  it("berth_monitor reads none of the app's tables and can create nothing", async () => {
+    const url = new URL(cluster.url);
+    url.username = 'berth_monitor';
+    url.password = monitorPassword;
+    const monitor = new pg.Client({ connectionString: url.toString() });
+    await monitor.connect();
+    try {
+      await expect(monitor.query('SELECT * FROM orders')).rejects.toThrow(/permission denied/);
+      await expect(monitor.query('CREATE TABLE t (x int)')).rejects.toThrow(/permission denied/);
+      await expect(monitor.query("INSERT INTO orders VALUES ('o2')")).rejects.toThrow(
+        /permission denied/,
+      );
+      // What pg_monitor is for: every session's activity, not only its own (another role's
+      // query text reads `<insufficient privilege>` without it).
+      const other = new pg.Client({ connectionString: cluster.url });
+      await other.connect();
+      const pid = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]
+        ?.pid;
+      await other.query("SELECT 'berth-marker'");
+      const seen = await monitor.query<{ query: string }>(
+        'SELECT query FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      await other.end();
+      expect(seen.rows.map((r) => r.query)).toEqual(["SELECT 'berth-marker'"]);
+    } finally {
+      await monitor.end();
+    }
   });
 
   it('reports pg_up 0 while the database is stopped, and 1 again once it is back', async () => {
