@@ -8,12 +8,22 @@ export interface ContainerState {
   imageId: string;
   digest: string;
   image: string;
+  /** Its address on each network it is on, by network name. */
+  addresses: Record<string, string>;
 }
 
 export function parseContainerState(line: string): ContainerState | undefined {
-  const [status, exitCode, restarts, startedAt, imageId, digest, image] = line.trim().split('\t');
+  const [status, exitCode, restarts, startedAt, imageId, digest, image, networks] = line
+    .trim()
+    .split('\t');
   if (!status) return undefined;
+  const addresses: Record<string, string> = {};
+  for (const pair of (networks ?? '').split(' ')) {
+    const at = pair.indexOf('=');
+    if (at > 0 && pair.length > at + 1) addresses[pair.slice(0, at)] = pair.slice(at + 1);
+  }
   return {
+    addresses,
     status,
     exitCode: Number(exitCode ?? 0),
     restarts: Number(restarts ?? 0),

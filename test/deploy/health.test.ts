@@ -5,7 +5,7 @@ import { judgeHealth, parseContainerState } from '../../src/deploy/health.js';
 describe('health verdicts', () => {
   const o = { path: '/health', timeoutS: 20, successes: 2 };
   const running = parseContainerState(
-    'running\t0\t0\t2026-01-01T00:00:00Z\tsha256:1\tsha256:d\tr/b:v1',
+    'running\t0\t0\t2026-01-01T00:00:00Z\tsha256:1\tsha256:d\tr/b:v1\tberth-staging_default=172.19.0.4 berth=172.18.0.7 ',
   );
   it('reads docker inspect', () => {
     expect(running).toEqual({
@@ -16,6 +16,7 @@ describe('health verdicts', () => {
       imageId: 'sha256:1',
       digest: 'sha256:d',
       image: 'r/b:v1',
+      addresses: { 'berth-staging_default': '172.19.0.4', berth: '172.18.0.7' },
     });
     expect(parseContainerState('running\t0\t0\t\tsha256:1\t<no value>\t<no value>')?.digest).toBe(
       '',

@@ -91,7 +91,7 @@ describe('docker-compose.monitoring.yml', () => {
       });
       expect(s.environment).toEqual({
         DATA_SOURCE_URI: `db:5432/\${POSTGRES_DB_${env.toUpperCase()}:-berth}?sslmode=disable`,
-        DATA_SOURCE_USER: `\${POSTGRES_USER_${env.toUpperCase()}:-berth}`,
+        DATA_SOURCE_USER: `\${POSTGRES_USER_${env.toUpperCase()}:-berth_monitor}`,
         DATA_SOURCE_PASS_FILE: `/run/secrets/postgres_password_${env}`,
       });
       expect(s.secrets).toEqual([`postgres_password_${env}`]);

@@ -100,7 +100,8 @@ export const removeContainers = (names: string[]): RemoteCommand =>
 export const containerLogs = (name: string, lines: number): RemoteCommand =>
   docker('app.logs', 'logs', '--tail', String(lines), name);
 
-export const CONTAINER_FORMAT = `{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.StartedAt}}\t{{.Image}}\t{{index .Config.Labels "${LABEL_DIGEST}"}}\t{{index .Config.Labels "${LABEL_IMAGE}"}}`;
+// The last field: NETWORK=ADDRESS for each network (the switch needs the project network's).
+export const CONTAINER_FORMAT = `{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.StartedAt}}\t{{.Image}}\t{{index .Config.Labels "${LABEL_DIGEST}"}}\t{{index .Config.Labels "${LABEL_IMAGE}"}}\t{{range $net, $s := .NetworkSettings.Networks}}{{$net}}={{$s.IPAddress}} {{end}}`;
 /** Exit 1 with nothing on stdout when the container does not exist. */
 export const inspectContainer = (name: string): RemoteCommand =>
   docker('app.inspect', 'container', 'inspect', '--format', CONTAINER_FORMAT, name);

@@ -6,6 +6,7 @@ import {
   createApp,
   inspectContainer,
   joinSharedNetwork,
+  projectNetwork,
   startContainer,
   stopContainer,
 } from '../commands/app.js';
@@ -65,8 +66,13 @@ export async function checkHealth(run: Run, name: string): Promise<string> {
     o.timeoutS * 1000 + TIMEOUT_MS.healthGrace,
     true,
   );
-  const verdict = judgeHealth(res, await inspect(run, name), o);
+  const state = await inspect(run, name);
+  const verdict = judgeHealth(res, state, o);
   if (!verdict.healthy) throw new Failure(verdict.reason, '');
+  // The switch names the address it must see answer; read here, it costs no docker call there.
+  const address = state?.addresses[projectNetwork(run.env)];
+  if (run.state.kind === 'started' && run.state.name === name && address)
+    run.state = { ...run.state, address };
   return verdict.reason.replace(/^healthy: /, '');
 }
 

@@ -46,7 +46,8 @@ export async function release(run: Run, appName: string, target: Target): Promis
   }
   const logs = lastLines(`${res.stdout}\n${res.stderr}`);
   if (res.code === 0) {
-    if (run.state.kind === 'started') run.state = { kind: 'started', name: appName };
+    if (run.state.kind === 'started')
+      run.state = { ...run.state, name: appName, oneOff: undefined };
     const last = logs.split('\n').at(-1)?.slice(0, 200);
     return `\`${argv.join(' ')}\` exited 0${last ? `: ${last}` : ''}`;
   }

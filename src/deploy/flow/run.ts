@@ -53,14 +53,15 @@ export interface Live {
 /**
  * before: nothing of this run is on the VM that a failure must undo.
  * started: this run's container `name` exists, not behind the proxy: a failure removes it, and
- *   the release command's one-off container `oneOff` when it may be running.
+ *   the release command's one-off container `oneOff` when it may be running. `address`: its
+ *   address on the project network, once the health check's inspect has read it.
  * switching: the switch script may be running: what the proxy routes to decides, and the
  *   upstream file it replaced is put back if the switch did not go through.
  * switched: `name` (running `source`) serves: a failure after this is never called a failed deploy.
  */
 export type RunState =
   | { kind: 'before' }
-  | { kind: 'started'; name: string; oneOff?: string }
+  | { kind: 'started'; name: string; oneOff?: string; address?: string }
   | { kind: 'switching'; name: string; upstreamBefore: string }
   | { kind: 'switched'; name: string; source: string; digest?: string };
 

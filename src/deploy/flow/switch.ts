@@ -18,6 +18,7 @@ import { lastLine, type Run, type Target } from './run.js';
 /** Puts `name` (running `target`) behind the proxy; returns how, for the step line. */
 export async function switchTo(run: Run, name: string, target: Target): Promise<string> {
   run.checkInterrupt();
+  const address = run.state.kind === 'started' ? run.state.address : undefined;
   const upstreamBefore = (
     await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')
   ).stdout;
@@ -26,7 +27,7 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
   // switches (its failure is the edge's, awaited there; a refused container is removed anyway).
   if (edgeWanted(run)) joinShared(run, name).catch(() => undefined);
   const proxyStarted = performance.now();
-  const outcome = await pointProxyAt(run, name);
+  const outcome = await pointProxyAt(run, name, address);
   const proxyMs = performance.now() - proxyStarted;
   if (!outcome.ok) {
     // The remote script restores a running proxy's file itself; with no proxy running (it would
@@ -72,7 +73,7 @@ interface SwitchOutcome {
 }
 
 /** One switch attempt: the remote switch script, or (no proxy running yet) compose up and a check. */
-async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
+async function pointProxyAt(run: Run, name: string, address?: string): Promise<SwitchOutcome> {
   const conf = upstreamConf(name, timestamp());
   const res = await run.run(
     switchProxy({
@@ -83,6 +84,7 @@ async function pointProxyAt(run: Run, name: string): Promise<SwitchOutcome> {
       path: run.cfg.healthPath,
       token: randomBytes(4).toString('hex'),
       tries: SWITCH_TRIES,
+      address,
     }),
     TIMEOUT_MS.switch,
   );

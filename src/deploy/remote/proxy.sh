@@ -24,7 +24,7 @@ routed() {
   docker logs --since "$since" "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
-# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES CHECK_PORT APP_PORT CONF NGINX...
+# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES CHECK_PORT APP_PORT ADDRESS CONF NGINX...
 # The whole switch in one program, so a lost SSH connection cannot split it (it ignores
 # SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
 # then, in one exec in the proxy (IN_PROXY_SWITCH), `nginx -t`, graceful reload, and requests
@@ -36,14 +36,16 @@ switch_to() {
   trap '' HUP PIPE
   project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 check_port=$8 app_port=$9
   shift 9
-  conf=$1
-  shift
+  known=$1 conf=$2
+  shift 2
   printf '%s' "$conf" > "$file.next" && chmod 644 "$file.next" || exit 1
   if [ -s "$file" ]; then cp -p "$file" "$file.prev" || exit 1; else rm -f "$file.prev"; fi
   mv -f "$file.next" "$file" || exit 1
   proxy=$(findproxy)
   [ -n "$proxy" ] || exit 3
-  want=$(docker container inspect --format "$fmt" "$app"):$app_port
+  # The deploy passes the address it read after the health check: one docker call less while
+  # the VM serves load. Without it, asked here.
+  if [ -n "$known" ]; then want=$known:$app_port; else want=$(docker container inspect --format "$fmt" "$app"):$app_port; fi
   out=$(docker exec "$proxy" sh -c "$IN_PROXY_SWITCH" sh "$want" "http://127.0.0.1:$check_port$path" "$tries" "berth-switch-$token" "$@")
   rc=$?
   if [ "$rc" -eq 0 ]; then

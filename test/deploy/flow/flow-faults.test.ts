@@ -219,7 +219,13 @@ class FakeVm {
       return ok();
     },
     // sh -s ACTION ARGS...: the arguments start at argv[3].
-    'proxy.switch': (a) => this.switchProxy(a[4] ?? '', a[5] ?? '', a[12] ?? ''),
+    'proxy.switch': (a) => {
+      // The address the deploy passes must be the container's own (else the check never matches).
+      const known = a[12] ?? '';
+      if (known && known !== this.containers.get(a[5] ?? '')?.ip)
+        return fail(EXIT.proxy.notSwitched, `passed ${known}, not the container's address`);
+      return this.switchProxy(a[4] ?? '', a[5] ?? '', a[13] ?? '');
+    },
     'proxy.routedAddress': () => {
       if (!this.proxyRunning) return fail(EXIT.proxy.notRunning, '');
       const to = this.routedTo();
@@ -272,7 +278,7 @@ class FakeVm {
       const box = this.containers.get(a.at(-1) ?? '');
       return box
         ? ok(
-            `${box.running ? 'running' : 'exited'}\t0\t0\t2026-01-01T00:00:00Z\t${box.imageId}\t${box.digest}\t${box.source}\n`,
+            `${box.running ? 'running' : 'exited'}\t0\t0\t2026-01-01T00:00:00Z\t${box.imageId}\t${box.digest}\t${box.source}\tberth-${ENV}_default=${box.ip} \n`,
           )
         : fail();
     },

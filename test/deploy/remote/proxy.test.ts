@@ -15,6 +15,7 @@ import { EXIT } from '../../../src/deploy/limits.js';
 
 // docker stand-in. State in $STUB: proxy-up (running), proxy-created (exists, not running), ip-<name>,
 // loaded (what nginx routes by), proxy.log, reload-takes (reload re-reads upstream.conf),
+// inspect-fails (docker inspect of a container's address fails),
 // bad-config (nginx -t fails). A probe (`exec -i` into the proxy or a one-off `run -i`) leaves its
 // arguments in probe-args and its stdin in probe-stdin; a request through the proxy, routed-args.
 const DOCKER = `#!/bin/sh
@@ -25,6 +26,7 @@ case "$1" in
     [ -e "$S/proxy-up" ] && echo proxy1; exit 0 ;;
   container)
     [ "$4" = '{{.Image}}' ] && { echo sha256:proxyimage; exit 0; }
+    [ -e "$S/inspect-fails" ] && exit 1
     shift 4; cat "$S/ip-$1" 2>/dev/null || exit 1; exit 0 ;;
   logs) cat "$S/proxy.log" 2>/dev/null; exit 0 ;;
   run) echo "$*" > "$S/probe-args"; cat > "$S/probe-stdin"; echo 'healthy: from a one-off'; exit 0 ;;
@@ -87,7 +89,7 @@ function runOnStub(cmd: RemoteCommand) {
   });
 }
 
-function runSwitch(conf = newConf, tries = 4) {
+function runSwitch(conf = newConf, tries = 4, address?: string) {
   return runOnStub(
     c.switchProxy({
       env: 'staging',
@@ -97,6 +99,7 @@ function runSwitch(conf = newConf, tries = 4) {
       path: '/health',
       token: 't1',
       tries,
+      ...(address ? { address } : {}),
     }),
   );
 }
@@ -123,6 +126,15 @@ beforeEach(() => {
 afterEach(() => rmSync(stub, { recursive: true, force: true }));
 
 describe('the switch script in a real shell', () => {
+  it('takes the address the deploy already read, without asking docker for it', () => {
+    writeFileSync(path.join(stub, 'reload-takes'), '');
+    // docker inspect of the new container would fail now: only the passed address can be used.
+    writeFileSync(path.join(stub, 'inspect-fails'), '');
+    const r = runSwitch(newConf, 4, '10.0.0.3');
+    expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
+    expect(r.stdout).toContain('switched to 10.0.0.3:8000');
+  });
+
   it('succeeds only once requests through the proxy reach the new container', () => {
     writeFileSync(path.join(stub, 'reload-takes'), '');
     const r = runSwitch();
