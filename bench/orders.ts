@@ -2,7 +2,9 @@
 // The Orders API against a real PostgreSQL (a throwaway cluster, as the tests start it: Debian's
 // postgresql, scripts/test-env/postgres.sh), beside the same SQL sent straight through `pg` in the
 // same run: POST /orders vs the INSERT it makes, GET /orders/:id vs its SELECT. Prints
-// requests/s (queries/s for raw), p50/p99 and the ratio API/raw; target: at least 0.5.
+// requests/s (queries/s for raw), p50/p99 and the ratio API/raw; target: at least 0.5. A third
+// side, bench/bare-orders.mjs, sends the same queries from Node's bare HTTP server (no Express,
+// no validation, logging or metrics): the most any Node HTTP service can keep of raw here.
 import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -34,6 +36,7 @@ const connections = Number(values.connections);
 const warmup = Number(values.warmup);
 const trials = Number(values.trials);
 const TARGET_RATIO = 0.5;
+const SIDES = ['api', 'bare', 'raw'] as const;
 // The service's default DATABASE_POOL_MAX; the raw side gets the same pool, so both queue the
 // same number of concurrent callers on the same number of connections.
 const POOL_MAX = 10;
@@ -49,8 +52,12 @@ type Run = { rps: number; p50: number; p99: number; errors: number; cpuUsPerReq:
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
-const startService = (databaseUrl: string, port: number): Promise<ChildProcess> =>
-  startCompiled('dist/service/server.js', port, {
+const startService = (
+  databaseUrl: string,
+  port: number,
+  entry = 'dist/service/server.js',
+): Promise<ChildProcess> =>
+  startCompiled(entry, port, {
     cpu: pinned ? serverCpu : undefined,
     env: { DATABASE_URL: databaseUrl, DATABASE_POOL_MAX: String(POOL_MAX) },
     ready: async (p) => {
@@ -151,6 +158,7 @@ const selectById = (ids: string[]) => () => ({
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 const cluster = await startPostgres();
 let service: ChildProcess | undefined;
+let bare: ChildProcess | undefined;
 const pool = new pg.Pool({ connectionString: cluster.url, max: POOL_MAX });
 try {
   execFileSync(process.execPath, ['dist/service/db/migrate.js'], {
@@ -160,6 +168,8 @@ try {
   });
   const port = await freePort();
   service = await startService(cluster.url, port);
+  const barePort = await freePort();
+  bare = await startService(cluster.url, barePort, 'bench/bare-orders.mjs');
   if (pinned)
     execFileSync('taskset', ['-a', '-p', '-c', String(loadCpu), String(process.pid)], {
       stdio: 'ignore',
@@ -178,33 +188,35 @@ try {
   );
 
   const url = `http://127.0.0.1:${port}/orders`;
+  const bareUrl = `http://127.0.0.1:${barePort}/orders`;
   const pid = service.pid ?? 0;
+  const barePid = bare.pid ?? 0;
   const operations = [
     {
       name: 'POST /orders',
       sql: 'INSERT',
       api: (s: number) => api(url, s, { method: 'POST', ids, pid }),
+      bare: (s: number) => api(bareUrl, s, { method: 'POST', ids, pid: barePid }),
       raw: (s: number) => raw(pool, s, insert),
     },
     {
       name: 'GET /orders/:id',
       sql: 'SELECT by id',
       api: (s: number) => api(url, s, { method: 'GET', ids, pid }),
+      bare: (s: number) => api(bareUrl, s, { method: 'GET', ids, pid: barePid }),
       raw: (s: number) => raw(pool, s, selectById(ids)),
     },
   ];
-  const results = new Map(operations.map((o) => [o.name, [] as { api: Run; raw: Run }[]]));
-  for (const op of operations) {
-    await op.api(warmup);
-    await op.raw(warmup);
-  }
+  type Trial = Record<(typeof SIDES)[number], Run>;
+  const results = new Map(operations.map((o) => [o.name, [] as Trial[]]));
+  for (const op of operations) for (const side of SIDES) await op[side](warmup);
   for (let t = 0; t < trials; t++) {
     for (const op of operations) {
-      // Alternate which side goes first, so neither always meets the warmer database.
-      const sides = t % 2 === 0 ? (['api', 'raw'] as const) : (['raw', 'api'] as const);
-      const trial: Partial<{ api: Run; raw: Run }> = {};
+      // Rotate which side goes first, so none always meets the warmer database.
+      const sides = SIDES.map((_, i) => SIDES[(i + t) % SIDES.length] ?? 'api');
+      const trial: Partial<Trial> = {};
       for (const side of sides) trial[side] = await op[side](duration);
-      results.get(op.name)?.push(trial as { api: Run; raw: Run });
+      results.get(op.name)?.push(trial as Trial);
     }
     process.stdout.write(`trial ${t + 1}/${trials} done\n`);
   }
@@ -215,11 +227,16 @@ try {
   );
   let ok = true;
   const summary: string[] = [];
+  const floors: string[] = [];
   for (const op of operations) {
     const runs = results.get(op.name) ?? [];
-    for (const side of ['api', 'raw'] as const) {
+    for (const side of SIDES) {
       const m = (f: (r: Run) => number) => median(runs.map((r) => f(r[side])));
-      const label = side === 'api' ? 'API (HTTP + pg)' : `raw pg (${op.sql})`;
+      const label = {
+        api: 'API (HTTP + pg)',
+        bare: 'bare node:http + pg',
+        raw: `raw pg (${op.sql})`,
+      }[side];
       console.log(
         `${op.name.padEnd(17)} ${label.padEnd(24)} ${fmt(m((r) => r.rps))} ${fmt(
           m((r) => r.p50),
@@ -236,12 +253,20 @@ try {
     summary.push(
       `${op.name.padEnd(17)} ${ratio.toFixed(3).padStart(6)} ${ratio >= TARGET_RATIO ? 'ok ' : 'LOW'}   per trial: ${ratios.map((x) => x.toFixed(2)).join(' ')}`,
     );
+    const floor = median(runs.map((r) => r.bare.rps / r.raw.rps));
+    const kept = median(runs.map((r) => r.api.rps / r.bare.rps));
+    floors.push(`${op.name.padEnd(17)} bare/raw ${floor.toFixed(3)}   API/bare ${kept.toFixed(3)}`);
   }
   console.log(`\nratio API/raw requests/s (median), target >= ${TARGET_RATIO}`);
   for (const line of summary) console.log(line);
+  console.log(
+    "\nthe floor: Node's bare HTTP server with the same queries (bare/raw is the most any Node service keeps here)",
+  );
+  for (const line of floors) console.log(line);
   process.exitCode = ok ? 0 : 1;
 } finally {
   service?.kill('SIGTERM');
+  bare?.kill('SIGTERM');
   await pool.end();
   cluster.destroy();
 }
