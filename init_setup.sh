@@ -5,8 +5,8 @@
 #
 # Run it from a checkout (or a copy) of the repository: it reads its settings from .env next to
 # it (see the "setup" section of .env.example) and copies .env.example, the monitoring compose
-# file, prometheus/, alertmanager/, blackbox/, node-exporter/, grafana/ and
-# src/deploy/remote/db-backup.sh from there. Every
+# file, prometheus/, alertmanager/, blackbox/, node-exporter/, grafana/,
+# src/deploy/remote/db-backup.sh and scripts/db-monitor-role.sql from there. Every
 # step first checks what is already true and changes only what is not, so a second run changes
 # nothing and says so.
 # --dry-run prints every command and file it would change, and changes none.
@@ -514,11 +514,19 @@ step_monitoring_targets() {
 # `docker compose up` of the whole stack fails while that network is missing (before the
 # environment's first deploy). Such an environment gets nothing here (no target, so nothing
 # pages) and is connected by the first run after its first deploy.
+# The exporters' password files' directory: only uid 65534 (the image's `nobody`) reads it.
+secrets_dir() {
+  if [ "$(stat -c '%a %u:%g' "$1" 2>/dev/null)" != "700 65534:65534" ]; then
+    run install -d -m 0700 -o 65534 -g 65534 "$1"
+  fi
+}
+
 # The role the environment's exporter logs in as (scripts/db-monitor-role.sql), given the password
 # from its file; the SQL goes to psql in the database's container on stdin. Fails when the
 # environment's database container is not running.
 monitor_role() {
   local env=$1 password=$2 db
+  [ -f "$HERE/scripts/db-monitor-role.sql" ] || die "$HERE/scripts/db-monitor-role.sql not found: run init_setup.sh from a checkout of the repository"
   db="$(docker ps -q --filter "label=com.docker.compose.project=berth-$env" --filter label=com.docker.compose.service=db 2>/dev/null | head -n 1)"
   [ -n "$db" ] || return 1
   if [ "$DRY_RUN" = 1 ]; then
@@ -530,7 +538,8 @@ monitor_role() {
 }
 
 step_db_exporters() {
-  local mon="$BERTH_REMOTE_DIR/monitoring" env upper password secret target file monitor did=() waiting=() connected=()
+  local mon="$BERTH_REMOTE_DIR/monitoring" env upper password secret user target file monitor fresh
+  local did=() waiting=() connected=() no_role=()
   local secrets="$mon/secrets" targets="$mon/prometheus/targets" profiles=""
   profiles="$(grep -E '^COMPOSE_PROFILES=' "$mon/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
   for env in $BERTH_ENVIRONMENTS; do
@@ -545,28 +554,40 @@ step_db_exporters() {
     [[ ",$profiles," == *",postgres-$env,"* ]] || did+=("$env: profile postgres-$env")
     upper="${env^^}"
     secret="$(grep -E "^POSTGRES_PASSWORD_FILE_$upper=" "$mon/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
+    user="$(grep -E "^POSTGRES_USER_$upper=" "$mon/.env" 2>/dev/null | tail -n1 | cut -d= -f2- || true)"
+    file="$secrets/postgres-$env.password"
     if [ -n "$secret" ]; then
       # The operator keeps this password file elsewhere (docs/monitoring.md): theirs to fill.
-      note "$env: the exporter's password file is POSTGRES_PASSWORD_FILE_$upper in $mon/.env: left alone"
+      note "$env: the exporter's password file is POSTGRES_PASSWORD_FILE_$upper in $mon/.env: left alone (it must hold the password of ${user:-berth_monitor}, POSTGRES_USER_$upper; init_setup.sh makes berth_monitor only with its own file)"
+    elif [ -n "$user" ] && [ "$user" != berth_monitor ]; then
+      # An operator's own login (an older .env named the owner, berth): as before berth_monitor,
+      # its password file follows DB_PASSWORD.
+      secrets_dir "$secrets"
+      if printf '%s' "$password" | put_file "$file" 0600 65534:65534; then
+        did+=("$env: password file")
+        MONITORING_RESTART+=("postgres-$env password")
+      fi
+      note "$env: the exporter logs in as $user (POSTGRES_USER_$upper in $mon/.env), with DB_PASSWORD; remove that line for berth_monitor (pg_monitor only)"
     else
-      # The exporter logs in as berth_monitor (pg_monitor only), with a password of its own, made
-      # once. A file from before it held the database owner's password: that one is replaced.
-      # Only uid 65534 (the image's `nobody`) reads it. The password goes through a pipe from
-      # printf (a builtin), never an argument; no newline, the file holds only the password.
-      if [ "$(stat -c '%a %u:%g' "$secrets" 2>/dev/null)" != "700 65534:65534" ]; then
-        run install -d -m 0700 -o 65534 -g 65534 "$secrets"
-      fi
-      file="$secrets/postgres-$env.password"
+      # The exporter logs in as berth_monitor (pg_monitor only) with a password of its own, made
+      # once. A file from before berth_monitor (it held the owner's password), or anything not
+      # made here, is made anew. The role comes first and the file after: a file whose password
+      # the role does not have would lock the exporter out. Only uid 65534 (the image's
+      # `nobody`) reads the file. The password goes through a pipe from printf (a builtin),
+      # never an argument; no newline, the file holds only the password.
+      secrets_dir "$secrets"
       monitor="$(cat "$file" 2>/dev/null || true)"
-      if [ -z "$monitor" ] || [ "$monitor" = "$password" ]; then
+      fresh=0
+      if [ "$monitor" = "$password" ] || ! [[ "$monitor" =~ ^[A-Za-z0-9]{32}$ ]]; then
         monitor="$(openssl rand -base64 33 | tr -d '/+=\n' | cut -c1-32)"
-        if printf '%s' "$monitor" | put_file "$file" 0600 65534:65534; then
-          did+=("$env: password file")
-          MONITORING_RESTART+=("postgres-$env password")
-        fi
+        fresh=1
       fi
-      monitor_role "$env" "$monitor" ||
-        note "$env: could not give its database the role berth_monitor (is it running? docker compose -p berth-$env ps db): its exporter cannot log in until the next run"
+      if ! monitor_role "$env" "$monitor"; then
+        no_role+=("$env")
+      elif [ "$fresh" = 1 ] && printf '%s' "$monitor" | put_file "$file" 0600 65534:65534; then
+        did+=("$env: password file")
+        MONITORING_RESTART+=("postgres-$env password")
+      fi
     fi
     target="$targets/postgres-$env.yml"
     if [ -e "$target.down" ]; then
@@ -581,10 +602,16 @@ step_db_exporters() {
 EOF
   done
   [ "${#waiting[@]}" = 0 ] || note "database not watched yet (no compose network berth-<env>_default before the first deploy): ${waiting[*]}; run init_setup.sh again after it"
+  # Said in the step's own line too: its exporter reports pg_up 0 (and pages) until a run that
+  # finds the database running gives it the role.
+  local role_note=""
+  if [ "${#no_role[@]}" -gt 0 ]; then
+    role_note="; no role berth_monitor yet in ${no_role[*]}: its database is not running (docker compose -p berth-<env> ps db), run init_setup.sh again once it is"
+  fi
   if [ "${#did[@]}" -gt 0 ]; then
-    changed "db exporters" "$(join "${did[@]}") (password never printed)"
+    changed "db exporters" "$(join "${did[@]}") (password never printed)$role_note"
   elif [ "${#connected[@]}" -gt 0 ]; then
-    unchanged "db exporters" "watching ${connected[*]}"
+    unchanged "db exporters" "watching ${connected[*]}$role_note"
   else
     unchanged "db exporters" "no database deployed yet"
   fi

@@ -645,6 +645,46 @@ describe.skipIf(!ok)('init_setup.sh on a fresh Debian 12', () => {
           .filter((c) => c.startsWith('docker compose')),
       ).toEqual([`${compose} up -d --remove-orphans`, `${compose} restart`]);
     });
+
+    it('with the database not running, keeps the old file and says the role is missing; the run that finds it running sets both', () => {
+      root.write(`${mon}/secrets/postgres-staging.password`, dbPassword('staging'));
+      root.write('/var/lib/berth-shims/db-stopped-berth-staging', '');
+      const calls = root.shimCalls().length;
+      const stopped = root.initSetup();
+      expect(stopped.code, stopped.stderr).toBe(0);
+      expect(stopped.stdout).toMatch(
+        /^· db exporters +nothing to change \(watching .*; no role berth_monitor yet in staging: its database is not running/m,
+      );
+      expect(monitorPassword('staging')).toBe(dbPassword('staging'));
+      expect(
+        root
+          .shimCalls()
+          .slice(calls)
+          .filter((c) => c.includes('berth-staging-db-1')),
+      ).toEqual([]);
+      root.chroot(['rm', '/var/lib/berth-shims/db-stopped-berth-staging']);
+      const running = root.initSetup();
+      expect(running.stdout).toMatch(/^✓ db exporters +staging: password file/m);
+      expect(monitorPassword('staging')).not.toBe(dbPassword('staging'));
+      expect(root.read('/var/lib/berth-shims/exec-berth-staging-db-1.stdin')).toContain(
+        `\\set pw ${monitorPassword('staging')}\n`,
+      );
+    });
+
+    it("an operator's own POSTGRES_USER_<ENV> keeps the old way: the file follows DB_PASSWORD, and the run says how to change", () => {
+      root.write(`${mon}/.env`, `${root.read(`${mon}/.env`)}POSTGRES_USER_PRODUCTION=berth\n`);
+      const run = root.initSetup();
+      expect(run.code, run.stderr).toBe(0);
+      expect(monitorPassword('production')).toBe(dbPassword('production'));
+      expect(run.stdout).toContain(
+        'production: the exporter logs in as berth (POSTGRES_USER_PRODUCTION in /opt/berth/monitoring/.env), with DB_PASSWORD; remove that line for berth_monitor (pg_monitor only)',
+      );
+      expect(run.stdout).not.toContain(dbPassword('production'));
+      root.write(
+        `${mon}/.env`,
+        root.read(`${mon}/.env`).replace('POSTGRES_USER_PRODUCTION=berth\n', ''),
+      );
+    });
   });
 
   describe('once a domain is set (APP_DOMAIN in an environment, GRAFANA_DOMAIN in the settings)', () => {

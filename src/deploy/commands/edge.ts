@@ -19,17 +19,13 @@ export const EDGE_LOCK = '/tmp/berth-edge-lock';
 export const EDGE_LOCK_WAIT_S = 30;
 
 /**
- * Prints `true` when the edge container runs, `false` when it is stopped, `none` when there is
- * none; any other failure of docker exits non-zero. "Cannot tell" must never read as "no edge":
- * the deploy would then stop the container the edge still sends the domain to.
+ * Prints the edge container's state (`running`, `exited`...), nothing when there is none; exits
+ * non-zero when docker cannot answer. "Cannot tell" must never read as "no edge": the deploy
+ * would then stop the container the edge still sends the domain to. Only stdout is the answer
+ * (docker's warnings go to stderr).
  */
 export const edgeRunning = (container = EDGE_CONTAINER): RemoteCommand =>
-  sh(
-    'edge.running',
-    `out=$(docker container inspect --format '{{.State.Running}}' "$1" 2>&1) && { echo "$out"; exit 0; }
-case "$out" in *"No such"*) echo none ;; *) printf '%s\\n' "$out" >&2; exit 1 ;; esac`,
-    container,
-  );
+  docker('edge.running', 'ps', '-a', '--filter', `name=^${container}$`, '--format', '{{.State}}');
 
 /** One admin-API request, sent from inside the edge container; its answer on stdout. */
 export const edgeAdmin = (req: AdminRequest, container = EDGE_CONTAINER): RemoteCommand => ({
@@ -38,19 +34,20 @@ export const edgeAdmin = (req: AdminRequest, container = EDGE_CONTAINER): Remote
 });
 
 /**
- * Exit 0 once the lock is ours; 75 after waiting `waitS` seconds for its holder. The lock holds
- * the run's `token`, so a clean-up after a lost connection frees it only if it is this run's.
+ * One attempt at the edge's lock: exit 0 when it is now ours, 75 when someone holds it (the
+ * caller waits and asks again). One `mkdir` per call, never a loop on the VM: a loop cut off
+ * from its client could take the lock after the clean-up had looked. The lock holds the run's
+ * `token`, so a clean-up after a lost connection frees it only if it is this run's.
  */
 export const lockEdge = (
   token: string,
-  { container = EDGE_CONTAINER, waitS = EDGE_LOCK_WAIT_S, lock = EDGE_LOCK } = {},
+  { container = EDGE_CONTAINER, lock = EDGE_LOCK } = {},
 ): RemoteCommand =>
   sh(
     'edge.lock',
-    `i=0; until docker exec "$1" sh -c 'mkdir "$1" && echo "$2" > "$1/owner"' sh "$2" "$4" 2>/dev/null; do i=$((i+1)); [ "$i" -le "$3" ] || exit 75; sleep 1; done`,
+    `docker exec "$1" sh -c 'mkdir "$1" 2>/dev/null || exit 75; echo "$2" > "$1/owner"' sh "$2" "$3"`,
     container,
     lock,
-    String(waitS),
     token,
   );
 

@@ -12,7 +12,7 @@ import { connectionLost, type RunResult } from '../ssh.js';
 import { Failure, unlockCommand } from './advice.js';
 import { historyLine } from './record.js';
 import { lastLine, type Run } from './run.js';
-import { edgeBackTo, edgeSendsTo } from './edge.js';
+import { edgeBackTo, edgeSendsTo, edgeWanted, withEdgeLock } from './edge.js';
 import { serves } from './switch.js';
 
 /** Commands of the clean-up never throw: one that fails must not stop the next. */
@@ -29,17 +29,15 @@ export async function cleanUp(
   outcome: unknown,
 ): Promise<void> {
   if (connectionLost(outcome) && !(await reconnect(run))) return;
-  // A lock this run may still hold (its release was cut off) would block every later deploy.
-  if (outcome !== undefined && run.edgeLock) await quietly(run, unlockEdge(run.edgeLock));
+  // A lock this run may still hold (its release was cut off or failed) would block every later
+  // deploy; freeing it again is harmless (only this run's token frees it).
+  if (run.edgeLock) await quietly(run, unlockEdge(run.edgeLock));
 
   if (run.state.kind === 'switching') await settleSwitch(run, run.state, image);
   if (run.state.kind === 'started') {
     const { name, oneOff } = run.state;
     if (oneOff) await quietly(run, removeRelease(oneOff));
-    const r = await quietly(run, removeContainers([name]));
-    if (r.code === 0) run.report.info(`removed the new container ${name}`);
-    else run.report.warn(`could not remove ${name}: ${lastLine(r.stderr)}`);
-    run.state = { kind: 'before' };
+    await removeNew(run, name);
   }
   // A version that serves is never recorded as failed; its own record (or the lack of it) stands.
   if (
@@ -68,8 +66,9 @@ export async function cleanUp(
 
 /**
  * Cut off while switching: what the proxy and the edge route to decide, not what was planned.
- * The new container stays only when both send traffic to it, or when the edge cannot be asked
- * (removing a container the edge may send the domain to would take the domain down).
+ * The new container stays when nginx serves it and the edge does not send the domain elsewhere;
+ * it also stays, with a warning, whenever the edge may send the domain to it (removing it would
+ * take the domain down). Otherwise both go back and it is removed.
  */
 async function settleSwitch(
   run: Run,
@@ -77,30 +76,58 @@ async function settleSwitch(
   image: string,
 ): Promise<void> {
   const nginx = await serves(run, name);
-  const edge = await edgeSendsTo(run, name);
-  if (nginx && edge !== false) {
-    if (edge === undefined)
-      run.report.warn(
-        `could not ask the edge where it sends ${run.env}'s domain; the next deploy or rollback puts the edge on what nginx serves`,
-      );
-    run.state = { kind: 'switched', name, source: image };
+  if (!edgeWanted(run)) {
+    if (nginx) run.state = { kind: 'switched', name, source: image };
+    else await nginxBack(run, upstreamBefore, name);
     return;
   }
-  // Never an empty file: that would leave nginx without an upstream (a first deploy cut off mid-switch).
+  // Under the edge's lock: the edge-switch program of the lost connection outlives it. Either it
+  // has finished (its route is what is read here), or it waits for this lock and then finds the
+  // new container gone (it checks that it reaches it once it holds the lock).
+  try {
+    await withEdgeLock(run, async () => {
+      const edge = await edgeSendsTo(run, name);
+      if (nginx && edge !== false) {
+        if (edge === undefined) run.report.warn(`could not ask the edge ${alignNext(run)}`);
+        run.state = { kind: 'switched', name, source: image };
+        return;
+      }
+      const back = run.live?.name;
+      if (edge === undefined || (edge && !(back && (await edgeBackTo(run, back))))) {
+        run.report.warn(
+          `left ${name} running: the edge may send ${run.env}'s domain to it; ${alignNext(run)}`,
+        );
+        run.state = { kind: 'before' };
+        return;
+      }
+      await nginxBack(run, upstreamBefore, name);
+      // Still under the lock, so no edge switch can move to it in between.
+      await removeNew(run, name);
+    });
+  } catch (err) {
+    run.report.warn(`${(err as Error).message}; ${alignNext(run)}`);
+    if (nginx) run.state = { kind: 'switched', name, source: image };
+    else run.state = { kind: 'before' };
+  }
+}
+
+const alignNext = (run: Run): string =>
+  `where ${run.env}'s domain goes: the next deploy or rollback puts the edge on what nginx serves`;
+
+/** nginx back on what it served before; never an empty file (a first deploy cut off mid-switch). */
+async function nginxBack(run: Run, upstreamBefore: string, name: string): Promise<void> {
   if (upstreamBefore.trim()) {
     await quietly(run, writeFile(run.paths.upstream, upstreamBefore));
     await quietly(run, reloadProxy(run.env));
   }
-  const back = run.live?.name;
-  if (edge === true && back && !(await edgeBackTo(run, back))) {
-    // Removing it would take the domain down: it stays, and the operator hears why.
-    run.report.warn(
-      `left ${name} running: the edge still sends ${run.env}'s domain to it; the next deploy or rollback puts the edge on what nginx serves`,
-    );
-    run.state = { kind: 'before' };
-    return;
-  }
   run.state = { kind: 'started', name };
+}
+
+async function removeNew(run: Run, name: string): Promise<void> {
+  const r = await quietly(run, removeContainers([name]));
+  if (r.code === 0) run.report.info(`removed the new container ${name}`);
+  else run.report.warn(`could not remove ${name}: ${lastLine(r.stderr)}`);
+  run.state = { kind: 'before' };
 }
 
 /** A second connection after the first was lost; false (with what to do) when there is none. */

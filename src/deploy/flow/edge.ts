@@ -32,6 +32,7 @@ import {
 } from '../commands/edge.js';
 import { EXIT, TIMEOUT_MS } from '../limits.js';
 import { lastLine, together, type Live, type Run } from './run.js';
+import { sleep } from '../time.js';
 
 export const edgeUpstream = (name: string): string => `${name}:${APP_LISTEN_PORT}`;
 
@@ -53,7 +54,7 @@ async function edgeUp(run: Run): Promise<boolean> {
     'cannot tell whether the HTTPS edge runs',
     TIMEOUT_MS.quick,
   );
-  return r.stdout.trim() === 'true';
+  return r.stdout.trim() === 'running';
 }
 
 /** JSON answers of the admin API; undefined when it answered with an error (e.g. 404: no such @id). */
@@ -98,16 +99,20 @@ async function edgeVars(run: Run): Promise<Record<string, string>> {
   return vars;
 }
 
-async function withEdgeLock<T>(run: Run, body: () => Promise<T>): Promise<T> {
+export async function withEdgeLock<T>(run: Run, body: () => Promise<T>): Promise<T> {
   // Kept on the run: a clean-up after a lost connection frees the lock only if it is this one.
   run.edgeLock ??= randomBytes(6).toString('hex');
-  const got = await run.run(lockEdge(run.edgeLock), (EDGE_LOCK_WAIT_S + 10) * 1000);
-  if (got.code !== 0)
-    throw new Error(
-      got.code === 75
-        ? `another deploy held the edge's lock for ${EDGE_LOCK_WAIT_S} s (if none runs: ${breakEdgeLock})`
-        : `cannot take the edge's lock: ${lastLine(got.stderr) || `exit ${got.code}`}`,
-    );
+  for (let waited = 0; ; waited++) {
+    const got = await run.run(lockEdge(run.edgeLock), TIMEOUT_MS.quick);
+    if (got.code === 0) break;
+    if (got.code !== 75)
+      throw new Error(`cannot take the edge's lock: ${lastLine(got.stderr) || `exit ${got.code}`}`);
+    if (waited >= EDGE_LOCK_WAIT_S)
+      throw new Error(
+        `another deploy held the edge's lock for ${EDGE_LOCK_WAIT_S} s (if none runs: ${breakEdgeLock})`,
+      );
+    await sleep(1000);
+  }
   try {
     return await body();
   } finally {
@@ -253,11 +258,14 @@ export async function edgeSendsTo(run: Run, name: string): Promise<boolean | und
   }
 }
 
-/** For a clean-up: the edge back on `name` (what nginx serves again); false when it would not go. */
+/**
+ * For a clean-up, under the edge's lock (the caller holds it): the edge back on `name`, what
+ * nginx serves again; false when it would not go.
+ */
 export async function edgeBackTo(run: Run, name: string): Promise<boolean> {
   const domain = domainOf(run);
   if (!domain) return true;
-  return setUpstream(run, domain, edgeUpstream(name)).then(
+  return change(run, domain, edgeUpstream(name), await currentRoute(run)).then(
     () => true,
     () => false,
   );

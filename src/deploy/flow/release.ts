@@ -46,8 +46,8 @@ export async function release(run: Run, appName: string, target: Target): Promis
   }
   const logs = lastLines(`${res.stdout}\n${res.stderr}`);
   if (res.code === 0) {
-    if (run.state.kind === 'started')
-      run.state = { ...run.state, name: appName, oneOff: undefined };
+    // The address goes too: a release can run for minutes, and a restart would change it.
+    if (run.state.kind === 'started') run.state = { kind: 'started', name: appName };
     const last = logs.split('\n').at(-1)?.slice(0, 200);
     return `\`${argv.join(' ')}\` exited 0${last ? `: ${last}` : ''}`;
   }

@@ -3,7 +3,7 @@
 # program run inside the edge container, where Caddy's admin API listens on loopback:
 #   docker exec -i berth-edge sh -s ADMIN LOCK WAIT_S DOMAIN_PATH DOMAIN GRAFANA_PATH
 #       GRAFANA_DOMAIN DIAL_PATH UPSTREAM HEALTH_PATH       (built by src/deploy/commands/edge.ts)
-# One round trip instead of a dozen: does the edge reach the new container, take the edge's lock,
+# One round trip instead of a dozen: take the edge's lock, does the edge reach the new container,
 # check the site (and Grafana's) are as the settings say, move the one `dial`, read it back, put
 # the old one back if it did not take, release the lock. The paths and the body are
 # src/edge/caddy.ts's; busybox wget sends POST, which Caddy applies to a key as PATCH.
@@ -30,10 +30,6 @@ switch_site() {
   admin=$1 lock=$2 wait_s=$3 domain_path=$4 domain=$5 grafana_path=$6 grafana=$7 dial_path=$8 upstream=$9
   shift 9
   health=$1
-  wget -q -O /dev/null -T 3 "http://$upstream$health" 2>/dev/null || {
-    echo "the edge cannot reach $upstream$health"
-    exit 5
-  }
   i=0
   until mkdir "$lock" 2>/dev/null; do
     i=$((i + 1))
@@ -44,6 +40,11 @@ switch_site() {
     sleep 1
   done
   trap 'rmdir "$lock" 2>/dev/null' EXIT
+  # Under the lock: a deploy's clean-up that removed the container held the lock while it did.
+  wget -q -O /dev/null -T 3 "http://$upstream$health" 2>/dev/null || {
+    echo "the edge cannot reach $upstream$health"
+    exit 5
+  }
   [ "$(get "$domain_path")" = "\"$domain\"" ] || exit 3
   if [ -n "$grafana" ] && [ "$(get "$grafana_path")" != "\"$grafana\"" ]; then exit 3; fi
   before=$(get "$dial_path") || exit 3

@@ -85,6 +85,9 @@ class FakeVm {
   );
   /** The token of the run holding the edge's lock. */
   edgeLock: string | undefined;
+  /** The clean-up's questions fail: where nginx routes, and the edge's admin API. */
+  proxyUnasked = false;
+  edgeUnasked = false;
   /** Containers on the shared network (the edge reaches only those). */
   shared = new Set(['old']);
   private nextIp = 10;
@@ -227,7 +230,7 @@ class FakeVm {
       return this.switchProxy(a[4] ?? '', a[5] ?? '', a[13] ?? '');
     },
     'proxy.routedAddress': () => {
-      if (!this.proxyRunning) return fail(EXIT.proxy.notRunning, '');
+      if (!this.proxyRunning || this.proxyUnasked) return fail(EXIT.proxy.notRunning, '');
       const to = this.routedTo();
       return ok(to ? `${this.containers.get(to)?.ip}:8000\n` : '\n');
     },
@@ -350,12 +353,12 @@ class FakeVm {
     // sh -c SCRIPT sh FILE PARKED: a rename, either way, when the source exists.
     'targets.park': (a) => this.rename(a[4] ?? '', a[5] ?? '', 'parked'),
     'targets.unpark': (a) => this.rename(a[5] ?? '', a[4] ?? '', 'restored'),
-    'edge.running': () => ok(this.edgeRunning ? 'true\n' : 'none\n'),
+    'edge.running': () => ok(this.edgeRunning ? 'running\n' : ''),
     'edge.readSettings': () => ok(),
-    // sh -c SCRIPT sh CONTAINER LOCK WAIT TOKEN; docker exec CONTAINER sh -c SCRIPT sh LOCK TOKEN
+    // sh -c SCRIPT sh CONTAINER LOCK TOKEN; docker exec CONTAINER sh -c SCRIPT sh LOCK TOKEN
     'edge.lock': (a) => {
       if (this.edgeLock !== undefined) return fail(75);
-      this.edgeLock = a[7];
+      this.edgeLock = a[6];
       return ok();
     },
     'edge.unlock': (a) => {
@@ -364,7 +367,7 @@ class FakeVm {
     },
     // docker exec berth-edge wget ... URL: GET unless it has --post-data.
     'edge.admin': (a) => {
-      if (!this.edgeRunning) return fail(1, 'No such container');
+      if (!this.edgeRunning || this.edgeUnasked) return fail(1, 'No such container');
       const path = (a.at(-1) ?? '').replace(/^http:\/\/[^/]+/, '');
       const body = a.includes('--post-data') ? a[a.indexOf('--post-data') + 1] : undefined;
       if (body === undefined) {
@@ -379,17 +382,17 @@ class FakeVm {
     'edge.switch': (a) => {
       if (!this.edgeRunning) return fail(1, 'No such container');
       const [, , , domainPath = '', domain, , , dialPath = '', upstream = ''] = a.slice(6);
+      if (this.edgeLock !== undefined)
+        return {
+          code: EXIT.edge.lockHeld,
+          stdout: 'another deploy held the edge lock\n',
+          stderr: '',
+        };
       const name = upstream.split(':')[0] ?? '';
       if (!this.shared.has(name) || !this.containers.get(name)?.running)
         return {
           code: EXIT.edge.unreachable,
           stdout: `the edge cannot reach ${upstream}/health\n`,
-          stderr: '',
-        };
-      if (this.edgeLock !== undefined)
-        return {
-          code: EXIT.edge.lockHeld,
-          stdout: 'another deploy held the edge lock\n',
           stderr: '',
         };
       if (this.adminGet(domainPath) !== domain)
@@ -531,7 +534,13 @@ const cfg = {
 
 async function deployWith(
   fault: Fault,
-  o: { cfg?: Partial<DeployConfig>; unhealthy?: boolean; setup?: (vm: FakeVm) => void } = {},
+  o: {
+    cfg?: Partial<DeployConfig>;
+    unhealthy?: boolean;
+    setup?: (vm: FakeVm) => void;
+    /** What changes on the VM by the time the clean-up reconnects. */
+    onReconnect?: (vm: FakeVm) => void;
+  } = {},
 ) {
   const vm = new FakeVm();
   o.setup?.(vm);
@@ -543,7 +552,10 @@ async function deployWith(
     cfg: { ...cfg, ...o.cfg },
     env: ENV,
     exec: executor(vm, fault, counter),
-    reconnect: () => Promise.resolve(executor(vm, undefined, { n: 10_000 })),
+    reconnect: () => {
+      o.onReconnect?.(vm);
+      return Promise.resolve(executor(vm, undefined, { n: 10_000 }));
+    },
     report,
     signal: new AbortController().signal,
     files: { compose: 'services: {}\n', nginxConf: 'events {}\n' },
@@ -1167,4 +1179,43 @@ describe('with a domain (APP_DOMAIN): the HTTPS edge switches with nginx', () =>
             );
       },
     );
+
+  describe('a connection lost right after the edge switched, and the clean-up cannot see nginx on it', () => {
+    const atEdgeSwitch = async () =>
+      (await deployWith(undefined, { setup: withDomain })).vm.log.findIndex(
+        (c) => c.name === 'edge.switch',
+      ) + 1;
+
+    it('puts the edge back on the old container, then nginx, and removes the new one', async () => {
+      const r = await deployWith(
+        { kind: 'drop', at: await atEdgeSwitch() },
+        { setup: withDomain, onReconnect: (vm) => (vm.proxyUnasked = true) },
+      );
+      expect(r.ok).toBe(false);
+      expect(r.vm.edgeRoutesTo()).toBe('old');
+      expect(parseUpstream(r.vm.loaded)).toBe('old');
+      expect(newBox(r.vm)).toBeUndefined();
+      expect(r.vm.edgeLock).toBeUndefined();
+    });
+
+    it('when the edge cannot be asked either, leaves the new container running and says so', async () => {
+      const r = await deployWith(
+        { kind: 'drop', at: await atEdgeSwitch() },
+        {
+          setup: withDomain,
+          onReconnect: (vm) => {
+            vm.proxyUnasked = true;
+            vm.edgeUnasked = true;
+          },
+        },
+      );
+      const fresh = newBox(r.vm);
+      expect(fresh).toBeDefined();
+      expect(r.vm.containers.get(fresh ?? '')?.running).toBe(true);
+      expect(r.lines.join('\n')).toMatch(
+        /left berth-staging-app-\S+ running: the edge may send staging's domain to it; where staging's domain goes: the next deploy or rollback puts the edge on what nginx serves/,
+      );
+      expect(r.vm.edgeLock).toBeUndefined();
+    });
+  });
 });
