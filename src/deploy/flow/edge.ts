@@ -3,6 +3,7 @@
 // serves the domain. Both must name the same container before the old one stops: the switch
 // points nginx first, then the edge, and puts nginx back when the edge cannot follow.
 // Without APP_DOMAIN nothing here runs; with it but no edge running, the run says so once.
+import { randomBytes } from 'node:crypto';
 import {
   parseRoute,
   readDomain,
@@ -18,7 +19,6 @@ import {
 } from '../../edge/caddy.js';
 import { APP_LISTEN_PORT } from '../commands/app.js';
 import { joinShared } from './container.js';
-import { randomBytes } from 'node:crypto';
 import {
   breakEdgeLock,
   EDGE_LOCK_WAIT_S,
@@ -244,11 +244,10 @@ export async function edgeFollowsLive(run: Run, live: Live | undefined): Promise
 }
 
 /**
- * For a clean-up after a switch was cut off: does the edge send the domain to `name`? True when
- * the run does not involve the edge; undefined when the edge cannot be asked.
+ * For a clean-up after a switch was cut off, in a run that involves the edge: does the edge send
+ * the domain to `name`? Undefined when the edge cannot be asked.
  */
 export async function edgeSendsTo(run: Run, name: string): Promise<boolean | undefined> {
-  if (!edgeWanted(run)) return true;
   const r = await run.run(edgeAdmin(readRoute(run.env)), TIMEOUT_MS.quick).catch(() => undefined);
   if (r?.code !== 0) return undefined;
   try {

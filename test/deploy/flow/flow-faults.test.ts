@@ -427,12 +427,10 @@ class FakeVm {
       this.edgeConfig = JSON.parse(body) as Json;
       return true;
     }
-    const [id = '', ...keys] = path.replace(/^\/id\//, '').split('/');
-    const last = keys.pop();
-    let node: unknown = findId(this.edgeConfig, id);
-    for (const k of keys) node = (node as Record<string, unknown> | undefined)?.[k];
-    if (!node || typeof node !== 'object' || last === undefined) return false;
-    (node as Record<string, unknown>)[last] = JSON.parse(body);
+    const at = path.lastIndexOf('/');
+    const node = this.adminGet(path.slice(0, at));
+    if (!node || typeof node !== 'object') return false;
+    (node as Record<string, unknown>)[path.slice(at + 1)] = JSON.parse(body);
     return true;
   }
 
