@@ -506,14 +506,6 @@ step_monitoring_targets() {
   fi
 }
 
-# Connects each environment's database to its postgres-exporter-<env> (docker-compose.monitoring.yml):
-# the password file the exporter reads, the target Prometheus scrapes, and the compose profile that
-# starts it (written into the monitoring .env by step_monitoring, which then starts the exporter or
-# restarts the stack so it reads a changed password). Only for an environment with a DB_PASSWORD
-# whose compose network exists: the exporter joins berth-<env>_default as an external network, and
-# `docker compose up` of the whole stack fails while that network is missing (before the
-# environment's first deploy). Such an environment gets nothing here (no target, so nothing
-# pages) and is connected by the first run after its first deploy.
 # The exporters' password files' directory: only uid 65534 (the image's `nobody`) reads it.
 secrets_dir() {
   if [ "$(stat -c '%a %u:%g' "$1" 2>/dev/null)" != "700 65534:65534" ]; then
@@ -537,6 +529,14 @@ monitor_role() {
     docker exec -i "$db" psql -X -q -v ON_ERROR_STOP=1 -U berth -d berth >/dev/null
 }
 
+# Connects each environment's database to its postgres-exporter-<env> (docker-compose.monitoring.yml):
+# the password file the exporter reads, the target Prometheus scrapes, and the compose profile that
+# starts it (written into the monitoring .env by step_monitoring, which then starts the exporter or
+# restarts the stack so it reads a changed password). Only for an environment with a DB_PASSWORD
+# whose compose network exists: the exporter joins berth-<env>_default as an external network, and
+# `docker compose up` of the whole stack fails while that network is missing (before the
+# environment's first deploy). Such an environment gets nothing here (no target, so nothing
+# pages) and is connected by the first run after its first deploy.
 step_db_exporters() {
   local mon="$BERTH_REMOTE_DIR/monitoring" env upper password secret user target file monitor fresh
   local did=() waiting=() connected=() no_role=()
