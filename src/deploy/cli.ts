@@ -238,6 +238,8 @@ export interface MainOptions {
   stdin?: NodeJS.ReadStream;
   /** Signals to trap (the entry passes process); tests leave it out. */
   signals?: NodeJS.EventEmitter;
+  /** Where this code was loaded from (compiled or sources), said under --verbose. */
+  runsFrom?: string;
 }
 
 export async function main(argv: string[], o: MainOptions): Promise<number> {
@@ -253,6 +255,7 @@ export async function main(argv: string[], o: MainOptions): Promise<number> {
     io.out(usage);
     return 0;
   }
+  if (inv.verbose && o.runsFrom) io.err(`    · tool: ${o.runsFrom}`);
 
   if (inv.command === 'restore' && !inv.yes) {
     const confirmed = await confirmRestore(inv.env!, inv.backupName!, o.stdin ?? process.stdin, io);

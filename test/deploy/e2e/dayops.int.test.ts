@@ -55,7 +55,7 @@ function startDirect(
   args: string[],
   input?: string,
 ): { child: ChildProcess; output: () => string; done: Promise<CliResult> } {
-  const child = spawn('node', ['--import', 'tsx', 'scripts/deploy.mjs', ...args], {
+  const child = spawn('node', ['scripts/deploy.mjs', ...args], {
     cwd: repoRoot,
     env: cliEnv(),
     detached: true,
