@@ -10,6 +10,7 @@ import { hex12, shortDigest } from '../digest.js';
 import type { Action } from '../history.js';
 import { acquire } from '../lock.js';
 import { connectionLost, SshError } from '../ssh.js';
+import { seconds } from '../time.js';
 import { explain, Failure, recordingFailed, servedBefore, unlockCommand } from './advice.js';
 import { cleanUp } from './cleanup.js';
 import { ensureDatabase } from './database.js';
@@ -27,6 +28,12 @@ import { findTarget, pull, stableTarget } from './target.js';
 export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
   const run = new Run(deps);
   return locked(run, 'deploy', image, async () => {
+    // The pull asks the registry while prepare reads the VM: neither needs the other, and a new
+    // image's download is most of a deploy. Its step waits for what is left of it.
+    const pullStarted = performance.now();
+    let pullMs = 0;
+    const pulling = pull(run, image).finally(() => (pullMs = performance.now() - pullStarted));
+    pulling.catch(() => undefined); // awaited by its step; prepare may fail first
     const live = await run.report.step(
       'prepare',
       () => prepare(run),
@@ -34,8 +41,8 @@ export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
     );
     const target = await run.report.step(
       'pull image',
-      () => pull(run, image),
-      (t) => hex12(t.digest),
+      () => pulling,
+      (t) => `${hex12(t.digest)} (pulled in ${seconds(pullMs)}, beside prepare)`,
     );
     await run.report.step(
       'settings',

@@ -46,9 +46,12 @@ export function defaultAppEnv(env: EnvName): string {
 /** Files up, network there, a proxy container, what serves now, leftovers of an interrupted deploy gone. */
 export async function prepare(run: Run): Promise<Live | undefined> {
   run.checkInterrupt();
-  await writeFiles(run);
   // The proxy's container first: the health probes run in it, or in a one-off of its image.
-  const proxy = await run.must(proxyRunning(run.env), 'cannot look for the proxy');
+  // Looked for while the files are written: every round trip costs more while the VM serves load.
+  const [, proxy] = await together([
+    writeFiles(run),
+    run.must(proxyRunning(run.env), 'cannot look for the proxy'),
+  ]);
   if (!proxy.stdout.trim())
     await run.must(
       createProxy(run.env, run.paths.dir, run.composeVars),
@@ -106,9 +109,10 @@ async function writeFiles(run: Run): Promise<void> {
     run.must(writeFile(p.compose, deps.files.compose), `cannot write ${p.compose}`),
     run.must(writeFile(p.nginxConf, deps.files.nginxConf), `cannot write ${p.nginxConf}`),
     run.must(ensureNetwork(run.cfg.network), `cannot create the docker network ${run.cfg.network}`),
-    settingsFiles(run),
+    settingsFiles(run).then(async () => {
+      run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
+    }),
   ]);
-  run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
 }
 
 /** A first app.env and .env, in that order, each said when created. */

@@ -9,7 +9,7 @@ import { reloadProxy, routedAddress, switchProxy, upstreamConf } from '../comman
 import { projectName } from '../environments.js';
 import { EXIT, ROUTE_WAIT_TRIES, SWITCH_TRIES, TIMEOUT_MS } from '../limits.js';
 import { SshError } from '../ssh.js';
-import { sleep, timestamp } from '../time.js';
+import { seconds, sleep, timestamp } from '../time.js';
 import { Failure, servedBefore } from './advice.js';
 import { edgeWanted, pointEdgeAt } from './edge.js';
 import { joinShared } from './container.js';
@@ -64,8 +64,6 @@ export async function switchTo(run: Run, name: string, target: Target): Promise<
     ? `${outcome.why} (${seconds(proxyMs)}); ${edge} (${seconds(performance.now() - edgeStarted)})`
     : outcome.why;
 }
-
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 interface SwitchOutcome {
   ok: boolean;
