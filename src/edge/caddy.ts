@@ -205,12 +205,26 @@ const UNKNOWN_HOST: Json = {
   ],
 };
 
-export function buildCaddyConfig(s: EdgeSettings): Json {
-  validateSettings(s);
-  const domains = s.sites.map((x) => x.domain);
+/** The certificate issuer the settings ask for: their ACME CA, contact and private root. */
+export function acmeIssuer(s: EdgeSettings): Json {
   const issuer: Json = { module: 'acme', ca: s.acme.ca };
   if (s.acme.email) issuer.email = s.acme.email;
   if (s.acme.caRootFiles?.length) issuer.trusted_roots_pem_files = s.acme.caRootFiles;
+  return issuer;
+}
+
+/** Is the running issuer (as `readIssuer` read it) the one the settings ask for? */
+export function sameIssuer(running: unknown, wanted: Json): boolean {
+  const r = (running ?? {}) as Json;
+  return ['module', 'ca', 'email', 'trusted_roots_pem_files'].every(
+    (k) => JSON.stringify(r[k]) === JSON.stringify(wanted[k]),
+  );
+}
+
+export function buildCaddyConfig(s: EdgeSettings): Json {
+  validateSettings(s);
+  const domains = s.sites.map((x) => x.domain);
+  const issuer = acmeIssuer(s);
   return {
     admin: { listen: s.admin, config: { persist: true } },
     logging: {
@@ -279,6 +293,12 @@ export const readUpstream = (name: string): AdminRequest => ({
 export const readDomain = (name: string): AdminRequest => ({
   method: 'GET',
   path: `/id/${routeId(name)}/match/0/host/0`,
+});
+
+/** The certificate issuer in force (one policy, one issuer: buildCaddyConfig's shape). */
+export const readIssuer = (): AdminRequest => ({
+  method: 'GET',
+  path: '/config/apps/tls/automation/policies/0/issuers/0',
 });
 
 /** A site's whole route: its host and its upstream in one read (`parseRoute`). */
@@ -402,9 +422,10 @@ export function edgeSettingsFromEnv(
 
 /**
  * The running config with one site added or changed (its HTTPS route, its port-80 route and its
- * name in the certificate policy), everything else untouched; sent whole with `loadConfig`, so
- * the change is one atomic reload. For the first deploy of an environment that has a domain, or
- * a changed APP_DOMAIN; the switch itself never needs it.
+ * name in the certificate policy) and the issuer the settings ask for, everything else
+ * untouched; sent whole with `loadConfig`, so the change is one atomic reload. For the first
+ * deploy of an environment that has a domain, a changed APP_DOMAIN or a changed issuer; the
+ * switch itself never needs it.
  */
 export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json {
   validateSettings({ ...s, sites: [site] });
@@ -438,6 +459,8 @@ export function upsertSite(current: Json, s: EdgeSettings, site: EdgeSite): Json
     const subjects = (policy.subjects ?? []).filter((d) => d !== oldDomain);
     if (!subjects.includes(site.domain)) subjects.push(site.domain);
     policy.subjects = subjects;
+    // The issuer follows the settings too (a CA or contact changed in the edge's .env).
+    policy.issuers = [acmeIssuer(s)];
   }
   return next;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/real-tools.js';
 import {
+  acmeIssuer,
   ADMIN_LISTEN,
   adminArgv,
   appSite,
@@ -18,6 +19,7 @@ import {
   parseRoute,
   readRoute,
   readUpstream,
+  sameIssuer,
   switchUpstream,
   upsertSite,
   type EdgeSettings,
@@ -343,6 +345,38 @@ describe('upsertSite', () => {
       undefined,
     ]);
     expect(next.apps.tls.automation.policies[0]?.subjects).toEqual(['www.example.com']);
+  });
+
+  it('puts in the issuer the settings ask for (a CA or contact changed since), and says when the running one differs', () => {
+    const staging = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+    const wanted = settings({ acme: { ca: staging, caRootFiles: ['/etc/caddy/trust/ca.pem'] } });
+    const next = upsertSite(base, wanted, {
+      name: 'production',
+      domain: 'api.example.com',
+      upstream: 'berth-production-app:8000',
+    });
+    const issuer = (
+      next as unknown as { apps: { tls: { automation: { policies: { issuers: unknown[] }[] } } } }
+    ).apps.tls.automation.policies[0]?.issuers[0];
+    expect(issuer).toEqual({
+      module: 'acme',
+      ca: staging,
+      trusted_roots_pem_files: ['/etc/caddy/trust/ca.pem'],
+    });
+    expect(sameIssuer(issuer, acmeIssuer(wanted))).toBe(true);
+    // The contact, the CA and the private root each count; key order does not.
+    expect(sameIssuer(issuer, acmeIssuer(settings()))).toBe(false);
+    expect(sameIssuer({ ...(issuer as object), email: 'x@example.com' }, acmeIssuer(wanted))).toBe(
+      false,
+    );
+    expect(sameIssuer({ ca: staging, module: 'acme' }, acmeIssuer(wanted))).toBe(false);
+    expect(
+      sameIssuer(
+        { trusted_roots_pem_files: ['/etc/caddy/trust/ca.pem'], ca: staging, module: 'acme' },
+        acmeIssuer(wanted),
+      ),
+    ).toBe(true);
+    expect(sameIssuer(undefined, acmeIssuer(wanted))).toBe(false);
   });
 
   it('starts the certificate policy in a config that had no sites', () => {

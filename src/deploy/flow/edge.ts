@@ -5,9 +5,12 @@
 // Without APP_DOMAIN nothing here runs; with it but no edge running, the run says so once.
 import { randomBytes } from 'node:crypto';
 import {
+  acmeIssuer,
   parseRoute,
   readDomain,
   readConfig,
+  readIssuer,
+  sameIssuer,
   readRoute,
   readUpstream,
   switchUpstream,
@@ -155,7 +158,8 @@ async function change(
   // Grafana's site rides along: whichever deploy touches the edge first adds it (or its new domain).
   const grafana = vars.GRAFANA_DOMAIN?.trim();
   const grafanaOk = !grafana || (await ask<string>(run, readDomain('grafana'))) === grafana;
-  if (before?.domain === domain && grafanaOk) {
+  const issuerOk = !run.edge?.issuerStale;
+  if (before?.domain === domain && grafanaOk && issuerOk) {
     await send(run, switchUpstream(run.env, upstream), 'the edge refused the switch');
   } else {
     const config = await ask<Json>(run, readConfig());
@@ -165,6 +169,13 @@ async function change(
     const site = settings.sites.find((x) => x.name === 'grafana');
     if (!grafanaOk && site) next = upsertSite(next, settings, site);
     await send(run, loadConfig(next), 'the edge refused the new site');
+    if (!issuerOk) {
+      run.edge!.issuerStale = false;
+      const { ca, email } = settings.acme;
+      run.report.info(
+        `the edge's certificate issuer now follows its settings (ACME_CA ${ca}, ACME_EMAIL ${email ?? 'none'})`,
+      );
+    }
   }
   const now = await ask<string>(run, readUpstream(run.env));
   if (now !== upstream)
@@ -194,10 +205,19 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
   const grafanaDomain = (await edgeVars(run)).GRAFANA_DOMAIN?.trim() || undefined;
   // The common case, the site already there, in one round trip; a new or changed site takes the
   // longer way below (read the whole config, add the site, load it back).
-  const fast = await run.run(
-    switchEdge({ env: run.env, domain, grafanaDomain, upstream, healthPath: run.cfg.healthPath }),
-    (EDGE_LOCK_WAIT_S + 10) * 1000,
-  );
+  // A changed issuer goes in with the whole config (the long way below).
+  const fast = run.edge?.issuerStale
+    ? { code: EXIT.edge.needsConfig, stdout: '', stderr: '' }
+    : await run.run(
+        switchEdge({
+          env: run.env,
+          domain,
+          grafanaDomain,
+          upstream,
+          healthPath: run.cfg.healthPath,
+        }),
+        (EDGE_LOCK_WAIT_S + 10) * 1000,
+      );
   const said = lastLine(fast.stdout) || lastLine(fast.stderr) || `exit ${fast.code}`;
   switch (fast.code) {
     case EXIT.edge.ok:
@@ -223,8 +243,31 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
  */
 export async function readEdge(run: Run): Promise<void> {
   if (!domainOf(run)) return;
-  const [up, vars, route] = await together([edgeUp(run), edgeVars(run), currentRoute(run)]);
-  run.edge = { up, vars, ...(up && route ? { route } : {}) };
+  const [up, vars, route, issuer] = await together([
+    edgeUp(run),
+    edgeVars(run),
+    currentRoute(run),
+    ask<Json>(run, readIssuer()),
+  ]);
+  // No issuer yet (no site on this edge) is not stale: the first site brings the settings' one.
+  // Nor are settings that are not valid: the deploy keeps the issuer that works.
+  const wanted = wantedIssuer(vars);
+  const issuerStale = up && issuer != null && wanted !== undefined && !sameIssuer(issuer, wanted);
+  run.edge = {
+    up,
+    vars,
+    ...(up && route ? { route } : {}),
+    ...(issuerStale ? { issuerStale } : {}),
+  };
+}
+
+/** The issuer the edge's settings ask for; undefined when they are not valid. */
+function wantedIssuer(vars: Record<string, string>): Json | undefined {
+  try {
+    return acmeIssuer(edgeSettingsFromEnv(vars, []));
+  } catch {
+    return undefined;
+  }
 }
 
 /**

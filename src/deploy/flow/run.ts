@@ -84,13 +84,15 @@ export class Run {
   tuning: Tuning = {};
   lock?: HeldLock;
   /**
-   * Whether the HTTPS edge runs, its settings file, and where it sent this environment's domain
-   * when the run began: read once, by prepare (flow/edge.ts readEdge).
+   * Whether the HTTPS edge runs, its settings file, where it sent this environment's domain
+   * when the run began, and whether its certificate issuer is another than the settings ask
+   * for: read once, by prepare (flow/edge.ts readEdge).
    */
   edge?: {
     up: boolean;
     vars: Record<string, string>;
     route?: { upstream: string; domain?: string };
+    issuerStale?: boolean;
   };
   /** Whether the environment has a database (DB_PASSWORD in .env; set by the database step). */
   hasDatabase = false;

@@ -3,8 +3,10 @@
 // container berth-edge on the shared network, exactly as init_setup.sh runs it, with its
 // certificates really issued by an ACME CA on that network (pebble in a container, trusted
 // through ACME_CA_ROOT as a private CA would be). The clients trust only pebble's root.
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { edgeCommand, switchUpstream } from '../../../src/edge/caddy.js';
+import { edgeCommand, readIssuer, switchUpstream } from '../../../src/edge/caddy.js';
 import { httpGet } from '../../edge/harness.js';
 import {
   appContainers,
@@ -12,6 +14,7 @@ import {
   docker,
   explain,
   images,
+  remoteDir,
   runCli,
   takeVm,
   testPorts,
@@ -126,6 +129,26 @@ describe.skipIf(!vmReady)('deploys through the HTTPS edge (APP_DOMAIN set)', () 
       `the edge sent ${domain} to nowhere.invalid:8000: now to berth-${env}-app`,
     );
     expect(await viaEdge()).toEqual({ status: 200, version: versions.v2 });
+  });
+
+  it("a contact set in the edge's settings since goes into its running config with the next deploy; the certificate stays", async () => {
+    const before = (await edge!.get(domain)).cert?.fingerprint256;
+    appendFileSync(path.join(remoteDir, 'edge', '.env'), 'ACME_EMAIL=ops@berth.test\n');
+    const r = await deploy(env, images.v1);
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.output).toContain("the edge's certificate issuer now follows its settings");
+    const issuer = JSON.parse(await docker(edgeCommand(readIssuer()).argv.slice(1))) as {
+      email?: string;
+      ca?: string;
+    };
+    expect(issuer.email).toBe('ops@berth.test');
+    expect(issuer.ca).toMatch(/^https:\/\//);
+    expect(await viaEdge()).toEqual({ status: 200, version: versions.v1 });
+    expect((await edge!.get(domain)).cert?.fingerprint256).toBe(before);
+    // Once in, the next deploy finds nothing to change.
+    const again = await deploy(env, images.v2);
+    expect(again.code, explain(again)).toBe(0);
+    expect(again.output).not.toContain('certificate issuer');
   });
 
   it('with no edge running, the deploy serves on the environment’s own port and says the domain is not served', async () => {

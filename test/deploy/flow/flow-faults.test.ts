@@ -20,6 +20,7 @@ import { parseHistory } from '../../../src/deploy/history.js';
 import {
   buildCaddyConfig,
   edgeSettingsFromEnv,
+  LETS_ENCRYPT,
   routeId,
   upstreamId,
   type Json,
@@ -83,6 +84,8 @@ class FakeVm {
   edgeConfig: Json = buildCaddyConfig(
     edgeSettingsFromEnv({}, [{ name: ENV, domain: DOMAIN, upstream: 'old:8000' }]),
   );
+  /** The edge's settings file on the VM (its .env), as the deploy reads it. */
+  edgeSettings = '';
   /** The token of the run holding the edge's lock. */
   edgeLock: string | undefined;
   /** The clean-up's questions fail: where nginx routes, and the edge's admin API. */
@@ -354,7 +357,7 @@ class FakeVm {
     'targets.park': (a) => this.rename(a[4] ?? '', a[5] ?? '', 'parked'),
     'targets.unpark': (a) => this.rename(a[5] ?? '', a[4] ?? '', 'restored'),
     'edge.running': () => ok(this.edgeRunning ? 'running\n' : ''),
-    'edge.readSettings': () => ok(),
+    'edge.readSettings': () => ok(this.edgeSettings),
     // sh -c SCRIPT sh CONTAINER LOCK TOKEN; docker exec CONTAINER sh -c SCRIPT sh LOCK TOKEN
     'edge.lock': (a) => {
       if (this.edgeLock !== undefined) return fail(75);
@@ -412,13 +415,11 @@ class FakeVm {
     },
   };
 
-  /** GET /config/ or /id/ID/key/...: the node, or undefined (Caddy's 404). */
+  /** GET /config/key/... or /id/ID/key/...: the node, or undefined (Caddy's 404). */
   private adminGet(path: string): unknown {
-    if (path === '/config/') return this.edgeConfig;
+    if (path.startsWith('/config/')) return walk(this.edgeConfig, path.slice('/config/'.length));
     const [id = '', ...keys] = path.replace(/^\/id\//, '').split('/');
-    let node: unknown = path.startsWith('/id/') ? findId(this.edgeConfig, id) : undefined;
-    for (const k of keys) node = (node as Record<string, unknown> | undefined)?.[k];
-    return node;
+    return walk(path.startsWith('/id/') ? findId(this.edgeConfig, id) : undefined, keys.join('/'));
   }
 
   /** POST /load, or a key under an @id (Caddy sets it as PATCH would); false for a 404. */
@@ -466,6 +467,13 @@ class FakeVm {
     }
     return { code: EXIT.proxy.notSwitched, stdout: 'not switched\n', stderr: '' };
   }
+}
+
+/** The node at a /config/ path (keys and array indices, / between them); undefined when none. */
+function walk(node: unknown, path: string): unknown {
+  for (const k of path.split('/').filter(Boolean))
+    node = (node as Record<string, unknown> | undefined)?.[k];
+  return node;
 }
 
 /** The object carrying `"@id": id` anywhere in a Caddy config, as the admin API's /id/ finds it. */
@@ -1160,9 +1168,46 @@ describe('with a domain (APP_DOMAIN): the HTTPS edge switches with nginx', () =>
     expect(r.vm.edgeRoutesTo()).toBe('old');
   });
 
+  // ACME_EMAIL set in the edge's settings since its config was loaded.
+  const newContact = (vm: FakeVm) => {
+    withDomain(vm);
+    vm.edgeSettings = 'ACME_EMAIL=ops@example.com\n';
+  };
+  const issuerOf = (vm: FakeVm) => walk(vm.edgeConfig, 'apps/tls/automation/policies/0/issuers/0');
+  const loads = (vm: FakeVm) =>
+    vm.log.filter((c) => c.name === 'edge.admin' && c.argv.at(-1)?.endsWith('/load'));
+
+  it("a changed issuer in the edge's settings goes into its running config with the switch", async () => {
+    const r = await deployWith(undefined, { setup: newContact });
+    expect(r.ok, r.final).toBe(true);
+    expect(issuerOf(r.vm)).toEqual({ module: 'acme', ca: LETS_ENCRYPT, email: 'ops@example.com' });
+    expect(r.vm.edgeRoutesTo()).toBe(newBox(r.vm));
+    expect(r.vm.log.some((c) => c.name === 'edge.switch')).toBe(false);
+    expect(loads(r.vm)).toHaveLength(1);
+    expect(r.lines.join('\n')).toContain(
+      `the edge's certificate issuer now follows its settings (ACME_CA ${LETS_ENCRYPT}, ACME_EMAIL ops@example.com)`,
+    );
+  });
+
+  it('an issuer as the settings say keeps the one-round-trip switch; settings that are not valid keep the issuer', async () => {
+    for (const settings of ['', 'ACME_CA_ROOT=../etc/passwd\n']) {
+      const r = await deployWith(undefined, {
+        setup: (vm) => {
+          withDomain(vm);
+          vm.edgeSettings = settings;
+        },
+      });
+      expect(r.ok, r.final).toBe(true);
+      expect(r.vm.log.some((c) => c.name === 'edge.switch')).toBe(true);
+      expect(loads(r.vm)).toHaveLength(0);
+      expect(issuerOf(r.vm)).toEqual({ module: 'acme', ca: LETS_ENCRYPT });
+    }
+  });
+
   for (const [what, setup] of [
     ['the site exists', withDomain],
     ['the site is new', noSite],
+    ['the issuer changed', newContact],
   ] as const)
     it(
       `for every k (${what}): command k fails, or the connection drops after it`,
