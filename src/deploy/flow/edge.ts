@@ -205,19 +205,10 @@ export async function pointEdgeAt(run: Run, name: string): Promise<string | unde
   const grafanaDomain = (await edgeVars(run)).GRAFANA_DOMAIN?.trim() || undefined;
   // The common case, the site already there, in one round trip; a new or changed site takes the
   // longer way below (read the whole config, add the site, load it back).
-  // A changed issuer goes in with the whole config (the long way below).
-  const fast = run.edge?.issuerStale
-    ? { code: EXIT.edge.needsConfig, stdout: '', stderr: '' }
-    : await run.run(
-        switchEdge({
-          env: run.env,
-          domain,
-          grafanaDomain,
-          upstream,
-          healthPath: run.cfg.healthPath,
-        }),
-        (EDGE_LOCK_WAIT_S + 10) * 1000,
-      );
+  const fast = await run.run(
+    switchEdge({ env: run.env, domain, grafanaDomain, upstream, healthPath: run.cfg.healthPath }),
+    (EDGE_LOCK_WAIT_S + 10) * 1000,
+  );
   const said = lastLine(fast.stdout) || lastLine(fast.stderr) || `exit ${fast.code}`;
   switch (fast.code) {
     case EXIT.edge.ok:
@@ -272,18 +263,23 @@ function wantedIssuer(vars: Record<string, string>): Json | undefined {
 
 /**
  * Before a run changes anything: the edge must send the domain to what nginx serves (a run cut
- * off between the two switches, a domain set since the last deploy, an edge started later).
+ * off between the two switches, a domain set since the last deploy, an edge started later), with
+ * the certificate issuer its settings ask for.
  */
 export async function edgeFollowsLive(run: Run, live: Live | undefined): Promise<void> {
   const domain = domainOf(run);
   if (!domain || !live || live.state?.status !== 'running' || !(await edgeUp(run))) return;
   const route = run.edge?.route;
-  if (route?.domain === domain && route.upstream === edgeUpstream(live.name)) return;
+  const routed = route?.domain === domain && route.upstream === edgeUpstream(live.name);
+  // A changed issuer goes in here too, with the route as it is: nothing has moved yet, so a
+  // refusal stops the run before it changes anything.
+  if (routed && !run.edge?.issuerStale) return;
   await joinShared(run, live.name);
   await setUpstream(run, domain, edgeUpstream(live.name));
-  run.report.info(
-    `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,
-  );
+  if (!routed)
+    run.report.info(
+      `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,
+    );
 }
 
 /**

@@ -1177,13 +1177,17 @@ describe('with a domain (APP_DOMAIN): the HTTPS edge switches with nginx', () =>
   const loads = (vm: FakeVm) =>
     vm.log.filter((c) => c.name === 'edge.admin' && c.argv.at(-1)?.endsWith('/load'));
 
-  it("a changed issuer in the edge's settings goes into its running config with the switch", async () => {
+  it("a changed issuer in the edge's settings goes into its running config before anything moves", async () => {
     const r = await deployWith(undefined, { setup: newContact });
     expect(r.ok, r.final).toBe(true);
     expect(issuerOf(r.vm)).toEqual({ module: 'acme', ca: LETS_ENCRYPT, email: 'ops@example.com' });
     expect(r.vm.edgeRoutesTo()).toBe(newBox(r.vm));
-    expect(r.vm.log.some((c) => c.name === 'edge.switch')).toBe(false);
+    // One whole config with the new issuer, loaded before the new container starts; then the
+    // switch's usual one round trip.
     expect(loads(r.vm)).toHaveLength(1);
+    const n = r.vm.log.map((c) => c.name);
+    expect(r.vm.log.indexOf(loads(r.vm)[0]!)).toBeLessThan(n.indexOf('app.create'));
+    expect(n).toContain('edge.switch');
     expect(r.lines.join('\n')).toContain(
       `the edge's certificate issuer now follows its settings (ACME_CA ${LETS_ENCRYPT}, ACME_EMAIL ops@example.com)`,
     );
