@@ -1,5 +1,5 @@
 // The deploy tool as one ES module, bundled by esbuild from src/ and kept in node_modules/.cache
-// under the hash of the sources it came from. Loading the bundle takes 0.15 s where loading the
+// under the hash of what it is made from. Loading the bundle takes 0.15 s where loading the
 // TypeScript sources through tsx takes 0.5 s (1.5 s on a busy machine), time every deploy's wall
 // clock paid; making it takes 0.06 s, once per change of src/.
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,19 +19,24 @@ import { performance } from 'node:perf_hooks';
 
 const DAY_MS = 24 * 3600 * 1000;
 
-/** The hash of src/ (paths and contents) and the tsconfig files under `root`. */
+/**
+ * The hash of what a bundle is made from: src/ (paths and contents), tsconfig.json, this file
+ * (how it bundles) and esbuild's version.
+ */
 export function sourcesHash(root) {
   const files = readdirSync(path.join(root, 'src'), { recursive: true, withFileTypes: true })
     .filter((d) => d.isFile())
     .map((d) => path.relative(root, path.join(d.parentPath, d.name)))
-    .concat('tsconfig.json')
+    .concat('tsconfig.json', 'scripts/deploy-bundle.mjs', 'node_modules/esbuild/package.json')
     .sort();
   const hash = createHash('sha256');
-  for (const file of files)
+  for (const file of files) {
+    const abs = path.join(root, file);
     hash
       .update(`${file}\0`)
-      .update(readFileSync(path.join(root, file)))
+      .update(existsSync(abs) ? readFileSync(abs) : '')
       .update('\0');
+  }
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -47,7 +52,7 @@ export async function deployBundle(root) {
   const file = path.join(dir, 'cli.mjs');
   if (existsSync(file)) {
     // The folder's time says when it was last used, which prune reads.
-    touch(dir);
+    bestEffort(() => utimesSync(dir, new Date(), new Date()));
     return { file, madeMs: 0 };
   }
   const started = performance.now();
@@ -74,7 +79,7 @@ export async function deployBundle(root) {
     if (sourcesHash(root) !== hash) throw new Error('src/ changed while it was being bundled');
     renameSync(tmp, dir);
   } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
+    bestEffort(() => rmSync(tmp, { recursive: true, force: true }));
     // Another deploy made the same bundle first: use theirs.
     if (!existsSync(file)) throw err;
   }
@@ -82,21 +87,26 @@ export async function deployBundle(root) {
   return { file, madeMs: performance.now() - started };
 }
 
-const touch = (p) => {
-  const now = new Date();
-  utimesSync(p, now, now);
-};
+/** A bundle that would not load (cut short on disk, say): gone, so the next run makes it anew. */
+export const dropBundle = (file) =>
+  bestEffort(() => rmSync(path.dirname(file), { recursive: true, force: true }));
 
 // Bundles of other sources, unused for a day: no deploy still reads their remote programs.
 // Best effort: another deploy may be pruning or renaming the same folders.
 function prune(cache, keep) {
   for (const name of readdirSync(cache)) {
     const p = path.join(cache, name);
-    try {
+    bestEffort(() => {
       if (p !== keep && Date.now() - statSync(p).mtimeMs > DAY_MS)
         rmSync(p, { recursive: true, force: true });
-    } catch {
-      // gone already
-    }
+    });
+  }
+}
+
+function bestEffort(fn) {
+  try {
+    fn();
+  } catch {
+    // the bundle works without it
   }
 }

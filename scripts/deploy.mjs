@@ -3,8 +3,9 @@
 // deploys (zx asks git), runs the deploy tool (src/deploy, bundled by scripts/deploy-bundle.mjs)
 // and exits with its code.
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import dotenv from 'dotenv';
-import { deployBundle } from './deploy-bundle.mjs';
+import { deployBundle, dropBundle } from './deploy-bundle.mjs';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 dotenv.config({
@@ -23,12 +24,15 @@ const gitName =
       );
 
 let tool, runsFrom;
+let bundle;
 try {
-  const bundle = await deployBundle(repoRoot);
-  tool = await import(bundle.file);
+  bundle = await deployBundle(repoRoot);
+  tool = await import(pathToFileURL(bundle.file).href);
   runsFrom = `${path.relative(repoRoot, bundle.file)}${bundle.madeMs ? ` (bundled now from src/ in ${Math.round(bundle.madeMs)} ms)` : ''}`;
 } catch (err) {
-  // No bundle (no esbuild, a read-only checkout): the same sources, loaded more slowly.
+  // No bundle (no esbuild, a read-only checkout, one that would not load): the same sources,
+  // loaded more slowly.
+  if (bundle) dropBundle(bundle.file);
   const why = String(err?.message ?? err).split('\n')[0];
   console.error(`deploy: running src/ through tsx, slower to start: cannot bundle it (${why})`);
   const { register } = await import('tsx/esm/api');

@@ -1,6 +1,7 @@
-// The deploy tool's entry (scripts/deploy.mjs), run as `npm run deploy` runs it, in a copy of the
+// The deploy tool's entry (scripts/deploy.mjs), run through `npm run deploy` in a copy of the
 // checkout: it bundles src/ with esbuild once per change of the sources, runs the bundle (never a
-// stale one), prunes bundles unused for a day, and runs src/ through tsx when it cannot bundle.
+// stale one), prunes bundles unused for a day, makes a broken one anew, and runs src/ through tsx
+// when it cannot bundle.
 import { spawn } from 'node:child_process';
 import {
   cpSync,
@@ -20,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/real-tools.js';
 
 let root: string;
+/** A run that used the bundle of the sources as they are now. */
+let bundleRun: Run | undefined;
 const cache = () => path.join(root, 'node_modules', '.cache', 'berth-deploy');
 
 interface Run {
@@ -27,9 +30,10 @@ interface Run {
   stderr: string;
 }
 
-/** `node scripts/deploy.mjs status --env testing --verbose` with no VM configured: exit 2. */
+/** `npm run deploy -- status --env testing --verbose` with no VM configured: exit 2. */
 function status(): Promise<Run> {
-  const child = spawn('node', ['scripts/deploy.mjs', 'status', '--env', 'testing', '--verbose'], {
+  const args = ['run', '-s', 'deploy', '--', 'status', '--env', 'testing', '--verbose'];
+  const child = spawn('npm', args, {
     cwd: root,
     env: {
       PATH: process.env.PATH,
@@ -122,6 +126,7 @@ describe('scripts/deploy.mjs', () => {
     editAdvice('Write it in .env', 'Add it to .env');
     const before = bundleDirs();
     const runs = await Promise.all([status(), status(), status()]);
+    bundleRun = runs[0];
     const made = bundleDirs().filter((d) => !before.includes(d));
     expect(made).toHaveLength(1);
     for (const r of runs) {
@@ -132,6 +137,18 @@ describe('scripts/deploy.mjs', () => {
       );
     }
     expect(existsSync(path.join(cache(), made[0]!, 'cli.mjs'))).toBe(true);
+  });
+
+  it('makes a bundle that will not load anew, running src/ through tsx meanwhile', async () => {
+    const [dir] = bundleDirs().filter((d) => toolLine(bundleRun!).includes(d));
+    writeFileSync(path.join(cache(), dir!, 'cli.mjs'), 'export const main = ;\n');
+    const broken = await status();
+    expect(broken.code, broken.stderr).toBe(2);
+    expect(broken.stderr).toContain('deploy: running src/ through tsx, slower to start');
+    expect(broken.stderr).toContain('Add it to .env');
+    expect(bundleDirs()).not.toContain(dir);
+    const again = await status();
+    expect(toolLine(again)).toMatch(new RegExp(`${dir}/cli\\.mjs \\(bundled now`));
   });
 
   it('runs src/ through tsx, and says so, when it cannot bundle', async () => {

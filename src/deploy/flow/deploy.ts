@@ -32,13 +32,23 @@ export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
     // image's download is most of a deploy. Its step waits for what is left of it.
     const pullStarted = performance.now();
     let pullMs = 0;
-    const pulling = pull(run, image).finally(() => (pullMs = performance.now() - pullStarted));
-    pulling.catch(() => undefined); // awaited by its step; prepare may fail first
-    const live = await run.report.step(
-      'prepare',
-      () => prepare(run),
-      (l) => (l ? `live: ${l.name}` : 'first deploy'),
+    const stopPull = new AbortController();
+    const pulling = pull(run, image, AbortSignal.any([run.deps.signal, stopPull.signal])).finally(
+      () => (pullMs = performance.now() - pullStarted),
     );
+    pulling.catch(() => undefined); // awaited by its step, or below
+    const live = await run.report
+      .step(
+        'prepare',
+        () => prepare(run),
+        (l) => (l ? `live: ${l.name}` : 'first deploy'),
+      )
+      .catch(async (err: unknown) => {
+        // Nothing of this run may still run on the VM when its clean-up and unlock come.
+        stopPull.abort();
+        await pulling.catch(() => undefined);
+        throw err;
+      });
     const target = await run.report.step(
       'pull image',
       () => pulling,

@@ -11,6 +11,7 @@ import {
   readConfig,
   readIssuer,
   sameIssuer,
+  validateSettings,
   readRoute,
   readUpstream,
   switchUpstream,
@@ -34,6 +35,7 @@ import {
   unlockEdge,
 } from '../commands/edge.js';
 import { EXIT, TIMEOUT_MS } from '../limits.js';
+import { SshError } from '../ssh.js';
 import { lastLine, together, type Live, type Run } from './run.js';
 import { sleep } from '../time.js';
 
@@ -158,7 +160,7 @@ async function change(
   // Grafana's site rides along: whichever deploy touches the edge first adds it (or its new domain).
   const grafana = vars.GRAFANA_DOMAIN?.trim();
   const grafanaOk = !grafana || (await ask<string>(run, readDomain('grafana'))) === grafana;
-  const issuerOk = !run.edge?.issuerStale;
+  const issuerOk = !run.edge?.issuerStale || (await issuerFollows(run, vars));
   if (before?.domain === domain && grafanaOk && issuerOk) {
     await send(run, switchUpstream(run.env, upstream), 'the edge refused the switch');
   } else {
@@ -168,7 +170,14 @@ async function change(
     let next = upsertSite(config, settings, { name: run.env, domain, upstream });
     const site = settings.sites.find((x) => x.name === 'grafana');
     if (!grafanaOk && site) next = upsertSite(next, settings, site);
-    await send(run, loadConfig(next), 'the edge refused the new site');
+    const siteOk = before?.domain === domain && grafanaOk;
+    await send(
+      run,
+      loadConfig(next),
+      siteOk
+        ? 'the edge refused the certificate issuer of its settings'
+        : 'the edge refused the new site',
+    );
     if (!issuerOk) {
       run.edge!.issuerStale = false;
       const { ca, email } = settings.acme;
@@ -241,9 +250,14 @@ export async function readEdge(run: Run): Promise<void> {
     ask<Json>(run, readIssuer()),
   ]);
   // No issuer yet (no site on this edge) is not stale: the first site brings the settings' one.
-  // Nor are settings that are not valid: the deploy keeps the issuer that works.
+  // Nor are settings that are not valid: the deploy keeps the issuer that works, and says why.
   const wanted = wantedIssuer(vars);
-  const issuerStale = up && issuer != null && wanted !== undefined && !sameIssuer(issuer, wanted);
+  if (up && issuer != null && wanted instanceof Error)
+    run.report.warn(
+      `the edge's settings are not valid (${wanted.message}): its certificate issuer stays as it is; fix ${edgeEnvFile(run.cfg.remoteDir)}`,
+    );
+  const issuerStale =
+    up && issuer != null && !(wanted instanceof Error) && !sameIssuer(issuer, wanted);
   run.edge = {
     up,
     vars,
@@ -252,13 +266,26 @@ export async function readEdge(run: Run): Promise<void> {
   };
 }
 
-/** The issuer the edge's settings ask for; undefined when they are not valid. */
-function wantedIssuer(vars: Record<string, string>): Json | undefined {
+/** The issuer the edge's settings ask for, or why they are not valid. */
+function wantedIssuer(vars: Record<string, string>): Json | Error {
   try {
-    return acmeIssuer(edgeSettingsFromEnv(vars, []));
-  } catch {
-    return undefined;
+    const settings = edgeSettingsFromEnv(vars, []);
+    validateSettings(settings);
+    return acmeIssuer(settings);
+  } catch (err) {
+    return err as Error;
   }
+}
+
+/**
+ * Under the edge's lock: is the issuer the settings ask for in force after all (another
+ * environment's deploy may have put it in since prepare looked)?
+ */
+async function issuerFollows(run: Run, vars: Record<string, string>): Promise<boolean> {
+  const wanted = wantedIssuer(vars);
+  const follows = wanted instanceof Error || sameIssuer(await ask<Json>(run, readIssuer()), wanted);
+  if (follows) run.edge!.issuerStale = false;
+  return follows;
 }
 
 /**
@@ -271,15 +298,23 @@ export async function edgeFollowsLive(run: Run, live: Live | undefined): Promise
   if (!domain || !live || live.state?.status !== 'running' || !(await edgeUp(run))) return;
   const route = run.edge?.route;
   const routed = route?.domain === domain && route.upstream === edgeUpstream(live.name);
-  // A changed issuer goes in here too, with the route as it is: nothing has moved yet, so a
-  // refusal stops the run before it changes anything.
-  if (routed && !run.edge?.issuerStale) return;
+  if (routed) {
+    // Only the issuer to put in, with the route as it is and before anything moves. The edge
+    // serves as it did when it will not take it: a warning, not a failed deploy.
+    if (!run.edge?.issuerStale) return;
+    await setUpstream(run, domain, edgeUpstream(live.name)).catch((err: Error) => {
+      if (err instanceof SshError) throw err;
+      run.report.warn(
+        `${err.message}: it keeps the issuer it has; check ${edgeEnvFile(run.cfg.remoteDir)} and docker logs ${EDGE_CONTAINER}`,
+      );
+    });
+    return;
+  }
   await joinShared(run, live.name);
   await setUpstream(run, domain, edgeUpstream(live.name));
-  if (!routed)
-    run.report.info(
-      `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,
-    );
+  run.report.info(
+    `the edge sent ${domain} to ${route?.upstream ?? 'nothing'}: now to ${live.name}, which the proxy serves`,
+  );
 }
 
 /**

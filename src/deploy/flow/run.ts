@@ -121,12 +121,14 @@ export class Run {
    * Only long waits (pull, health check) are cut short by Ctrl-C; short commands finish, so the
    * VM is never left between two halves of one step. Steps check for an interrupt as they begin.
    */
+  /** `abortable`: Ctrl-C ends the command (true), or this signal does. */
   run(
     cmd: RemoteCommand,
     timeoutMs: number = TIMEOUT_MS.command,
-    abortable = false,
+    abortable: boolean | AbortSignal = false,
   ): Promise<RunResult> {
-    return this.exec.run(cmd, { timeoutMs, signal: abortable ? this.deps.signal : undefined });
+    const signal = abortable === true ? this.deps.signal : abortable || undefined;
+    return this.exec.run(cmd, { timeoutMs, signal });
   }
 
   /** Runs a command that must succeed; otherwise throws with `what` and the command's last output line. */

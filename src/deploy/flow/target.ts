@@ -33,9 +33,10 @@ async function imageInfo(
   return { id: String(id), digests: (digests as string[] | null) ?? [] };
 }
 
-export async function pull(run: Run, image: string): Promise<Target> {
+/** `signal`: ends the pull (default: Ctrl-C). */
+export async function pull(run: Run, image: string, signal?: AbortSignal): Promise<Target> {
   run.checkInterrupt();
-  const res = await run.run(pullImage(image), TIMEOUT_MS.pull, true);
+  const res = await run.run(pullImage(image), TIMEOUT_MS.pull, signal ?? true);
   if (res.code !== 0) {
     throw new Failure(
       `could not pull ${image} (${lastLine(res.stderr) || `exit ${res.code}`})`,

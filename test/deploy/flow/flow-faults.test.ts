@@ -86,6 +86,10 @@ class FakeVm {
   );
   /** The edge's settings file on the VM (its .env), as the deploy reads it. */
   edgeSettings = '';
+  /** The edge's admin API refuses a whole config (POST /load). */
+  edgeRefusesLoad = false;
+  /** Commands that fail, by name. */
+  failing = new Set<string>();
   /** The token of the run holding the edge's lock. */
   edgeLock: string | undefined;
   /** The clean-up's questions fail: where nginx routes, and the edge's admin API. */
@@ -139,6 +143,7 @@ class FakeVm {
   /** Runs one command's effect and returns its answer: by the command's name, never its text. */
   exec(cmd: RemoteCommand): RunResult {
     this.log.push(cmd);
+    if (this.failing.has(cmd.name)) return fail(1, `${cmd.name} failed (test)`);
     const handler = this.handlers[cmd.name];
     if (!handler) throw new Error(`fake VM: unknown command ${cmd.name}`);
     return handler(cmd.argv, cmd.stdin ?? '');
@@ -425,6 +430,7 @@ class FakeVm {
   /** POST /load, or a key under an @id (Caddy sets it as PATCH would); false for a 404. */
   private adminPost(path: string, body: string): boolean {
     if (path === '/load') {
+      if (this.edgeRefusesLoad) return false;
       this.edgeConfig = JSON.parse(body) as Json;
       return true;
     }
@@ -496,26 +502,38 @@ function findId(node: unknown, id: string): Record<string, unknown> | undefined 
 
 type Fault = { kind: 'fail' | 'drop'; at: number } | undefined;
 
-function executor(vm: FakeVm, fault: Fault, counter: { n: number }): Executor {
+/** `pullHangs`: the image pull runs until its signal ends it (then the log says so). */
+function executor(vm: FakeVm, fault: Fault, counter: { n: number }, pullHangs = false): Executor {
   let dead = false;
   return {
     target: 'fake',
     close: () => {},
     // Asynchronous like the real one: a throw below reaches the flow as a rejection.
-    run: (cmd) =>
-      Promise.resolve().then(() => {
-        if (dead)
-          throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
-        const k = ++counter.n;
-        if (fault?.at === k && fault.kind === 'fail')
-          return { code: 1, stdout: '', stderr: `injected failure at command ${k}` };
-        const res = vm.exec(cmd);
-        if (fault?.at === k && fault.kind === 'drop') {
-          dead = true;
-          throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
-        }
-        return res;
-      }),
+    run: (cmd, opts) =>
+      pullHangs && cmd.name === 'images.pull'
+        ? new Promise<RunResult>((_, reject) =>
+            opts?.signal?.addEventListener(
+              'abort',
+              () => {
+                vm.log.push({ name: 'images.pull ended', argv: [] });
+                reject(new SshError('aborted', 'interrupted'));
+              },
+              { once: true },
+            ),
+          )
+        : Promise.resolve().then(() => {
+            if (dead)
+              throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
+            const k = ++counter.n;
+            if (fault?.at === k && fault.kind === 'fail')
+              return { code: 1, stdout: '', stderr: `injected failure at command ${k}` };
+            const res = vm.exec(cmd);
+            if (fault?.at === k && fault.kind === 'drop') {
+              dead = true;
+              throw new SshError('lost', 'the SSH connection to fake was lost (cut by the test)');
+            }
+            return res;
+          }),
   };
 }
 
@@ -546,6 +564,7 @@ async function deployWith(
     setup?: (vm: FakeVm) => void;
     /** What changes on the VM by the time the clean-up reconnects. */
     onReconnect?: (vm: FakeVm) => void;
+    pullHangs?: boolean;
   } = {},
 ) {
   const vm = new FakeVm();
@@ -557,7 +576,7 @@ async function deployWith(
   const deps = {
     cfg: { ...cfg, ...o.cfg },
     env: ENV,
-    exec: executor(vm, fault, counter),
+    exec: executor(vm, fault, counter, o.pullHangs),
     reconnect: () => {
       o.onReconnect?.(vm);
       return Promise.resolve(executor(vm, undefined, { n: 10_000 }));
@@ -697,6 +716,19 @@ describe('monitoring follows the deploy', () => {
 });
 
 describe('the deploy flow against a fake VM, failing at every command', () => {
+  it('a prepare that fails ends the pull begun beside it before the clean-up and the unlock', async () => {
+    const r = await deployWith(undefined, {
+      pullHangs: true,
+      setup: (vm) => vm.failing.add('app.list'),
+    });
+    expect(r.ok).toBe(false);
+    expect(r.final).toContain('cannot list containers');
+    const n = r.vm.log.map((c) => c.name);
+    expect(n).toContain('images.pull ended');
+    expect(n.indexOf('images.pull ended')).toBeLessThan(n.lastIndexOf('lock.release'));
+    expect(r.vm.lockHeld()).toBe(false);
+  });
+
   it('a healthy deploy switches to the new container, stops the old, records and unlocks', async () => {
     const r = await deployWith(undefined);
     expect(r.ok, r.final).toBe(true);
@@ -1193,8 +1225,13 @@ describe('with a domain (APP_DOMAIN): the HTTPS edge switches with nginx', () =>
     );
   });
 
-  it('an issuer as the settings say keeps the one-round-trip switch; settings that are not valid keep the issuer', async () => {
-    for (const settings of ['', 'ACME_CA_ROOT=../etc/passwd\n']) {
+  it('an issuer as the settings say keeps the one-round-trip switch; settings that are not valid keep the issuer, said in one line', async () => {
+    for (const [settings, said] of [
+      ['', undefined],
+      ['ACME_CA_ROOT=../etc/passwd\n', 'ACME_CA_ROOT must name a .pem or .crt file'],
+      ['ACME_EMAIL=ops\n', 'ACME_EMAIL is not an email address'],
+      ['ACME_CA=http://ca.example.com/dir\n', 'ACME_CA must be an https:// directory URL'],
+    ] as const) {
       const r = await deployWith(undefined, {
         setup: (vm) => {
           withDomain(vm);
@@ -1202,10 +1239,29 @@ describe('with a domain (APP_DOMAIN): the HTTPS edge switches with nginx', () =>
         },
       });
       expect(r.ok, r.final).toBe(true);
+      expect(r.vm.edgeRoutesTo()).toBe(newBox(r.vm));
       expect(r.vm.log.some((c) => c.name === 'edge.switch')).toBe(true);
       expect(loads(r.vm)).toHaveLength(0);
       expect(issuerOf(r.vm)).toEqual({ module: 'acme', ca: LETS_ENCRYPT });
+      const warned = r.lines.filter((l) => l.includes("the edge's settings are not valid"));
+      if (said) expect(warned.join('\n')).toContain(said);
+      else expect(warned).toEqual([]);
     }
+  });
+
+  it('an edge that will not take the new issuer keeps its own, and the deploy goes on with a warning', async () => {
+    const r = await deployWith(undefined, {
+      setup: (vm) => {
+        newContact(vm);
+        vm.edgeRefusesLoad = true;
+      },
+    });
+    expect(r.ok, r.final).toBe(true);
+    expect(r.vm.edgeRoutesTo()).toBe(newBox(r.vm));
+    expect(issuerOf(r.vm)).toEqual({ module: 'acme', ca: LETS_ENCRYPT });
+    expect(r.lines.join('\n')).toMatch(
+      /the edge refused the certificate issuer of its settings: .*it keeps the issuer it has/,
+    );
   });
 
   for (const [what, setup] of [
