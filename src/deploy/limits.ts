@@ -53,7 +53,7 @@ export const SWITCH_TRIES = 50;
 export const ROUTE_WAIT_TRIES = 20;
 
 /** How often the health check asks a starting app until its first 2xx (then DEPLOY_HEALTH_INTERVAL_S). */
-export const STARTUP_POLL_S = 0.2;
+export const STARTUP_POLL_S = 0.1;
 /** How many times `serves` asks a running proxy where it routes, when only checking (no waiting). */
 export const ROUTE_CHECK_TRIES = 2;
 /** Default of DEPLOY_RELEASE_TIMEOUT_S. */

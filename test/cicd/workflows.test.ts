@@ -140,7 +140,7 @@ describe('deploy.yml: test, build once, deploy the digest', () => {
     expect(deploy?.env?.IMAGE_REF).toBe('${{ needs.build.outputs.image }}');
     expect(deploy?.env?.BERTH_ENV).toBe('${{ needs.plan.outputs.environment }}');
     expect(deploy?.run).toBe(
-      'npm run deploy -- deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json',
+      'node scripts/deploy.mjs deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json',
     );
   });
 
@@ -165,7 +165,7 @@ describe('promote.yml and rollback.yml', () => {
     expect(uses.some((u) => u.startsWith('docker/build-push-action'))).toBe(false);
     const deploy = wf('promote.yml').jobs.promote?.steps?.find((s) => s.name === 'deploy');
     expect(deploy?.run).toBe(
-      'npm run deploy -- deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json',
+      'node scripts/deploy.mjs deploy --env "$BERTH_ENV" --image "$IMAGE_REF" --json',
     );
     expect(deploy?.env?.IMAGE_REF).toBe('${{ needs.resolve.outputs.image }}');
   });
@@ -251,7 +251,7 @@ describe('promote.yml and rollback.yml', () => {
     const run =
       wf('rollback.yml').jobs.rollback?.steps?.find((s) => s.name === 'rollback')?.run ?? '';
     const argv = (version: string) =>
-      runScript(run.replace('npm run deploy --', 'printf "%s\\n"'), {
+      runScript(run.replace('node scripts/deploy.mjs', 'printf "%s\\n"'), {
         BERTH_ENV: 'staging',
         VERSION: version,
       }).output;
@@ -427,7 +427,7 @@ describe('secrets', () => {
 
 describe("the app's settings from CI (APP_SETTINGS)", () => {
   const deploySteps = () =>
-    allSteps().filter(([, , s]) => /npm run deploy -- deploy /.test(s.run ?? ''));
+    allSteps().filter(([, , s]) => /node scripts\/deploy.mjs deploy /.test(s.run ?? ''));
 
   it('every deploy step (deploy.yml, promote.yml) gets the allow-list and all secrets only when it is set', () => {
     expect(deploySteps().map(([f, id]) => `${f}:${id}`)).toEqual([

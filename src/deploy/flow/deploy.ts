@@ -20,7 +20,7 @@ import { release } from './release.js';
 import { stageForDeploy, stageForRollback } from './settings.js';
 import { prepare } from './reconcile.js';
 import { historyLine, record } from './record.js';
-import { Run, type FlowDeps, type FlowResult, type Live, type Target } from './run.js';
+import { Run, together, type FlowDeps, type FlowResult, type Live, type Target } from './run.js';
 import { switchTo } from './switch.js';
 import { registerTargets } from './targets.js';
 import { findTarget, pull, stableTarget } from './target.js';
@@ -54,11 +54,7 @@ export function deploy(deps: FlowDeps, image: string): Promise<FlowResult> {
       () => pulling,
       (t) => `${hex12(t.digest)} (pulled in ${seconds(pullMs)}, beside prepare)`,
     );
-    await run.report.step(
-      'settings',
-      () => stageForDeploy(run),
-      (s) => s,
-    );
+    await settingsAndDatabase(run, () => stageForDeploy(run));
     return activate(run, target, live, 'deploy');
   });
 }
@@ -76,16 +72,24 @@ export function rollback(deps: FlowDeps, version: string | undefined): Promise<F
       () => findTarget(run, version, live),
       (t) => `${t.source} ${hex12(t.digest)}`,
     );
-    await run.report.step(
-      'settings',
-      () => stageForRollback(run, target),
-      (s) => s,
-    );
+    await settingsAndDatabase(run, () => stageForRollback(run, target));
     return activate(run, target, live, 'rollback');
   });
 }
 
-/** Database up, start next to the live one, health-gate, run the release command (deploy only), switch, retire the old one, record, prune. */
+/** The new container's settings and the database it needs: neither waits for the other. */
+async function settingsAndDatabase(run: Run, stage: () => Promise<string>): Promise<void> {
+  await together([
+    run.report.step('settings', stage, (s) => s),
+    run.report.step(
+      'database',
+      () => ensureDatabase(run),
+      (s) => s,
+    ),
+  ]);
+}
+
+/** Start next to the live one, health-gate, run the release command (deploy only), switch, retire the old one, record, prune. */
 async function activate(
   run: Run,
   target: Target,
@@ -93,11 +97,6 @@ async function activate(
   action: Action,
 ): Promise<FlowResult> {
   const { report } = run;
-  await report.step(
-    'database',
-    () => ensureDatabase(run),
-    (s) => s,
-  );
   const name = await report.step(
     'start new container',
     () => start(run, target),
@@ -142,16 +141,23 @@ async function activate(
     () => switchTo(run, name, target),
     (how) => how,
   );
-  await afterSwitch(run, target, name, live, () => record(run, target, name, action));
-  await report
-    .step(
-      'prune',
-      () => prune(run, name),
-      (n) => n,
-    )
-    .catch((err: Error) =>
-      report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`),
-    );
+  await afterSwitch(
+    run,
+    target,
+    name,
+    live,
+    () => record(run, target, name, action),
+    () =>
+      report
+        .step(
+          'prune',
+          () => prune(run, name),
+          (n) => n,
+        )
+        .catch((err: Error) =>
+          report.warn(`pruning old images failed (${err.message}); the deploy itself succeeded`),
+        ),
+  );
   return { image: target.source, digest: target.digest, rolledBack: false };
 }
 
@@ -229,6 +235,8 @@ async function fallBackToStable(
 /**
  * Once traffic has switched, the new version serves whatever happens next: a failure to stop the
  * old container is only a warning, and a failure to record is reported as exactly that.
+ * `afterRecord` (prune) needs the record, not the stop: a container still stopping counts as
+ * running, and retention never removes a running container nor its image.
  */
 async function afterSwitch(
   run: Run,
@@ -236,18 +244,11 @@ async function afterSwitch(
   name: string,
   live: Live | undefined,
   recordIt: () => Promise<void>,
+  afterRecord: () => Promise<unknown> = async () => {},
 ): Promise<void> {
   const { report, cfg } = run;
-  await report
-    .step(`join ${cfg.network} network`, () => joinShared(run, name))
-    .catch((err: Error) =>
-      report.warn(
-        `${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(run.env)} ${cfg.network} ${name}`,
-      ),
-    );
-  await registerTargets(run);
-  // The old container drains while the run records: nothing routes to it any more, and its
-  // SIGTERM drain (about a second) need not wait for the record step's round trips, nor they for it.
+  // The old container drains while the run records and monitoring follows: nothing routes to it
+  // any more, and its SIGTERM drain need not wait for their round trips, nor they for it.
   const stopping = report
     .step(
       'stop old container',
@@ -259,10 +260,18 @@ async function afterSwitch(
         `${err.message}; it no longer gets traffic, stop it by hand (docker stop ${live?.name})`,
       ),
     );
+  const watched = report
+    .step(`join ${cfg.network} network`, () => joinShared(run, name))
+    .catch((err: Error) =>
+      report.warn(
+        `${err.message}; it serves, but monitoring cannot scrape it until: docker network connect --alias ${appAlias(run.env)} ${cfg.network} ${name}`,
+      ),
+    )
+    .then(() => registerTargets(run));
   try {
     await report.step('record', recordIt);
   } catch (err) {
-    await stopping;
+    await Promise.all([stopping, watched]);
     if (err instanceof SshError) throw err;
     throw recordingFailed(
       run,
@@ -270,7 +279,7 @@ async function afterSwitch(
       (err as Error).message,
     );
   }
-  await stopping;
+  await Promise.all([stopping, watched, afterRecord()]);
 }
 
 /** Takes the environment's lock, runs `body`, cleans up after it whatever happened, releases the lock. */

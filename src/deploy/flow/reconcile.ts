@@ -143,9 +143,10 @@ async function settingsFiles(run: Run): Promise<void> {
 
 /** The container upstream.conf names; whether it answers its health check follows (run.liveChecked). */
 async function liveContainer(run: Run): Promise<Live | undefined> {
-  const name = parseUpstream(
-    (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout,
-  );
+  const upstream = (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream'))
+    .stdout;
+  run.upstreamRead = upstream;
+  const name = parseUpstream(upstream);
   if (!name) return undefined;
   const state = await inspect(run, name);
   const live: Live = { name, state, healthy: false };

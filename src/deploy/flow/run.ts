@@ -96,6 +96,11 @@ export class Run {
   };
   /** Whether the environment has a database (DB_PASSWORD in .env; set by the database step). */
   hasDatabase = false;
+  /**
+   * upstream.conf as prepare last read it, for the run's first switch to put back if it must: the
+   * lock keeps it as it was, and one round trip fewer is one less the switch waits for.
+   */
+  upstreamRead?: string;
   /** This run's token in the edge's lock, once it has asked for the lock (flow/edge.ts). */
   edgeLock?: string;
   /** Containers this run attaches to the shared network, by name (flow/container.ts joinShared). */

@@ -19,9 +19,11 @@ import { lastLine, type Run, type Target } from './run.js';
 export async function switchTo(run: Run, name: string, target: Target): Promise<string> {
   run.checkInterrupt();
   const address = run.state.kind === 'started' ? run.state.address : undefined;
-  const upstreamBefore = (
-    await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')
-  ).stdout;
+  const upstreamBefore =
+    run.upstreamRead ??
+    (await run.must(readFile(run.paths.upstream), 'cannot read the proxy upstream')).stdout;
+  // Any later switch of this run (to :stable) reads what this one leaves.
+  run.upstreamRead = undefined;
   run.state = { kind: 'switching', name, upstreamBefore };
   // The edge reaches apps on the shared network: the new container joins it while nginx
   // switches (its failure is the edge's, awaited there; a refused container is removed anyway).

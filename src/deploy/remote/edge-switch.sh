@@ -41,13 +41,20 @@ switch_site() {
   done
   trap 'rmdir "$lock" 2>/dev/null' EXIT
   # Under the lock: a deploy's clean-up that removed the container held the lock while it did.
-  wget -q -O /dev/null -T 3 "http://$upstream$health" 2>/dev/null || {
+  # The reach check (the slow request: the app serves load) runs while the admin API is read.
+  wget -q -O /dev/null -T 3 "http://$upstream$health" 2>/dev/null &
+  reach=$!
+  site=$(get "$domain_path")
+  if [ -n "$grafana" ]; then grafana_site=$(get "$grafana_path"); fi
+  before=$(get "$dial_path")
+  read_dial=$?
+  wait "$reach" || {
     echo "the edge cannot reach $upstream$health"
     exit 5
   }
-  [ "$(get "$domain_path")" = "\"$domain\"" ] || exit 3
-  if [ -n "$grafana" ] && [ "$(get "$grafana_path")" != "\"$grafana\"" ]; then exit 3; fi
-  before=$(get "$dial_path") || exit 3
+  [ "$site" = "\"$domain\"" ] || exit 3
+  if [ -n "$grafana" ] && [ "$grafana_site" != "\"$grafana\"" ]; then exit 3; fi
+  [ "$read_dial" -eq 0 ] || exit 3
   if post "$dial_path" "\"$upstream\"" && [ "$(get "$dial_path")" = "\"$upstream\"" ]; then
     echo "$before"
     exit 0

@@ -91,7 +91,7 @@ while [ "$i" -lt "$tries" ] && [ "$(date +%s)" -le "$end" ]; do
     if [ "$ok" -ge 3 ]; then echo "switched to $got"; exit 0; fi
   else
     ok=0
-    sleep 0.1
+    sleep 0.05
   fi
 done
 echo "after the reload the proxy still sent requests to ${got:-no upstream it named}, not to $want"

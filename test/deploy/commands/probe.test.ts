@@ -24,7 +24,7 @@ describe('the probes of an app container', () => {
       '20',
       '0.5',
       '3',
-      '0.2',
+      '0.1',
     ]);
     // proxy.sh itself travels on stdin; nothing runs in the app's own image.
     expect(cmd.stdin).toBe(program('proxy.sh'));
@@ -37,7 +37,7 @@ describe('the probes of an app container', () => {
       intervalS: 1,
       successes: 1,
     });
-    expect(cmd.argv.slice(-5)).toEqual(['http://n:8000/h', '3', '1', '1', '0.2']);
+    expect(cmd.argv.slice(-5)).toEqual(['http://n:8000/h', '3', '1', '1', '0.1']);
   });
   it('once: one GET for `status`', () => {
     const cmd = c.probeOnce('production', 'berth-production-app-2', '/api/health');

@@ -422,7 +422,8 @@ function lastJsonLine(stdout: string): DeployJson | undefined {
 }
 
 /**
- * Starts `npm run deploy -- ARGS` in its own process group (so a test can press Ctrl-C on the whole
+ * Starts the deploy tool as the workflows run it (`node scripts/deploy.mjs ARGS`, which is what
+ * `npm run deploy -- ARGS` runs) in its own process group (so a test can press Ctrl-C on the whole
  * group, as a terminal does).
  */
 export function startCli(
@@ -430,7 +431,7 @@ export function startCli(
   env: NodeJS.ProcessEnv = cliEnv(),
   timeoutMs = 240_000,
 ): CliRun {
-  const child = spawn('npm', ['run', '--silent', 'deploy', '--', ...args], {
+  const child = spawn(process.execPath, ['scripts/deploy.mjs', ...args], {
     cwd: repoRoot,
     env,
     detached: true,

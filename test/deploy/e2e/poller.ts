@@ -66,7 +66,15 @@ function getOnce(url: string, agent: http.Agent, headers: Record<string, string>
     req.on('error', (err: NodeJS.ErrnoException) => {
       const stale =
         req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
-      reject(stale ? new StaleConnection(err.message) : err);
+      if (stale) reject(new StaleConnection(err.message));
+      // Which connection failed, and how far the exchange got: what tells a closed keep-alive
+      // race from a refused or dropped new connection when a failure is read back.
+      else
+        reject(
+          new Error(
+            `${err.message} (${req.reusedSocket ? 'kept-alive' : 'new'} connection${answered ? ', answer begun' : ''})`,
+          ),
+        );
     });
   });
 }
@@ -137,7 +145,9 @@ export function startPoller(
       if (!(err instanceof StaleConnection)) throw err;
       // Once, on a new connection: the other idle ones in the pool may be just as stale.
       result.retriedOnStaleConnection += 1;
-      return getOnce(url, freshConnection, headers);
+      return getOnce(url, freshConnection, headers).catch((again: Error) => {
+        throw new Error(`sent again after ${err.message}: ${again.message}`);
+      });
     }
   };
 

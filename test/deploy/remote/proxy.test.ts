@@ -254,7 +254,7 @@ describe('the probe of an app container in a real shell', () => {
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('unhealthy: last answer HTTP 500\n');
     expect(args()).toBe(
-      '-i proxy1 sh -s health http://berth-staging-app-new:8000/health 5 0.5 2 0.2',
+      '-i proxy1 sh -s health http://berth-staging-app-new:8000/health 5 0.5 2 0.1',
     );
     expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
   });
@@ -276,7 +276,7 @@ describe('the probe of an app container in a real shell', () => {
     ])
       expect(args()).toContain(flag);
     expect(args()).toMatch(
-      / --entrypoint sh sha256:proxyimage -s health http:\/\/berth-staging-app-new:8000\/health 5 0\.5 2 0\.2$/,
+      / --entrypoint sh sha256:proxyimage -s health http:\/\/berth-staging-app-new:8000\/health 5 0\.5 2 0\.1$/,
     );
     expect(readFileSync(path.join(stub, 'probe-stdin'), 'utf8')).toBe(program('http-probe.sh'));
   });
