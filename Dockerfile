@@ -17,6 +17,11 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src/service ./src/service
 RUN npm run build && find dist -name '*.map' -delete
+# The service's entry as ONE module with its packages (esbuild): Node reads and compiles one file
+# instead of some 400, and a new container answers its first health probe sooner (every deploy
+# waits for it). The CommonJS packages inside still need a `require` for Node's built-ins. The
+# other entries (db/migrate.js, healthcheck.js) stay as tsc wrote them, beside node_modules.
+RUN ["node_modules/.bin/esbuild", "dist/service/server.js", "--bundle", "--platform=node", "--format=esm", "--target=node24", "--log-level=warning", "--allow-overwrite", "--outfile=dist/service/server.js", "--banner:js=import { createRequire as berthCreateRequire } from 'node:module'; const require = berthCreateRequire(import.meta.url);"]
 
 # --- prod-deps: production dependencies only ------------------------------------------------------
 # A stage of its own, so npm's cache (~/.npm) stays here and only node_modules is copied on.
@@ -45,11 +50,19 @@ COPY --from=build /app/dist/service ./dist/service
 COPY migrations ./migrations
 
 # --- compile-cache: V8's compiled code of the service's modules (Node's compile cache) ------------
-# Made once here, as the service's user (the cache is per user), by loading what the service
-# loads: it then loads them about 30 % sooner, time every deploy's health check waits for.
+# Made once here, as the service's user (the cache is per user): the service itself runs until it
+# answers its health check, then stops (Node writes the cache as it exits); the release command's
+# and the HEALTHCHECK's modules are loaded. They then load sooner, time every deploy's health
+# check waits for.
 FROM app AS compile-cache
 USER node
-RUN NODE_COMPILE_CACHE=/tmp/compile-cache node --input-type=module -e "for (const m of ['app', 'config', 'db/database', 'db/migrate', 'logger', 'metrics', 'healthcheck']) await import('/app/dist/service/' + m + '.js'); await import('http-terminator'); await import('dotenv');" \
+ENV NODE_COMPILE_CACHE=/tmp/compile-cache
+RUN node dist/service/server.js >/dev/null & pid=$!; i=0; \
+    until node dist/service/healthcheck.js; do \
+      i=$((i + 1)); [ "$i" -le 100 ] || { kill "$pid"; exit 1; }; sleep 0.1; \
+    done; \
+    kill -TERM "$pid" && wait "$pid" \
+ && node --input-type=module -e "for (const m of ['db/migrate', 'healthcheck']) await import('/app/dist/service/' + m + '.js');" \
  && chmod -R a+rX /tmp/compile-cache
 
 # --- runtime ---------------------------------------------------------------------------------------

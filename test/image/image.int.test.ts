@@ -112,22 +112,28 @@ describe.skipIf(!ok)('the service image', () => {
       expect(write.stderr).toContain('Permission denied');
     });
 
-    it("loads the service's modules from the compile cache made at build, which it cannot change", async () => {
+    it("loads the service (one bundled module) and the HEALTHCHECK's from the compile cache made at build, which it cannot change", async () => {
+      // The service's entry, on a port of its own beside the running one, left once it is loaded.
       const load = await exec('docker', [
         'exec',
         '-e',
         'NODE_DEBUG_NATIVE=COMPILE_CACHE',
+        '-e',
+        'PORT=8099',
         name,
         'node',
         '-e',
-        "import('/app/dist/service/app.js')",
+        "await import('/app/dist/service/server.js'); await import('/app/dist/service/healthcheck.js'); process.exit(0)",
+        '--input-type=module',
       ]);
       expect(load.code, load.stderr).toBe(0);
       for (const module of [
-        'file:///app/dist/service/app.js',
-        'file:///app/dist/service/config.js',
+        'file:///app/dist/service/server.js',
+        'file:///app/dist/service/healthcheck.js',
       ])
         expect(load.stderr).toContain(`V8 code cache for ESM ${module} was accepted`);
+      // One module: the packages are inside it, not loaded from node_modules.
+      expect(load.stderr).not.toContain('node_modules/express');
       const write = await exec('docker', [
         'exec',
         name,

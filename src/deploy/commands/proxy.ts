@@ -45,6 +45,8 @@ export interface SwitchSpec {
   tries: number;
   /** The app's address on the project network when already known (else the program reads it). */
   address?: string;
+  /** The running proxy container prepare found (else the program looks for it). */
+  proxy?: string;
 }
 
 /** The whole switch as one remote program (see `switch_to` in remote/proxy.sh); exit codes EXIT.proxy. */
@@ -52,7 +54,7 @@ export function switchProxy(s: SwitchSpec): RemoteCommand {
   // prettier-ignore
   return shellProgram('proxy.switch', 'proxy.sh', 'switch',
     projectName(s.env), s.upstreamFile, s.app, addressFormat(s.env), s.path, s.token, String(s.tries),
-    String(PROXY_CHECK_PORT), String(APP_LISTEN_PORT), s.address ?? '', s.conf, ...NGINX);
+    String(PROXY_CHECK_PORT), String(APP_LISTEN_PORT), s.address ?? '', s.conf, s.proxy ?? '', ...NGINX);
 }
 
 /**

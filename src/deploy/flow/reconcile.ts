@@ -52,7 +52,8 @@ export async function prepare(run: Run): Promise<Live | undefined> {
     writeFiles(run),
     run.must(proxyRunning(run.env), 'cannot look for the proxy'),
   ]);
-  if (!proxy.stdout.trim())
+  run.proxyId = proxy.stdout.trim().split('\n')[0] || undefined;
+  if (!run.proxyId)
     await run.must(
       createProxy(run.env, run.paths.dir, run.composeVars),
       'docker compose could not create the proxy',

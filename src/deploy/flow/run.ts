@@ -101,6 +101,8 @@ export class Run {
    * lock keeps it as it was, and one round trip fewer is one less the switch waits for.
    */
   upstreamRead?: string;
+  /** The environment's running proxy container as prepare found it (its id). */
+  proxyId?: string;
   /** This run's token in the edge's lock, once it has asked for the lock (flow/edge.ts). */
   edgeLock?: string;
   /** Containers this run attaches to the shared network, by name (flow/container.ts joinShared). */

@@ -85,6 +85,7 @@ async function pointProxyAt(run: Run, name: string, address?: string): Promise<S
       token: randomBytes(4).toString('hex'),
       tries: SWITCH_TRIES,
       address,
+      proxy: run.proxyId,
     }),
     TIMEOUT_MS.switch,
   );

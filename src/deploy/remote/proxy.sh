@@ -24,7 +24,7 @@ routed() {
   docker logs --since "$since" "$proxy" 2>&1 | grep -F "\"request_id\":\"$1\"" | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p' | tail -n 1
 }
 
-# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES CHECK_PORT APP_PORT ADDRESS CONF NGINX...
+# switch PROJECT FILE APP FORMAT PATH TOKEN TRIES CHECK_PORT APP_PORT ADDRESS CONF PROXY NGINX...
 # The whole switch in one program, so a lost SSH connection cannot split it (it ignores
 # SIGHUP/SIGPIPE and finishes on its own): write the new upstream beside the old, move it in,
 # then, in one exec in the proxy (IN_PROXY_SWITCH), `nginx -t`, graceful reload, and requests
@@ -36,18 +36,31 @@ switch_to() {
   trap '' HUP PIPE
   project=$1 file=$2 app=$3 fmt=$4 path=$5 token=$6 tries=$7 check_port=$8 app_port=$9
   shift 9
-  known=$1 conf=$2
-  shift 2
+  known=$1 conf=$2 proxy=$3
+  shift 3
   printf '%s' "$conf" > "$file.next" && chmod 644 "$file.next" || exit 1
   if [ -s "$file" ]; then cp -p "$file" "$file.prev" || exit 1; else rm -f "$file.prev"; fi
   mv -f "$file.next" "$file" || exit 1
-  proxy=$(findproxy)
+  # The deploy passes the address it read after the health check and the proxy prepare found:
+  # docker calls fewer while the VM serves load. Without them, asked here.
+  given=$proxy
+  [ -n "$proxy" ] || proxy=$(findproxy)
   [ -n "$proxy" ] || exit 3
-  # The deploy passes the address it read after the health check: one docker call less while
-  # the VM serves load. Without it, asked here.
   if [ -n "$known" ]; then want=$known:$app_port; else want=$(docker container inspect --format "$fmt" "$app"):$app_port; fi
-  out=$(docker exec "$proxy" sh -c "$IN_PROXY_SWITCH" sh "$want" "http://127.0.0.1:$check_port$path" "$tries" "berth-switch-$token" "$@")
+  out=$(in_proxy "$@")
   rc=$?
+  case "$rc" in
+    0 | 4 | 5 | 6) ;;
+    *)
+      # The proxy prepare found may have gone since (recreated, stopped): the one running now.
+      if [ -n "$given" ]; then
+        proxy=$(findproxy)
+        [ -n "$proxy" ] || exit 3
+        out=$(in_proxy "$@")
+        rc=$?
+      fi
+      ;;
+  esac
   if [ "$rc" -eq 0 ]; then
     rm -f "$file.prev"
     printf '%s\n' "$out" | tail -n 1
@@ -70,7 +83,9 @@ switch_to() {
 # graceful reload, then requests to the proxy's loopback-only check port (proxy/nginx.conf: the
 # same upstream, naming in X-Berth-Upstream the address that answered) until 3 in a row name
 # WANT: at most TRIES requests and 20 s, each request at most 3 s. busybox's wget prints no
-# headers for an answer other than 2xx/3xx, so only those count. One exec instead of one per
+# headers for an answer other than 2xx/3xx, so only those count. Three processes a request
+# (timeout, wget, one sed): on a busy VM each process started costs milliseconds the switch waits
+# for. (`timeout`, not wget's -T: Debian's busybox wget, the test proxy's, crashes on -T.) One exec instead of one per
 # request plus a read of the access log: each docker call costs a round trip to dockerd, several
 # times more while the VM serves load. A reload takes effect a moment after `nginx -s reload`
 # returns, so the first requests may still meet the old workers (or, before the first reload of
@@ -85,7 +100,7 @@ i=0 ok=0 got=
 end=$(($(date +%s) + 20))
 while [ "$i" -lt "$tries" ] && [ "$(date +%s)" -le "$end" ]; do
   i=$((i + 1))
-  got=$(timeout 3 wget -S -q -O /dev/null --header "X-Request-Id: $id-$i" "$url" 2>&1 | grep -i "^ *x-berth-upstream:" | sed "s/^[^:]*: *//" | tr -d "\r" | tail -n 1)
+  got=$(timeout 3 wget -S -q -O /dev/null --header "X-Request-Id: $id-$i" "$url" 2>&1 | sed -n "s/^ *[Xx]-[Bb]erth-[Uu]pstream: *\([^[:space:]]*\).*/\1/p")
   if [ "$got" = "$want" ]; then
     ok=$((ok + 1))
     if [ "$ok" -ge 3 ]; then echo "switched to $got"; exit 0; fi
@@ -96,6 +111,11 @@ while [ "$i" -lt "$tries" ] && [ "$(date +%s)" -le "$end" ]; do
 done
 echo "after the reload the proxy still sent requests to ${got:-no upstream it named}, not to $want"
 exit 6'
+
+# in_proxy NGINX...: IN_PROXY_SWITCH in the proxy, for switch_to's new upstream.
+in_proxy() {
+  docker exec "$proxy" sh -c "$IN_PROXY_SWITCH" sh "$want" "http://127.0.0.1:$check_port$path" "$tries" "berth-switch-$token" "$@"
+}
 
 # restore NGINX...: the previous upstream back, and nginx reloaded on it. Never an empty file.
 restore() {

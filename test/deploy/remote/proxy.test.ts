@@ -22,6 +22,7 @@ const DOCKER = `#!/bin/sh
 S="$STUB"
 case "$1" in
   ps)
+    echo "$*" >> "$S/ps-calls"
     case "$*" in *" -aq "*) [ -e "$S/proxy-created" ] && echo proxy1 ;; esac
     [ -e "$S/proxy-up" ] && echo proxy1; exit 0 ;;
   container)
@@ -39,6 +40,8 @@ case "$1" in
       shift
       PATH="$S/inside:$PATH" exec "$@"
     fi
+    # A container that is no more (what docker says and its exit code).
+    [ "$1" = gone1 ] && { echo 'Error response from daemon: No such container: gone1' >&2; exit 1; }
     # exec -i proxy1 sh -s ACTION ARGS: the HTTP probe, on stdin, inside the proxy.
     [ "$1 $2 $3 $4" = "-i proxy1 sh -s" ] || { echo "docker stub: unexpected exec $*" >&2; exit 99; }
     echo "$*" > "$S/probe-args"; cat > "$S/probe-stdin"
@@ -89,7 +92,7 @@ function runOnStub(cmd: RemoteCommand) {
   });
 }
 
-function runSwitch(conf = newConf, tries = 4, address?: string) {
+function runSwitch(conf = newConf, tries = 4, address?: string, proxy?: string) {
   return runOnStub(
     c.switchProxy({
       env: 'staging',
@@ -100,6 +103,7 @@ function runSwitch(conf = newConf, tries = 4, address?: string) {
       token: 't1',
       tries,
       ...(address ? { address } : {}),
+      ...(proxy ? { proxy } : {}),
     }),
   );
 }
@@ -133,6 +137,29 @@ describe('the switch script in a real shell', () => {
     const r = runSwitch(newConf, 4, '10.0.0.3');
     expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
     expect(r.stdout).toContain('switched to 10.0.0.3:8000');
+  });
+
+  it('takes the proxy prepare found, without asking docker which one runs', () => {
+    writeFileSync(path.join(stub, 'reload-takes'), '');
+    const r = runSwitch(newConf, 4, '10.0.0.3', 'proxy1');
+    expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
+    expect(existsSync(path.join(stub, 'ps-calls'))).toBe(false);
+    expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(newConf);
+  });
+
+  it('a proxy prepare found that has gone since: switches through the one running now', () => {
+    writeFileSync(path.join(stub, 'reload-takes'), '');
+    const r = runSwitch(newConf, 4, '10.0.0.3', 'gone1');
+    expect(r.status, r.stderr).toBe(EXIT.proxy.ok);
+    expect(readFileSync(path.join(stub, 'ps-calls'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(readFileSync(path.join(stub, 'loaded'), 'utf8')).toBe(newConf);
+  });
+
+  it('a proxy prepare found that has gone, and none runs: exit 3, the new file in place for the deploy to start one on', () => {
+    rmSync(path.join(stub, 'proxy-up'));
+    const r = runSwitch(newConf, 4, '10.0.0.3', 'gone1');
+    expect(r.status).toBe(EXIT.proxy.notRunning);
+    expect(readFileSync(file(), 'utf8')).toBe(newConf);
   });
 
   it('succeeds only once requests through the proxy reach the new container', () => {
