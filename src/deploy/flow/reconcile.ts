@@ -48,8 +48,9 @@ export async function prepare(run: Run): Promise<Live | undefined> {
   run.checkInterrupt();
   // The proxy's container first: the health probes run in it, or in a one-off of its image.
   // Looked for while the files are written: every round trip costs more while the VM serves load.
+  // What the edge says needs only the environment's .env (APP_DOMAIN): asked as soon as it is read.
   const [, proxy] = await together([
-    writeFiles(run),
+    writeFiles(run, () => readEdge(run)),
     run.must(proxyRunning(run.env), 'cannot look for the proxy'),
   ]);
   run.proxyId = proxy.stdout.trim().split('\n')[0] || undefined;
@@ -59,11 +60,10 @@ export async function prepare(run: Run): Promise<Live | undefined> {
       'docker compose could not create the proxy',
       TIMEOUT_MS.compose,
     );
-  // What serves, what else runs, and what the edge says: independent reads, at once.
+  // What serves and what else runs: independent reads, at once.
   const [serving, listed] = await together([
     liveContainer(run),
     run.must(listAppContainers(run.env), 'cannot list containers'),
-    readEdge(run),
   ]);
   let live = serving;
   let leftovers = leftoverContainers(listed.stdout, live);
@@ -102,8 +102,11 @@ export async function prepare(run: Run): Promise<Live | undefined> {
   return live;
 }
 
-/** The compose file, nginx.conf, a first app.env and .env; the shared network; the app's tuning from .env. */
-async function writeFiles(run: Run): Promise<void> {
+/**
+ * The compose file, nginx.conf, a first app.env and .env; the shared network; the app's tuning
+ * from .env, then `tuned` (which needs it).
+ */
+async function writeFiles(run: Run, tuned: () => Promise<void>): Promise<void> {
   const { paths: p, deps } = run;
   await run.must(makeEnvDirs(p.dir, p.proxyDir), `cannot create ${p.dir}`);
   await together([
@@ -112,6 +115,7 @@ async function writeFiles(run: Run): Promise<void> {
     run.must(ensureNetwork(run.cfg.network), `cannot create the docker network ${run.cfg.network}`),
     settingsFiles(run).then(async () => {
       run.tuning = parseTuning((await run.must(readTuning(p.env), 'cannot read .env')).stdout);
+      await tuned();
     }),
   ]);
 }
