@@ -17,29 +17,21 @@ import {
   resetEnv,
   testPorts,
   vmReady,
-  writeVmFile,
   type CliResult,
   type EnvName,
 } from '../test/deploy/e2e/harness.js';
-import { startPoller, type Poller, type PollResult } from '../test/deploy/e2e/poller.js';
+import type { Poller, PollResult } from '../test/deploy/e2e/poller.js';
+import { benchDomain, loadOn, useDomain } from './vm-load.js';
 import { startVmEdge, type VmEdge } from '../test/deploy/e2e/vm-edge.js';
 import { sleep } from '../src/deploy/time.js';
 
 const env = (process.env.BENCH_ENV ?? 'testing') as EnvName;
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const viaEdge = (process.env.BENCH_VIA ?? 'edge') !== 'port';
-const domain = `${env}.berth.test`;
+const domain = benchDomain(env);
 let edge: VmEdge | undefined;
 
-function poll(loops: number): Poller {
-  if (!edge) return startPoller(`http://127.0.0.1:${testPorts[env]}/health`, loops);
-  return startPoller(
-    `https://127.0.0.1:${edge.httpsPort}/health`,
-    loops,
-    { host: domain },
-    { servername: domain, ca: edge.root },
-  );
-}
+const poll = (loops: number): Poller => loadOn(env, loops, edge);
 const settleMs = 1000;
 
 interface Row {
@@ -148,11 +140,7 @@ async function run(): Promise<void> {
   await resetEnv(env);
   if (viaEdge) {
     edge = await startVmEdge();
-    writeVmFile(
-      env,
-      '.env',
-      `APP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\nAPP_DOMAIN=${domain}\n`,
-    );
+    useDomain(env);
   }
   try {
     await measureAll();

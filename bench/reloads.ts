@@ -15,10 +15,9 @@ import {
   resetEnv,
   testPorts,
   vmReady,
-  writeVmFile,
   type EnvName,
 } from '../test/deploy/e2e/harness.js';
-import { startPoller, type Poller } from '../test/deploy/e2e/poller.js';
+import { benchDomain, loadOn, useDomain } from './vm-load.js';
 import { startVmEdge, type VmEdge } from '../test/deploy/e2e/vm-edge.js';
 
 const env = (process.env.BENCH_ENV ?? 'testing') as EnvName;
@@ -26,30 +25,15 @@ const switches = Number(process.env.BENCH_SWITCHES ?? 10);
 const runs = Number(process.env.BENCH_RUNS ?? 1);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const viaEdge = process.env.BENCH_VIA === 'edge';
-const domain = `${env}.berth.test`;
-
-function poll(edge: VmEdge | undefined): Poller {
-  if (!edge) return startPoller(`http://127.0.0.1:${testPorts[env]}/health`, concurrency);
-  return startPoller(
-    `https://127.0.0.1:${edge.httpsPort}/health`,
-    concurrency,
-    { host: domain },
-    { servername: domain, ca: edge.root },
-  );
-}
+const domain = benchDomain(env);
 
 async function oneRun(run: number, edge: VmEdge | undefined): Promise<number> {
   await resetEnv(env);
-  if (edge)
-    writeVmFile(
-      env,
-      '.env',
-      `APP_PORT=${testPorts[env]}\nAPP_BIND=127.0.0.1\nAPP_DOMAIN=${domain}\n`,
-    );
+  if (edge) useDomain(env);
   const first = await deploy(env, images.v1);
   if (first.code !== 0) throw new Error(`setting up: first deploy failed\n${first.output}`);
   if (edge) await edge.waitForCertificate(domain);
-  const poller = poll(edge);
+  const poller = loadOn(env, concurrency, edge);
   const begun = performance.now();
   const walls: string[] = [];
   for (let i = 0; i < switches; i++) {
