@@ -83,7 +83,7 @@ function printRows(rows: Row[]): void {
     const overlap = Math.min(ms('record'), ms('stop old container'));
     const total = steps.reduce((sum, step) => sum + step.ms, 0) - overlap;
     console.log(
-      `\n${scenario}: steps (process wall ${s(wallMs)}, of it ${s(wallMs - total)} outside the steps: npm and node starting the tool (and bundling it when src/ changed), and its exit)`,
+      `\n${scenario}: steps (process wall ${s(wallMs)}, of it ${s(wallMs - total)} outside the steps: node starting the tool (and bundling it when src/ changed), and its exit)`,
     );
     for (const step of steps)
       console.log(
