@@ -185,13 +185,43 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
     expect(readFileSync(exporter?.logFile ?? '', 'utf8')).not.toContain(monitorPassword);
   });
 
-  it("berth_monitor reads none of the app's tables and can create nothing", async () => {
+  /** Sessions of berth_monitor in the cluster, as its owner sees them. */
+  async function monitorSessions(): Promise<number> {
+    const owner = new pg.Client({ connectionString: cluster.url });
+    await owner.connect();
+    try {
+      const r = await owner.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'berth_monitor'",
+      );
+      return r.rows[0]?.n ?? 0;
+    } finally {
+      await owner.end();
+    }
+  }
+
+  // With the exporter stopped and its sessions gone: it holds 2 of the role's 3 connections, and
+  // a slow machine can still count one it is closing, so the role's own limit would refuse this
+  // test's sessions at random while it runs.
+  it("berth_monitor reads none of the app's tables, can create nothing and holds at most 3 connections", async () => {
+    await stopProcess(exporter);
+    await waitFor(
+      "the exporter's sessions to end",
+      async () => ((await monitorSessions()) === 0 ? true : undefined),
+      10_000,
+      50,
+    );
     const url = new URL(cluster.url);
     url.username = 'berth_monitor';
     url.password = monitorPassword;
-    const monitor = new pg.Client({ connectionString: url.toString() });
-    await monitor.connect();
+    const monitors = [0, 1, 2].map(() => new pg.Client({ connectionString: url.toString() }));
     try {
+      for (const client of monitors) await client.connect();
+      const [monitor] = monitors as [pg.Client];
+      // The limit that keeps a stuck exporter from taking the app's connections.
+      const fourth = new pg.Client({ connectionString: url.toString() });
+      await expect(fourth.connect()).rejects.toThrow(
+        /too many connections for role "berth_monitor"/,
+      );
       await expect(monitor.query('SELECT * FROM orders')).rejects.toThrow(/permission denied/);
       await expect(monitor.query('CREATE TABLE t (x int)')).rejects.toThrow(/permission denied/);
       await expect(monitor.query("INSERT INTO orders VALUES ('o2')")).rejects.toThrow(
@@ -211,7 +241,9 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
       await other.end();
       expect(seen.rows.map((r) => r.query)).toEqual(["SELECT 'berth-marker'"]);
     } finally {
-      await monitor.end();
+      await Promise.all(monitors.map((client) => client.end().catch(() => undefined)));
+      // The next test stops the database under a running exporter.
+      await start(cluster.port);
     }
   });
 
