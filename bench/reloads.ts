@@ -4,8 +4,9 @@
 // while BENCH_CONCURRENCY keep-alive GET loops (default 8) hit its public port (or, with
 // BENCH_VIA=edge, its domain through the HTTPS edge), then prints each switch's wall time and the
 // requests that failed, each with the connection it was on and when. Made to chase the rare
-// `socket hang up` on new connections at nginx's reload (docs/deploy.md, "Measured"): BENCH_RUNS
-// repeats the whole (a fresh environment each time), since the failure comes and goes.
+// `socket hang up` at nginx's reload, which turned out to be the load client's misreading of an
+// idle keep-alive close (docs/deploy.md, "Measured"): BENCH_RUNS repeats the whole (a fresh
+// environment each time), since a rare loss comes and goes.
 // Needs the test VM: scripts/test-env/setup.sh (as root).
 import {
   deploy,
