@@ -16,6 +16,7 @@ import {
   type EdgeSettings,
   type EdgeSite,
 } from '../../src/edge/caddy.js';
+import { watchReuse } from '../helpers/keep-alive.js';
 import { freePort } from '../helpers/net.js';
 import { loadTestEnv, requirePart, requireTool } from '../helpers/real-tools.js';
 
@@ -387,10 +388,11 @@ export function httpsGet(
         );
       },
     );
-    // Node's own advice for keep-alive agents: `reusedSocket` says the request went out on a
-    // kept-alive connection, which the server may have closed as idle at the same moment.
+    // Whether the request went out on a kept-alive connection, which the server may have closed
+    // as idle at the same moment.
+    const reused = watchReuse(req);
     req.on('error', (err: NodeJS.ErrnoException) =>
-      reject(Object.assign(err, { reusedSocket: req.reusedSocket })),
+      reject(Object.assign(err, { reusedSocket: reused() })),
     );
     req.end();
   });

@@ -10,12 +10,12 @@
 // They are counted separately; everything else (refused connections, resets on fresh
 // connections, timeouts, non-200 answers) is a failure.
 //
-// Whether a connection was reused is the poller's own record, not `request.reusedSocket`: Node
-// leaves that false for a request that waited in the agent's queue and was then handed a socket
-// another request had just freed, so a reset there read as a new connection lost (the "open
-// problem" of earlier stops at nginx's reload: the socket had carried hundreds of answers).
+// Whether a connection was reused is the client's own record (watchReuse), not Node's
+// `request.reusedSocket`, which misses a request that waited in the agent's queue: a reset there
+// once read as a new connection lost (the "open problem" of earlier stops at nginx's reload).
 import http from 'node:http';
 import https from 'node:https';
+import { watchReuse } from '../../helpers/keep-alive.js';
 
 export interface PollResult {
   sent: number;
@@ -55,9 +55,6 @@ export interface Answer {
 
 export class StaleConnection extends Error {}
 
-/** Connections that have carried an answer: a request sent on one of them again reuses it. */
-const answeredOn = new WeakSet<object>();
-
 /**
  * One GET through `agent`. Rejects with StaleConnection when a connection that had already
  * carried an answer is reset before any byte of this one's: the race a client sends again.
@@ -69,28 +66,26 @@ export function getOnce(
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    let reused = false;
     const get = url.startsWith('https:') ? https.get : http.get;
     const req = get(url, { agent, headers, timeout: 5000 }, (res) => {
       answered = true;
-      answeredOn.add(res.socket);
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
-    req.on('socket', (socket) => (reused = answeredOn.has(socket)));
+    const reused = watchReuse(req);
     req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const stale = reused && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      const stale = reused() && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
       if (stale) reject(new StaleConnection(err.message));
       // Which connection failed, and how far the exchange got: what tells a closed keep-alive
       // race from a refused or dropped new connection when a failure is read back.
       else
         reject(
           new Error(
-            `${err.message} (${reused ? 'kept-alive' : 'new'} connection${answered ? ', answer begun' : ''})`,
+            `${err.message} (${reused() ? 'kept-alive' : 'new'} connection${answered ? ', answer begun' : ''})`,
           ),
         );
     });
