@@ -199,9 +199,8 @@ describe.skipIf(!hasPostgres || !hasExporter)('postgres_exporter with the compos
     }
   }
 
-  // With the exporter stopped and its sessions gone: it holds 2 of the role's 3 connections, and
-  // a slow machine can still count one it is closing, so the role's own limit would refuse this
-  // test's sessions at random while it runs.
+  // With the exporter stopped and its sessions gone: it holds 2 of the role's 3 connections (a CI
+  // run once counted a third), so while it runs the role's own limit can refuse this test's.
   it("berth_monitor reads none of the app's tables, can create nothing and holds at most 3 connections", async () => {
     await stopProcess(exporter);
     await waitFor(
