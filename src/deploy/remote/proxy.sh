@@ -86,10 +86,10 @@ switch_to() {
 # headers for an answer other than 2xx/3xx, so only those count. Three processes a request
 # (timeout, wget, one sed): on a busy VM each process started costs milliseconds the switch waits
 # for (`timeout`, not wget's -T: Debian's busybox wget, the test proxy's, crashes on -T). One exec
-# instead of one per request plus a read of the access log: each docker call costs a round trip to dockerd, several
-# times more while the VM serves load. A reload takes effect a moment after `nginx -s reload`
-# returns, so the first requests may still meet the old workers (or, before the first reload of
-# this nginx.conf, no check port yet).
+# instead of one per request plus a read of the access log: each docker call costs a round trip
+# to dockerd, several times more while the VM serves load. A reload takes effect a moment after
+# `nginx -s reload` returns, so the first requests may still meet the old workers (or, before the
+# first reload of this nginx.conf, no check port yet).
 # shellcheck disable=SC2016 # expanded by the sh in the proxy, not here
 IN_PROXY_SWITCH='
 want=$1 url=$2 tries=$3 id=$4
